@@ -1,0 +1,1 @@
+"""Benchmarks: metrics, strategy comparison, performance."""

@@ -1,0 +1,171 @@
+"""Strategy combinations vs continuity and looping metrics on the analytic backbone (the main job).
+
+    python -m benchmarks.compare --out out/compare
+
+Every combination samples the same number of long videos from `GaussianVideoPrior` with DDIM; the
+reference row applies the same metrics to true videos of the process cut at the same clip starts.
+Writes `compare.csv` and `compare.png` to --out and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from diffusers import DDIMScheduler
+
+from benchmarks import metrics
+from benchmarks.files import atomic_path
+from models import GaussianVideoPrior
+from samplers import LongVideoSampler
+from samplers.registry import parse_strategies
+
+DEFAULT_COMBINATIONS = ("independent", "fnr", "fnr,pns:4", "fnr,pns:4,dsg:0.4", "dsg:0.4")
+METRICS = ("seam_jump_ratio", "mirror_correlation", "repetition", "autocorrelation_error", "frechet_distance")
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    samples: int = 256  # B: independent long videos per combination
+    frame_shape: tuple[int, int, int] = (4, 8, 8)  # (C, H, W) of a latent frame
+    num_frames: int = 16  # N: frames per clip
+    prompt_frames: int = 4  # M
+    num_clips: int = 4  # K
+    steps: int = 50  # T: DDIM steps
+    lengthscale: float = 3.0  # of the prior's kernel, in frames
+    window: int = 8  # frames per seam window for the Fréchet distance
+    seed: int = 0
+
+    @property
+    def clip_shape(self) -> tuple[int, ...]:
+        c, h, w = self.frame_shape
+        return (self.samples, c, self.num_frames, h, w)
+
+
+def evaluate(video: torch.Tensor, clip_starts: list[int], config: CompareConfig, prior, reference) -> dict:
+    """All metrics of one long video; `reference` is a true video of the process of the same length."""
+    length = video.shape[2]
+    true_acf = prior.autocorrelation(np.arange(length))
+    return {
+        "seam_jump_ratio": metrics.seam_jump_ratio(video, clip_starts),
+        "mirror_correlation": metrics.mirror_correlation(video, clip_starts, skip=config.prompt_frames),
+        "repetition": metrics.repetition(video, min_lag=config.num_frames, reference=true_acf),
+        "autocorrelation_error": metrics.autocorrelation_error(video, true_acf),
+        "frechet_distance": metrics.frechet_distance(video, clip_starts, reference, window=config.window),
+    }
+
+
+def run(
+    config: CompareConfig, combinations=DEFAULT_COMBINATIONS, progress: bool = False
+) -> list[dict[str, Any]]:
+    """One row per combination plus the reference process; every combination uses the same seed."""
+    parsed = {name: parse_strategies(name) for name in combinations}  # validate all before any work
+    prior = GaussianVideoPrior(config.num_frames, config.frame_shape, config.lengthscale)
+    scheduler = DDIMScheduler(clip_sample=False)
+    length = config.num_frames * config.num_clips
+    starts = [i * config.num_frames for i in range(config.num_clips)]
+    reference = prior.sample_long(length, config.samples, torch.Generator().manual_seed(config.seed + 1))
+    rows = [
+        {
+            "strategies": "reference process",
+            "seconds": 0.0,
+            **evaluate(reference, starts, config, prior, _independent_reference(prior, config)),
+        }
+    ]
+    for name, strategies in parsed.items():
+        sampler = LongVideoSampler(strategies, prompt_frames=config.prompt_frames, progress=progress)
+        began = time.perf_counter()
+        video = sampler.sample(
+            prior.denoiser(scheduler),
+            scheduler,
+            config.clip_shape,
+            config.num_clips,
+            config.steps,
+            generator=torch.Generator().manual_seed(config.seed),
+        )
+        seconds = time.perf_counter() - began
+        rows.append(
+            {
+                "strategies": name,
+                "seconds": seconds,
+                **evaluate(video.latents, video.clip_starts, config, prior, reference),
+            }
+        )
+    return rows
+
+
+def _independent_reference(prior: GaussianVideoPrior, config: CompareConfig) -> torch.Tensor:
+    """A second, independent draw of the process: the Fréchet reference for the reference row itself."""
+    return prior.sample_long(
+        config.num_frames * config.num_clips, config.samples, torch.Generator().manual_seed(config.seed + 2)
+    )
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    header = f"{'strategies':<22}" + "".join(f"{m:>23}" for m in METRICS) + f"{'seconds':>9}"
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        cells = "".join(f"{row[m]:>23.4f}" for m in METRICS)
+        lines.append(f"{row['strategies']:<22}{cells}{row['seconds']:>9.2f}")
+    return "\n".join(lines)
+
+
+def write_csv(rows: list[dict[str, Any]], path) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["strategies", *METRICS, "seconds"])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def plot(rows: list[dict[str, Any]], path, title: str) -> None:
+    """One panel per metric: a bar per combination, the reference process as a dashed line."""
+    reference, combos = rows[0], rows[1:]
+    fig, axes = plt.subplots(1, len(METRICS), figsize=(4 * len(METRICS), 4.2))
+    for ax, metric in zip(axes, METRICS, strict=True):
+        ax.bar(range(len(combos)), [r[metric] for r in combos], color="tab:blue")
+        ax.axhline(reference[metric], color="black", linestyle="--", label="reference process")
+        ax.set_xticks(range(len(combos)), [r["strategies"] for r in combos], rotation=45, ha="right")
+        ax.set_title(metric)
+    axes[0].legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+def main(argv=None) -> None:
+    defaults = CompareConfig()
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--out", default="out/compare", help="folder for compare.csv and compare.png")
+    parser.add_argument(
+        "--combinations",
+        default=";".join(DEFAULT_COMBINATIONS),
+        help="';'-separated strategy lists, each like 'fnr,pns:4,dsg:0.4'",
+    )
+    for field in ("samples", "num_clips", "steps", "seed"):
+        parser.add_argument(f"--{field.replace('_', '-')}", type=int, default=getattr(defaults, field))
+    parser.add_argument("--progress", action="store_true", help="show tqdm progress bars")
+    args = parser.parse_args(argv)
+    config = CompareConfig(samples=args.samples, num_clips=args.num_clips, steps=args.steps, seed=args.seed)
+    rows = run(config, [c.strip() for c in args.combinations.split(";") if c.strip()], args.progress)
+    print(format_table(rows))
+    write_csv(rows, f"{args.out}/compare.csv")
+    title = ", ".join(f"{k}={v}" for k, v in asdict(config).items())
+    plot(rows, f"{args.out}/compare.png", f"Gaussian-process backbone, DDIM: {title}")
+    print(f"wrote {args.out}/compare.csv and {args.out}/compare.png")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""The three contracts between the sampler, the strategies and a backbone.
+
+`samplers` never imports a model: a backbone is anything that satisfies `VideoDenoiser`, a strategy is
+anything that satisfies `NoiseInitializer` or `LatentGuidance`. The contexts handed to strategies are
+plain frozen dataclasses, so a strategy is a pure function of (tensor, context).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+
+
+@runtime_checkable
+class VideoDenoiser(Protocol):
+    """`denoiser(latents, timestep, **cond) -> Tensor`.
+
+    `latents` is `(B, C, F, H, W)` as scaled by the scheduler's `scale_model_input`; the result has the
+    same shape and is the model output in the scheduler's `prediction_type` (epsilon, v_prediction or
+    sample). Adapters hide everything model-specific: output unwrapping, layout, dtype, timestep
+    broadcasting and classifier-free guidance (one batched call for cond + uncond).
+    """
+
+    def __call__(self, latents: torch.Tensor, timestep: torch.Tensor, **cond: Any) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True)
+class NoiseContext:
+    """What a `NoiseInitializer` may read when it shapes the initial noise of clip `clip_index`."""
+
+    clip_index: int  # i = 0..K-1
+    prompt_frames: int  # M: frames of clip i that continue clip i-1
+    previous_noise: torch.Tensor | None  # zT[i-1], unit variance, (B, C, N, H, W); None for clip 0
+    generator: torch.Generator  # the only source of fresh randomness
+
+
+@runtime_checkable
+class NoiseInitializer(Protocol):
+    """Turns the candidate unit-variance initial noise of a clip into the new candidate.
+
+    Initializers run in list order; the sampler draws the first candidate as fresh N(0, I) noise and
+    multiplies the final one by the scheduler's `init_noise_sigma`.
+    """
+
+    def __call__(self, noise: torch.Tensor, context: NoiseContext) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True)
+class RecordSpec:
+    """What of the current clip's trajectory a guidance needs when the next clip is sampled."""
+
+    frames: tuple[int, ...]  # frame indices of the clip to keep, in increasing order
+    steps: int  # keep the latents of steps s = 0..steps-1 (before each denoiser call)
+
+
+@dataclass(frozen=True)
+class Recording:
+    """The previous clip's recorded latents: `latents[s, :, :, k]` is frame `frames[k]` at step s."""
+
+    frames: tuple[int, ...]
+    latents: torch.Tensor  # (steps, B, C, len(frames), H, W)
+
+    def at(self, step: int, frames: tuple[int, ...]) -> torch.Tensor:
+        """Latents `(B, C, len(frames), H, W)` of the given frames before the denoiser call of `step`."""
+        index = [self.frames.index(f) for f in frames]
+        return self.latents[step][:, :, index]
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What a `LatentGuidance` may read before the denoiser call of step `step_index` of a clip."""
+
+    clip_index: int  # i
+    step_index: int  # s = 0..T-1, s = 0 the noisiest
+    num_steps: int  # T
+    timestep: torch.Tensor  # the scheduler's timestep of step s
+    prompt_frames: int  # M
+    num_frames: int  # N
+    previous: Recording | None  # the previous clip's recording (None for clip 0)
+
+
+@runtime_checkable
+class LatentGuidance(Protocol):
+    """Intervenes on the latents `z_s` of a clip before each denoiser call.
+
+    `record_spec` declares what of the current clip must be kept for the next one; the sampler records
+    the union over all guidances and nothing else (memory O(M * T), not O(N * T)).
+    """
+
+    def record_spec(self, num_frames: int, prompt_frames: int, num_steps: int) -> RecordSpec: ...
+
+    def __call__(self, latents: torch.Tensor, context: StepContext) -> torch.Tensor: ...

@@ -1,0 +1,202 @@
+"""LongVideoSampler: a long video clip by clip, with composable noise initializers and guidances.
+
+Per clip i (DESIGN.md §2):
+  1. zT[i] <- initializers applied in list order to fresh N(0, I) noise (FNR, PNS, ...);
+  2. z_0 <- zT[i] * init_noise_sigma, then for each step s = 0..T-1:
+       z_s <- guidances applied in list order (DSG, ...);  record what the guidances declared;
+       z_{s+1} <- scheduler.step(denoiser(scale_model_input(z_s), t_s), t_s, z_s);
+  3. stream the finished clip out (`on_clip`), keep zT[i] and the recording for clip i+1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from .protocols import LatentGuidance, NoiseContext, NoiseInitializer, Recording, RecordSpec, StepContext
+from .schedulers import check_scheduler, step_kwargs, warn_if_guidance_inexact
+from .validation import check_int
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One finished clip, as streamed to `on_clip`."""
+
+    index: int  # i
+    start: int  # frame index of its first kept frame in the long video
+    latents: torch.Tensor  # (B, C, n, H, W): the kept frames (n = N, or N - M when prompt frames are dropped)
+    initial_noise: torch.Tensor  # zT[i], unit variance, (B, C, N, H, W)
+
+
+@dataclass(frozen=True)
+class LongVideo:
+    """The sampler's result."""
+
+    latents: torch.Tensor | None  # (B, C, L, H, W); None when sampled with return_latents=False
+    clip_starts: list[int]  # frame index where each clip begins in `latents`
+
+
+def _split_strategies(strategies: Sequence[Any]) -> tuple[list[NoiseInitializer], list[LatentGuidance]]:
+    """Guidances are recognised by `record_spec`; any other callable is a noise initializer."""
+    initializers, guidances = [], []
+    for k, strategy in enumerate(strategies):
+        if isinstance(strategy, LatentGuidance):
+            guidances.append(strategy)
+        elif isinstance(strategy, NoiseInitializer):
+            initializers.append(strategy)
+        else:
+            raise TypeError(
+                f"strategies[{k}] must be a NoiseInitializer or a LatentGuidance; got {strategy!r}"
+            )
+    return initializers, guidances
+
+
+def _merge_specs(specs: list[RecordSpec]) -> RecordSpec:
+    """The union of what every guidance asked to keep."""
+    frames = tuple(sorted({f for spec in specs for f in spec.frames}))
+    return RecordSpec(frames=frames, steps=max((spec.steps for spec in specs), default=0))
+
+
+class LongVideoSampler:
+    """`LongVideoSampler([FNR(), PNS(alpha=4), DSG(beta=0.4)])` is the paper's VidRD sampler."""
+
+    def __init__(
+        self,
+        strategies: Sequence[Any] = (),
+        prompt_frames: int = 4,
+        drop_prompt_frames: bool = False,
+        progress: bool = True,
+    ) -> None:
+        self.prompt_frames = check_int("prompt_frames", prompt_frames, 1)
+        self.initializers, self.guidances = _split_strategies(strategies)
+        self.drop_prompt_frames = drop_prompt_frames  # False keeps all N frames of every clip (the paper)
+        self.progress = progress
+
+    def __repr__(self) -> str:
+        names = ", ".join(repr(s) for s in (*self.initializers, *self.guidances))
+        return f"LongVideoSampler([{names}], prompt_frames={self.prompt_frames})"
+
+    def sample(
+        self,
+        denoiser: Callable[..., torch.Tensor],
+        scheduler: Any,
+        clip_shape: Sequence[int],
+        num_clips: int,
+        num_inference_steps: int = 50,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+        on_clip: Callable[[Clip], None] | None = None,
+        return_latents: bool = True,
+        **cond: Any,
+    ) -> LongVideo:
+        """Sample `num_clips` clips of shape `clip_shape` = (B, C, N, H, W); `cond` goes to the denoiser."""
+        clip_shape = self._validate(
+            denoiser, scheduler, clip_shape, num_clips, num_inference_steps, generator
+        )
+        warn_if_guidance_inexact(scheduler, [type(g).__name__ for g in self.guidances])
+        device = torch.device(device) if device is not None else generator.device
+        run = _ClipRun(self, denoiser, scheduler, num_inference_steps, generator, cond)
+        kept, starts, start = [], [], 0
+        noise, recording = None, None
+        with tqdm(total=num_clips * num_inference_steps, disable=not self.progress, desc="clips") as bar:
+            for i in range(num_clips):
+                noise = self._initial_noise(i, noise, clip_shape, generator, dtype, device)
+                latents, recording = run.denoise(i, noise, recording, bar)
+                if self.drop_prompt_frames and i > 0:
+                    latents = latents[:, :, self.prompt_frames :]
+                if on_clip is not None:
+                    on_clip(Clip(index=i, start=start, latents=latents, initial_noise=noise))
+                if return_latents:
+                    kept.append(latents)
+                starts.append(start)
+                start += latents.shape[2]
+        return LongVideo(latents=torch.cat(kept, dim=2) if return_latents else None, clip_starts=starts)
+
+    def _validate(self, denoiser, scheduler, clip_shape, num_clips, num_inference_steps, generator):
+        """Every check that can be made before any work; returns clip_shape as a tuple."""
+        if not callable(denoiser):
+            raise TypeError(f"denoiser must be callable (a VideoDenoiser); got {type(denoiser).__name__}")
+        check_scheduler(scheduler)
+        if not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator (no global RNG); got {generator!r}")
+        shape = tuple(clip_shape) if isinstance(clip_shape, (tuple, list, torch.Size)) else ()
+        if len(shape) != 5 or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape
+        ):
+            raise ValueError(f"clip_shape must be 5 positive ints (B, C, N, H, W); got {clip_shape!r}")
+        num_frames = shape[2]
+        if not self.prompt_frames < num_frames:
+            raise ValueError(
+                f"prompt_frames must be in [1, N-1] = [1, {num_frames - 1}] for clips of N={num_frames} "
+                f"frames; got {self.prompt_frames}"
+            )
+        check_int("num_clips", num_clips, 1)
+        check_int("num_inference_steps", num_inference_steps, 1)
+        return shape
+
+    def _initial_noise(self, i, previous, shape, generator, dtype, device) -> torch.Tensor:
+        """zT[i]: fresh N(0, I) noise transformed by the initializers in list order."""
+        noise = torch.randn(shape, generator=generator, dtype=dtype, device=generator.device).to(device)
+        context = NoiseContext(
+            clip_index=i, prompt_frames=self.prompt_frames, previous_noise=previous, generator=generator
+        )
+        for initializer in self.initializers:
+            noise = initializer(noise, context)
+        return noise
+
+
+class _ClipRun:
+    """The denoising loop of one clip, with what is fixed across clips precomputed once."""
+
+    def __init__(self, sampler, denoiser, scheduler, num_inference_steps, generator, cond) -> None:
+        self.sampler, self.denoiser, self.scheduler, self.cond = sampler, denoiser, scheduler, cond
+        self.num_inference_steps = num_inference_steps
+        self.step_kwargs = step_kwargs(scheduler, generator)
+        self.spec: RecordSpec | None = None  # known once N and T are known (first clip)
+
+    def denoise(self, i, noise, previous, bar) -> tuple[torch.Tensor, Recording | None]:
+        """Denoise clip i from its initial noise; return its latents and what the guidances recorded."""
+        scheduler, sampler = self.scheduler, self.sampler
+        scheduler.set_timesteps(self.num_inference_steps, device=noise.device)  # also resets solver state
+        timesteps = scheduler.timesteps
+        num_frames, num_steps = noise.shape[2], len(timesteps)
+        spec = self._record_spec(num_frames, num_steps)
+        record = noise.new_empty((spec.steps, *noise.shape[:2], len(spec.frames), *noise.shape[3:]))
+        frames = torch.tensor(spec.frames, dtype=torch.long, device=noise.device)
+        latents = noise * scheduler.init_noise_sigma
+        for s, t in enumerate(timesteps):
+            context = StepContext(i, s, num_steps, t, sampler.prompt_frames, num_frames, previous)
+            for guidance in sampler.guidances:
+                latents = guidance(latents, context)
+            if s < spec.steps:
+                record[s] = latents.index_select(2, frames)
+            model_input = scheduler.scale_model_input(latents, t)
+            output = self._call_denoiser(model_input, t, i, s)
+            latents = scheduler.step(output, t, latents, **self.step_kwargs).prev_sample
+            bar.update(1)
+        return latents, Recording(frames=spec.frames, latents=record) if spec.steps else None
+
+    def _record_spec(self, num_frames: int, num_steps: int) -> RecordSpec:
+        if self.spec is None:
+            m = self.sampler.prompt_frames
+            self.spec = _merge_specs(
+                [g.record_spec(num_frames, m, num_steps) for g in self.sampler.guidances]
+            )
+        return self.spec
+
+    def _call_denoiser(self, model_input, t, i, s) -> torch.Tensor:
+        output = self.denoiser(model_input, t, **self.cond)
+        if not isinstance(output, torch.Tensor) or output.shape != model_input.shape:
+            got = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+            raise ValueError(
+                f"denoiser must return a tensor of the latents' shape {tuple(model_input.shape)}; "
+                f"got {got} (clip {i}, step {s})"
+            )
+        if not torch.isfinite(output.sum()):  # NaN/inf anywhere make the sum non-finite; one cheap pass
+            raise ValueError(f"denoiser returned non-finite values (NaN or inf) at clip {i}, step {s}")
+        return output

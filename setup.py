@@ -1,0 +1,31 @@
+"""Reuse & Diffuse kit: long videos from short-clip video latent-diffusion models (VidRD strategies)."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+setup(
+    name="reuse-diffuse-kit",
+    version="0.1.0",
+    description="Composable long-video sampling strategies (FNR, PNS, DSG) for any video LDM",
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["samplers*", "models*", "benchmarks*"]),
+    install_requires=[
+        "torch>=2.1,<3",  # the CPU build 2.13.0 satisfies it: install that first on CPU machines
+        "diffusers>=0.30",
+        "numpy>=1.24",
+        "scipy>=1.10",
+        "einops>=0.7",
+        "matplotlib>=3.7",
+        "tqdm>=4.60",
+    ],
+    extras_require={"dev": ["pytest>=7", "hypothesis>=6.80", "ruff>=0.5"]},
+    entry_points={
+        "console_scripts": [
+            "vidrd-compare=benchmarks.compare:main",
+            "vidrd-perf=benchmarks.perf:main",
+        ]
+    },
+)

@@ -1,0 +1,86 @@
+"""The main job and its plumbing: strategy strings, atomic files, the comparison table."""
+
+import csv
+
+import pytest
+
+from benchmarks.compare import METRICS, CompareConfig, main, run
+from benchmarks.files import atomic_path
+from samplers import DSG, FNR, PNS, IndependentNoise
+from samplers.registry import describe, parse_strategies
+
+
+def test_parse_and_describe_strategies():
+    assert parse_strategies("fnr,pns:4,dsg:0.4") == [FNR(), PNS(alpha=4.0), DSG(beta=0.4)]
+    assert parse_strategies(" independent ") == [IndependentNoise()]
+    assert parse_strategies("") == []
+    assert describe([FNR(), PNS(alpha=4.0), DSG(beta=0.4)]) == "fnr,pns:4,dsg:0.4"
+    assert describe([]) == "independent"
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("fnr,xyz", r"strategy must be one of .*got 'xyz'"),
+        ("pns:-1", "alpha must be in"),
+        ("fnr:2", "'fnr:2'"),
+    ],
+)
+def test_bad_strategy_strings(text, match):
+    with pytest.raises(ValueError, match=match):
+        parse_strategies(text)
+
+
+def test_atomic_path_keeps_the_old_file_on_failure(tmp_path):
+    target = tmp_path / "result.csv"
+    target.write_text("good")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("midway")
+    assert target.read_text() == "good" and list(tmp_path.iterdir()) == [target]
+    with atomic_path(target) as tmp:
+        tmp.write_text("new")
+    assert target.read_text() == "new"
+
+
+TINY = CompareConfig(samples=8, frame_shape=(2, 4, 4), num_frames=8, prompt_frames=2, num_clips=3, steps=8)
+
+
+def test_comparison_rows_show_the_cut_and_the_duplicate():
+    rows = run(TINY, ["independent", "fnr"])
+    assert [r["strategies"] for r in rows] == ["reference process", "independent", "fnr"]
+    by_name = {r["strategies"]: r for r in rows}
+    # FNR alone on the exact backbone is an exact palindrome (DESIGN.md §4): the seam frame is duplicated
+    # (ratio 0) and the mirror correlation is 1; independent clips meet at a cut (ratio well above 1).
+    assert by_name["fnr"]["seam_jump_ratio"] < 1e-12
+    assert by_name["fnr"]["mirror_correlation"] == pytest.approx(1.0, abs=1e-12)
+    assert by_name["independent"]["seam_jump_ratio"] > 3
+
+
+def test_main_writes_csv_and_png(tmp_path, capsys):
+    main(
+        [
+            "--out",
+            str(tmp_path),
+            "--samples",
+            "4",
+            "--num-clips",
+            "2",
+            "--steps",
+            "5",
+            "--combinations",
+            "fnr",
+        ]
+    )
+    with open(tmp_path / "compare.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["strategies"] for r in rows] == ["reference process", "fnr"]
+    assert set(METRICS) <= set(rows[0])
+    assert (tmp_path / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "seam_jump_ratio" in capsys.readouterr().out
+
+
+def test_bad_combination_fails_before_sampling(tmp_path):
+    with pytest.raises(ValueError, match="strategy must be one of"):
+        main(["--out", str(tmp_path), "--combinations", "fnr;bogus"])
+    assert not any(tmp_path.iterdir())
