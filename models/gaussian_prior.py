@@ -148,11 +148,19 @@ class ExactDenoiser:
         return torch.einsum("fg,bcghw->bcfhw", matrix, latents)
 
     def _scheduler_sigma(self, t: float) -> float | None:
+        """The scheduler's sigma of the step being denoised: at its `step_index` when that step's timestep
+        is `t` (timesteps can repeat, e.g. rounded Karras schedules), else at the first step with `t`."""
         sigmas, timesteps = (
             getattr(self.scheduler, "sigmas", None),
             getattr(self.scheduler, "timesteps", None),
         )
         if sigmas is None or timesteps is None:
             return None
-        match = (torch.as_tensor(timesteps, dtype=torch.float64) == t).nonzero()
-        return float(sigmas[int(match[0, 0])]) if len(match) else None
+        timesteps = torch.as_tensor(timesteps, dtype=torch.float64)
+        index = getattr(self.scheduler, "step_index", None)
+        if index is None or index >= len(timesteps) or float(timesteps[index]) != t:
+            match = (timesteps == t).nonzero()
+            if not len(match):
+                return None
+            index = int(match[0, 0])
+        return float(sigmas[index])
