@@ -131,7 +131,10 @@ def plot(rows: list[dict[str, Any]], path, title: str) -> None:
     reference, combos = rows[0], rows[1:]
     fig, axes = plt.subplots(1, len(METRICS), figsize=(4 * len(METRICS), 4.2))
     for ax, metric in zip(axes, METRICS, strict=True):
-        ax.bar(range(len(combos)), [r[metric] for r in combos], color="tab:blue")
+        bars = ax.bar(range(len(combos)), [r[metric] for r in combos], color="tab:blue")
+        ax.bar_label(bars, fmt="%.3g", fontsize=8)
+        if metric == "seam_jump_ratio":  # spans a duplicated frame (~0) to a cut (>> 1)
+            ax.set_yscale("log")
         ax.axhline(reference[metric], color="black", linestyle="--", label="reference process")
         ax.set_xticks(range(len(combos)), [r["strategies"] for r in combos], rotation=45, ha="right")
         ax.set_title(metric)

@@ -24,12 +24,3 @@ def parse_strategies(text: str) -> list[Any]:
             raise ValueError(f"strategy {item!r} is invalid: {error}") from error
     return strategies
 
-
-def describe(strategies: list[Any]) -> str:
-    """The inverse of `parse_strategies` for the built-in strategies ("independent" for an empty list)."""
-    names = {cls: name for name, cls in STRATEGIES.items()}
-    parts = []
-    for s in strategies:
-        params = [f"{getattr(s, field):g}" for field in getattr(s, "__dataclass_fields__", {})]
-        parts.append(":".join([names.get(type(s), type(s).__name__), *params]))
-    return ",".join(parts) or "independent"
