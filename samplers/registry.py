@@ -23,4 +23,3 @@ def parse_strategies(text: str) -> list[Any]:
         except (TypeError, ValueError) as error:  # a parameterless strategy given a value, or a bad float
             raise ValueError(f"strategy {item!r} is invalid: {error}") from error
     return strategies
-

@@ -100,10 +100,15 @@ class LongVideoSampler:
         )
         warn_if_guidance_inexact(scheduler, [type(g).__name__ for g in self.guidances])
         device = torch.device(device) if device is not None else generator.device
-        run = _ClipRun(self, denoiser, scheduler, num_inference_steps, generator, cond)
+        scheduler.set_timesteps(num_inference_steps)  # T = len(timesteps); each clip sets them again
+        num_steps = len(scheduler.timesteps)
+        spec = _merge_specs(
+            [g.record_spec(clip_shape[2], self.prompt_frames, num_steps) for g in self.guidances]
+        )
+        run = _ClipRun(self, denoiser, scheduler, num_inference_steps, generator, cond, spec)
         kept, starts, start = [], [], 0
         noise, recording = None, None
-        with tqdm(total=num_clips * num_inference_steps, disable=not self.progress, desc="clips") as bar:
+        with tqdm(total=num_clips * num_steps, disable=not self.progress, desc="clips") as bar:
             for i in range(num_clips):
                 noise = self._initial_noise(i, noise, clip_shape, generator, dtype, device)
                 latents, recording = run.denoise(i, noise, recording, bar)
@@ -153,19 +158,18 @@ class LongVideoSampler:
 class _ClipRun:
     """The denoising loop of one clip, with what is fixed across clips precomputed once."""
 
-    def __init__(self, sampler, denoiser, scheduler, num_inference_steps, generator, cond) -> None:
+    def __init__(self, sampler, denoiser, scheduler, num_inference_steps, generator, cond, spec) -> None:
         self.sampler, self.denoiser, self.scheduler, self.cond = sampler, denoiser, scheduler, cond
         self.num_inference_steps = num_inference_steps
         self.step_kwargs = step_kwargs(scheduler, generator)
-        self.spec: RecordSpec | None = None  # known once N and T are known (first clip)
+        self.spec = spec  # what the guidances record of every clip
 
     def denoise(self, i, noise, previous, bar) -> tuple[torch.Tensor, Recording | None]:
         """Denoise clip i from its initial noise; return its latents and what the guidances recorded."""
         scheduler, sampler = self.scheduler, self.sampler
         scheduler.set_timesteps(self.num_inference_steps, device=noise.device)  # also resets solver state
         timesteps = scheduler.timesteps
-        num_frames, num_steps = noise.shape[2], len(timesteps)
-        spec = self._record_spec(num_frames, num_steps)
+        num_frames, num_steps, spec = noise.shape[2], len(timesteps), self.spec
         record = noise.new_empty((spec.steps, *noise.shape[:2], len(spec.frames), *noise.shape[3:]))
         frames = torch.tensor(spec.frames, dtype=torch.long, device=noise.device)
         latents = noise * scheduler.init_noise_sigma
@@ -180,14 +184,6 @@ class _ClipRun:
             latents = scheduler.step(output, t, latents, **self.step_kwargs).prev_sample
             bar.update(1)
         return latents, Recording(frames=spec.frames, latents=record) if spec.steps else None
-
-    def _record_spec(self, num_frames: int, num_steps: int) -> RecordSpec:
-        if self.spec is None:
-            m = self.sampler.prompt_frames
-            self.spec = _merge_specs(
-                [g.record_spec(num_frames, m, num_steps) for g in self.sampler.guidances]
-            )
-        return self.spec
 
     def _call_denoiser(self, model_input, t, i, s) -> torch.Tensor:
         output = self.denoiser(model_input, t, **self.cond)
