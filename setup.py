@@ -20,8 +20,13 @@ setup(
         "einops>=0.7",
         "matplotlib>=3.7",
         "tqdm>=4.60",
+        "imageio>=2.30",  # streamed MP4/GIF output
+        "imageio-ffmpeg>=0.5",  # ships its own ffmpeg binary inside the wheel
     ],
-    extras_require={"dev": ["pytest>=7", "hypothesis>=6.80", "ruff>=0.5"]},
+    extras_require={
+        "dev": ["pytest>=7", "hypothesis>=6.80", "ruff>=0.5"],
+        "clip": ["transformers>=4.30"],  # CLIP text encoders of real Stable Diffusion checkpoints
+    },
     entry_points={
         "console_scripts": [
             "vidrd-compare=benchmarks.compare:main",

@@ -92,12 +92,21 @@ class LongVideoSampler:
         device: torch.device | str | None = None,
         on_clip: Callable[[Clip], None] | None = None,
         return_latents: bool = True,
+        clip_cond: Callable[[int], dict[str, Any]] | None = None,
         **cond: Any,
     ) -> LongVideo:
-        """Sample `num_clips` clips of shape `clip_shape` = (B, C, N, H, W); `cond` goes to the denoiser."""
+        """Sample `num_clips` clips of shape `clip_shape` = (B, C, N, H, W).
+
+        `cond` goes to every denoiser call; `clip_cond(i)` adds (or overrides) keyword arguments for the
+        calls of clip i, e.g. one prompt per clip.
+        """
         clip_shape = self._validate(
             denoiser, scheduler, clip_shape, num_clips, num_inference_steps, generator
         )
+        if clip_cond is not None and not callable(clip_cond):
+            raise TypeError(
+                f"clip_cond must be a callable clip index -> dict of denoiser kwargs; got {clip_cond!r}"
+            )
         warn_if_guidance_inexact(scheduler, [type(g).__name__ for g in self.guidances])
         device = torch.device(device) if device is not None else generator.device
         scheduler.set_timesteps(num_inference_steps)  # T = len(timesteps); each clip sets them again
@@ -105,13 +114,14 @@ class LongVideoSampler:
         spec = _merge_specs(
             [g.record_spec(clip_shape[2], self.prompt_frames, num_steps) for g in self.guidances]
         )
-        run = _ClipRun(self, denoiser, scheduler, num_inference_steps, generator, cond, spec)
+        run = _ClipRun(self, denoiser, scheduler, num_inference_steps, generator, spec)
         kept, starts, start = [], [], 0
         noise, recording = None, None
         with tqdm(total=num_clips * num_steps, disable=not self.progress, desc="clips") as bar:
             for i in range(num_clips):
                 noise = self._initial_noise(i, noise, clip_shape, generator, dtype, device)
-                latents, recording = run.denoise(i, noise, recording, bar)
+                clip_kwargs = cond if clip_cond is None else {**cond, **clip_cond(i)}
+                latents, recording = run.denoise(i, noise, recording, clip_kwargs, bar)
                 if self.drop_prompt_frames and i > 0:
                     latents = latents[:, :, self.prompt_frames :]
                 if on_clip is not None:
@@ -158,13 +168,13 @@ class LongVideoSampler:
 class _ClipRun:
     """The denoising loop of one clip, with what is fixed across clips precomputed once."""
 
-    def __init__(self, sampler, denoiser, scheduler, num_inference_steps, generator, cond, spec) -> None:
-        self.sampler, self.denoiser, self.scheduler, self.cond = sampler, denoiser, scheduler, cond
+    def __init__(self, sampler, denoiser, scheduler, num_inference_steps, generator, spec) -> None:
+        self.sampler, self.denoiser, self.scheduler = sampler, denoiser, scheduler
         self.num_inference_steps = num_inference_steps
         self.step_kwargs = step_kwargs(scheduler, generator)
         self.spec = spec  # what the guidances record of every clip
 
-    def denoise(self, i, noise, previous, bar) -> tuple[torch.Tensor, Recording | None]:
+    def denoise(self, i, noise, previous, cond, bar) -> tuple[torch.Tensor, Recording | None]:
         """Denoise clip i from its initial noise; return its latents and what the guidances recorded."""
         scheduler, sampler = self.scheduler, self.sampler
         scheduler.set_timesteps(self.num_inference_steps, device=noise.device)  # also resets solver state
@@ -180,13 +190,13 @@ class _ClipRun:
             if s < spec.steps:
                 record[s] = latents.index_select(2, frames)
             model_input = scheduler.scale_model_input(latents, t)
-            output = self._call_denoiser(model_input, t, i, s)
+            output = self._call_denoiser(model_input, t, cond, i, s)
             latents = scheduler.step(output, t, latents, **self.step_kwargs).prev_sample
             bar.update(1)
         return latents, Recording(frames=spec.frames, latents=record) if spec.steps else None
 
-    def _call_denoiser(self, model_input, t, i, s) -> torch.Tensor:
-        output = self.denoiser(model_input, t, **self.cond)
+    def _call_denoiser(self, model_input, t, cond, i, s) -> torch.Tensor:
+        output = self.denoiser(model_input, t, **cond)
         if not isinstance(output, torch.Tensor) or output.shape != model_input.shape:
             got = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
             raise ValueError(

@@ -181,3 +181,19 @@ def test_seam_statistics_of_the_paper_strategies(ddim):
     assert seam_gap([FNR()]) < 1e-10
     assert seam_gap([]) > 0.5
     assert math.isfinite(seam_gap([FNR(), PNS(alpha=4), DSG(beta=0.4)]))
+
+
+def test_clip_cond_reaches_the_calls_of_its_clip(ddim):
+    seen = []
+    exact = PRIOR.denoiser(ddim)
+
+    def denoiser(latents, t, shared, prompt):
+        seen.append((shared, prompt))
+        return exact(latents, t)
+
+    sampler = LongVideoSampler([FNR()], prompt_frames=3, progress=False)
+    sampler.sample(denoiser, ddim, SHAPE, 3, 4, generator=torch.Generator().manual_seed(0),
+                   clip_cond=lambda i: {"prompt": f"clip {i}"}, shared="s", prompt="overridden")  # fmt: skip
+    assert seen == [("s", f"clip {i}") for i in range(3) for _ in range(4)]
+    with pytest.raises(TypeError, match="clip_cond must be a callable"):
+        sampler.sample(denoiser, ddim, SHAPE, 3, 4, generator=torch.Generator().manual_seed(0), clip_cond={})

@@ -1,0 +1,132 @@
+"""Temporal layers that inflate a 2-D (image) network into a video network (DESIGN.md §6).
+
+The 2-D network runs on frames folded into the batch, `(b f) c h w`. A temporal layer is attached to a
+2-D block with a forward hook: it unfolds the block's output to `b c f h w`, mixes along f, and adds the
+result as a residual. Its output projection starts at zero, so an inflated network equals the image
+network applied frame by frame until the temporal layers are trained.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+
+import torch
+from einops import rearrange
+from torch import nn
+
+
+def group_count(channels: int, preferred: int = 32) -> int:
+    """The largest number of GroupNorm groups <= preferred that divides `channels`."""
+    return max(g for g in range(1, min(preferred, channels) + 1) if channels % g == 0)
+
+
+class TemporalConv(nn.Module):
+    """Temp-Conv: GroupNorm, SiLU, then a (3, 1, 1) convolution over frames, zero-initialised."""
+
+    def __init__(self, channels: int, kernel_frames: int = 3) -> None:
+        super().__init__()
+        self.norm = nn.GroupNorm(group_count(channels), channels)
+        self.conv = nn.Conv3d(channels, channels, (kernel_frames, 1, 1), padding=(kernel_frames // 2, 0, 0))
+        nn.init.zeros_(self.conv.weight)
+        nn.init.zeros_(self.conv.bias)
+
+    def forward(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
+        # Normalise each frame on its own (folded layout), so that only the convolution mixes frames.
+        video = rearrange(nn.functional.silu(self.norm(x)), "(b f) c h w -> b c f h w", f=num_frames)
+        return x + rearrange(self.conv(video), "b c f h w -> (b f) c h w")
+
+
+def frame_position_embedding(num_frames: int, dim: int, device=None, dtype=None) -> torch.Tensor:
+    """Sinusoidal embedding of frame indices 0..F-1: (F, dim), sin on the first half, cos on the second."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float64) / max(half, 1))
+    angles = torch.arange(num_frames, dtype=torch.float64)[:, None] * freqs[None, :]
+    emb = torch.cat(
+        [angles.sin(), angles.cos(), torch.zeros(num_frames, dim - 2 * half, dtype=torch.float64)], 1
+    )
+    return emb.to(device=device, dtype=dtype)
+
+
+class TemporalAttention(nn.Module):
+    """Temp-Attn: self-attention along frames at each spatial position; output projection zero-initialised."""
+
+    def __init__(self, channels: int, heads: int = 8) -> None:
+        super().__init__()
+        self.heads = max(h for h in range(1, min(heads, channels) + 1) if channels % h == 0)
+        self.norm = nn.LayerNorm(channels)
+        self.qkv = nn.Linear(channels, 3 * channels, bias=False)
+        self.out = nn.Linear(channels, channels)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
+        _, c, h, w = x.shape
+        tokens = rearrange(x, "(b f) c h w -> (b h w) f c", f=num_frames)
+        tokens = tokens + frame_position_embedding(num_frames, c, tokens.device, tokens.dtype)
+        q, k, v = rearrange(
+            self.qkv(self.norm(tokens)), "n f (three m d) -> three n m f d", three=3, m=self.heads
+        )
+        attended = nn.functional.scaled_dot_product_attention(q, k, v)
+        out = self.out(rearrange(attended, "n m f d -> n f (m d)"))
+        return x + rearrange(out, "(b h w) f c -> (b f) c h w", h=h, w=w)
+
+
+def _replace_first(output, new: torch.Tensor):
+    """Put `new` where a block's main output was: a tensor, a tuple's first item, or `.sample`."""
+    if isinstance(output, torch.Tensor):
+        return new
+    if isinstance(output, tuple):
+        return (new, *output[1:])
+    output.sample = new
+    return output
+
+
+def _first(output) -> torch.Tensor:
+    if isinstance(output, torch.Tensor):
+        return output
+    return output[0] if isinstance(output, tuple) else output.sample
+
+
+def attach(host: nn.Module, layer: nn.Module, num_frames: Callable[[], int], enabled: Callable[[], bool]):
+    """Run `layer` on `host`'s output after every call of `host`; returns the hook handle."""
+
+    def hook(module, args, output):
+        if not enabled():
+            return output
+        return _replace_first(output, layer(_first(output), num_frames()))
+
+    return host.register_forward_hook(hook)
+
+
+def output_channels(block: nn.Module) -> int:
+    """Channels of a diffusers ResnetBlock2D / Transformer2DModel's output."""
+    for name in ("out_channels", "in_channels"):
+        value = getattr(block, name, None)
+        if isinstance(value, int):
+            return value
+    config = getattr(block, "config", None)
+    if config is not None and getattr(config, "in_channels", None):
+        return config.in_channels
+    raise ValueError(f"cannot tell the output channels of {type(block).__name__}")
+
+
+def find_blocks(root: nn.Module, type_names: Iterable[str]) -> list[tuple[str, nn.Module]]:
+    """(dotted name, module) of every submodule whose class name is in `type_names`, in module order."""
+    wanted = set(type_names)
+    return [(name, m) for name, m in root.named_modules() if type(m).__name__ in wanted]
+
+
+def inflate(
+    root: nn.Module,
+    type_names: Iterable[str],
+    make_layer: Callable[[int], nn.Module],
+    layers: nn.ModuleDict,
+    num_frames: Callable[[], int],
+    enabled: Callable[[], bool],
+) -> None:
+    """Attach `make_layer(channels)` after every block of `root` of the given types; the new layers are
+    registered in `layers` under the block's dotted path with '.' -> '__'."""
+    for name, block in find_blocks(root, type_names):
+        layer = layers[name.replace(".", "__")] = make_layer(output_channels(block))
+        attach(block, layer, num_frames, enabled)

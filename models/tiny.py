@@ -1,0 +1,86 @@
+"""Tiny configurations of every VidRD component: for tests, benchmarks and the kit's own small model.
+
+Diffusers initialises weights from the global RNG; `seeded` builds inside `torch.random.fork_rng()` with
+an explicit seed, so construction is deterministic and leaves the caller's global RNG state untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+
+from .pipeline import VidRDPipeline
+from .temporal_vae import TemporalVAE
+from .text import WordEncoder
+from .vidrd_unet import VidRDUNet
+
+TINY_UNET2D: dict[str, Any] = {
+    "sample_size": 8,  # latent side
+    "in_channels": 4,
+    "out_channels": 4,
+    "layers_per_block": 1,
+    "block_out_channels": (32, 64),
+    "down_block_types": ("CrossAttnDownBlock2D", "DownBlock2D"),
+    "up_block_types": ("UpBlock2D", "CrossAttnUpBlock2D"),
+    "cross_attention_dim": 32,  # = the text encoder's dim
+    "attention_head_dim": 8,
+    "norm_num_groups": 8,
+}
+TINY_VAE: dict[str, Any] = {
+    "in_channels": 3,
+    "out_channels": 3,
+    "latent_channels": 4,
+    "block_out_channels": (16, 32, 32),  # three levels: 32x32 frames <-> 8x8 latents
+    "down_block_types": ("DownEncoderBlock2D",) * 3,
+    "up_block_types": ("UpDecoderBlock2D",) * 3,
+    "layers_per_block": 1,
+    "norm_num_groups": 8,
+    "sample_size": 32,
+}
+TINY_WORDS = [
+    "a",
+    "an",
+    "the",
+    "red",
+    "green",
+    "blue",
+    "circle",
+    "square",
+    "triangle",
+    "moving",
+    "left",
+    "right",
+]
+
+
+@contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Run a block with the global RNG seeded, restoring its previous state afterwards."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def tiny_unet2d(seed: int = 0) -> UNet2DConditionModel:
+    with seeded(seed):
+        return UNet2DConditionModel(**TINY_UNET2D)
+
+
+def tiny_vae(seed: int = 0) -> AutoencoderKL:
+    with seeded(seed):
+        return AutoencoderKL(**TINY_VAE)
+
+
+def tiny_pipeline(seed: int = 0) -> VidRDPipeline:
+    """An untrained tiny VidRD: inflated UNet, temporal VAE, word encoder, DDIM."""
+    text_encoder = WordEncoder(vocabulary=TINY_WORDS, dim=TINY_UNET2D["cross_attention_dim"], seed=seed)
+    return VidRDPipeline(
+        unet=VidRDUNet.from_unet2d(tiny_unet2d(seed)).eval(),
+        vae=TemporalVAE.from_vae(tiny_vae(seed + 1)).eval(),
+        text_encoder=text_encoder.eval(),
+        scheduler=DDIMScheduler(),
+    )

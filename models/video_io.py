@@ -1,0 +1,99 @@
+"""Decoded frames out: conversion to uint8 and sinks that take a long video clip by clip.
+
+A sink receives each decoded clip as soon as it is finished (`write`), so memory does not grow with the
+video's length. `VideoFileSink` streams into a temporary file beside the target and renames it into
+place only on a clean `close()`: a failure midway never leaves a half-written video where a good one was.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from einops import rearrange
+
+VIDEO_SUFFIXES = (".mp4", ".gif")
+
+
+def to_uint8_frames(decoded: torch.Tensor) -> np.ndarray:
+    """VAE output (B, 3, F, H, W) in [-1, 1] -> (B, F, H, W, 3) uint8."""
+    scaled = ((decoded.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return rearrange(scaled, "b c f h w -> b f h w c").cpu().numpy()
+
+
+@runtime_checkable
+class FrameSink(Protocol):
+    """Takes uint8 frames (F, H, W, 3), clip after clip."""
+
+    def write(self, frames: np.ndarray) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class MemorySink:
+    """Keeps every frame: `frames` is (L, H, W, 3) uint8 after `close()`."""
+
+    def __init__(self) -> None:
+        self._clips: list[np.ndarray] = []
+        self.frames: np.ndarray | None = None
+
+    def write(self, frames: np.ndarray) -> None:
+        self._clips.append(frames)
+
+    def close(self) -> None:
+        self.frames = np.concatenate(self._clips, axis=0) if self._clips else None
+
+
+class VideoFileSink:
+    """Streams frames into an MP4 (imageio-ffmpeg) or GIF file; atomic on success, removed on failure."""
+
+    def __init__(self, path: str | os.PathLike, fps: int = 8) -> None:
+        self.path = Path(path)
+        if self.path.suffix.lower() not in VIDEO_SUFFIXES:
+            raise ValueError(f"path must end in one of {VIDEO_SUFFIXES}; got {str(self.path)!r}")
+        if not isinstance(fps, int) or fps < 1:
+            raise ValueError(f"fps must be an integer >= 1; got {fps!r}")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{self.path.stem}.", suffix=self.path.suffix, dir=self.path.parent
+        )
+        os.close(fd)
+        self._tmp = Path(tmp)
+        import imageio.v2 as imageio  # a dependency of the kit, imported when a file is written
+
+        options = (
+            {"fps": fps, "macro_block_size": 1}
+            if self.path.suffix.lower() == ".mp4"
+            else {"duration": 1 / fps}
+        )
+        self._writer = imageio.get_writer(self._tmp, **options)
+        self.frames_written = 0
+
+    def write(self, frames: np.ndarray) -> None:
+        for frame in frames:
+            self._writer.append_data(frame)
+        self.frames_written += len(frames)
+
+    def close(self) -> None:
+        """Finish the file and move it into place (once; later calls do nothing)."""
+        if self._tmp.exists():
+            self._writer.close()
+            os.replace(self._tmp, self.path)
+
+    def abort(self) -> None:
+        """Drop the partial file; the target path is left as it was."""
+        self._writer.close()
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> VideoFileSink:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()

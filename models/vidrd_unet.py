@@ -1,0 +1,100 @@
+"""VidRDUNet: a Stable-Diffusion-layout UNet inflated to video with Temp-Conv and Temp-Attn (DESIGN.md §6).
+
+Every 2-D layer of the wrapped `UNet2DConditionModel` runs frame by frame (frames folded into the batch);
+a `TemporalConv` follows every ResNet block and a `TemporalAttention` every spatial transformer block,
+attached with forward hooks, so the 2-D UNet's code and parameter names stay exactly diffusers'. The
+temporal layers start as the identity; spatial weights are frozen by `freeze_spatial()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from diffusers import UNet2DConditionModel
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from einops import rearrange, repeat
+from torch import nn
+
+from .loading import LocalModelMixin, json_native, public_config
+from .temporal import TemporalAttention, TemporalConv, inflate
+
+RESNET_BLOCKS = ("ResnetBlock2D",)
+TRANSFORMER_BLOCKS = ("Transformer2DModel",)
+
+
+class VidRDUNet(LocalModelMixin, ConfigMixin):
+    _supports_gradient_checkpointing = True
+
+    @register_to_config
+    def __init__(
+        self,
+        unet_config: dict[str, Any] | None = None,  # the UNet2DConditionModel config (SD layout)
+        temporal_conv: bool = True,  # build a Temp-Conv after every ResNet block
+        temporal_attention: bool = True,  # build a Temp-Attn after every spatial transformer block
+        attention_heads: int = 8,  # heads of each Temp-Attn (reduced to a divisor of its channels)
+    ) -> None:
+        super().__init__()
+        unet_config = json_native(unet_config or {})
+        self.register_to_config(unet_config=unet_config)
+        self.unet = UNet2DConditionModel.from_config(unet_config)
+        self.temporal_convs = nn.ModuleDict()
+        self.temporal_attentions = nn.ModuleDict()
+        self.use_temporal_conv = temporal_conv  # runtime switches; False runs the image model per frame
+        self.use_temporal_attention = temporal_attention
+        self._num_frames = 1
+        frames = lambda: self._num_frames  # noqa: E731
+        if temporal_conv:
+            inflate(
+                self.unet,
+                RESNET_BLOCKS,
+                TemporalConv,
+                self.temporal_convs,
+                frames,
+                lambda: self.use_temporal_conv,
+            )
+        if temporal_attention:
+            make = lambda channels: TemporalAttention(channels, attention_heads)  # noqa: E731
+            inflate(self.unet, TRANSFORMER_BLOCKS, make, self.temporal_attentions, frames,
+                    lambda: self.use_temporal_attention)  # fmt: skip
+
+    @classmethod
+    def from_unet2d(cls, unet: UNet2DConditionModel, **temporal: Any) -> VidRDUNet:
+        """Inflate `unet` (weights copied exactly); `temporal` are the switches of `__init__`."""
+        model = cls(unet_config=public_config(unet), **temporal)
+        model.unet.load_state_dict(unet.state_dict())
+        if (unet.device, unet.dtype) != (model.device, model.dtype):
+            model = model.to(device=unet.device, dtype=unet.dtype)
+        return model
+
+    def forward(
+        self,
+        sample: torch.Tensor,
+        timestep: torch.Tensor | float,
+        encoder_hidden_states: torch.Tensor,
+        **unet_kwargs: Any,
+    ) -> torch.Tensor:
+        """sample (B, C, F, H, W), encoder_hidden_states (B, S, D) -> model output (B, C, F, H, W)."""
+        batch, _, num_frames = sample.shape[:3]
+        timestep = torch.as_tensor(timestep, device=sample.device).reshape(-1)
+        timestep = repeat(timestep.expand(batch), "b -> (b f)", f=num_frames)
+        context = repeat(encoder_hidden_states, "b s d -> (b f) s d", f=num_frames)
+        self._num_frames = num_frames
+        out = self.unet(
+            rearrange(sample, "b c f h w -> (b f) c h w"), timestep, context, return_dict=False, **unet_kwargs
+        )[0]
+        return rearrange(out, "(b f) c h w -> b c f h w", f=num_frames)
+
+    def spatial_parameters(self) -> Iterator[nn.Parameter]:
+        """The image UNet's parameters (frozen in VidRD training)."""
+        return self.unet.parameters()
+
+    def temporal_parameters(self) -> Iterator[nn.Parameter]:
+        """The Temp-Conv and Temp-Attn parameters (the only ones VidRD trains)."""
+        yield from self.temporal_convs.parameters()
+        yield from self.temporal_attentions.parameters()
+
+    def freeze_spatial(self) -> VidRDUNet:
+        self.unet.requires_grad_(False)
+        return self

@@ -1,0 +1,137 @@
+"""VidRDUNet: identity at initialisation, temporal mixing, training isolation, save/load."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from models.tiny import tiny_unet2d
+from models.vidrd_unet import VidRDUNet
+
+
+def gen(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.fixture(scope="module")
+def unet2d():
+    return tiny_unet2d(seed=0).eval()
+
+
+def inputs(frames=6, batch=2, seed=0):
+    latents = torch.randn(batch, 4, frames, 8, 8, generator=gen(seed))
+    context = torch.randn(batch, 5, 32, generator=gen(seed + 1))
+    return latents, context
+
+
+def per_frame(unet2d, latents, t, context):
+    """The image model applied frame by frame: the reference for an untrained VidRDUNet."""
+    with torch.no_grad():
+        return torch.stack([unet2d(latents[:, :, f], t, context).sample for f in range(latents.shape[2])], 2)
+
+
+def perturb_temporal(model, seed=3, scale=0.2):
+    g = gen(seed)
+    with torch.no_grad():
+        for p in model.temporal_parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * scale)
+
+
+def test_identity_at_initialisation(unet2d):
+    model = VidRDUNet.from_unet2d(unet2d).eval()
+    latents, context = inputs()
+    with torch.no_grad():
+        out = model(latents, torch.tensor(500), context)
+    assert out.shape == latents.shape
+    assert (out - per_frame(unet2d, latents, 500, context)).abs().max() < 1e-5
+
+
+def test_one_temporal_step_leaves_spatial_weights_bit_identical(unet2d):
+    model = VidRDUNet.from_unet2d(unet2d).freeze_spatial()
+    spatial = {k: v.clone() for k, v in model.unet.state_dict().items()}
+    temporal = [p.clone() for p in model.temporal_parameters()]
+    optimiser = torch.optim.SGD(model.temporal_parameters(), lr=0.1)
+    latents, context = inputs()
+    loss = (model(latents, torch.tensor(10), context) - latents).pow(2).mean()
+    loss.backward()
+    optimiser.step()
+    assert all(torch.equal(v, model.unet.state_dict()[k]) for k, v in spatial.items())
+    assert any(not torch.equal(a, b) for a, b in zip(temporal, model.temporal_parameters(), strict=True))
+    names = {id(p) for p in model.parameters()}
+    split = [id(p) for p in model.spatial_parameters()] + [id(p) for p in model.temporal_parameters()]
+    assert sorted(split) == sorted(names)  # the two sets partition the parameters
+
+
+def response(model, k, frames=12):
+    """Max change at every output frame when input frame k is changed."""
+    latents, context = inputs(frames=frames, batch=1)
+    changed = latents.clone()
+    changed[:, :, k] += torch.randn(changed[:, :, k].shape, generator=gen(9))
+    with torch.no_grad():
+        diff = model(changed, torch.tensor(300), context) - model(latents, torch.tensor(300), context)
+    return diff.abs().amax(dim=(0, 1, 3, 4))
+
+
+def test_temp_conv_mixes_neighbours_only(unet2d):
+    model = VidRDUNet.from_unet2d(unet2d, temporal_attention=False).eval()
+    perturb_temporal(model)
+    # Eight Temp-Convs lie on the longest path (2 down, 2 mid, 4 up ResNet blocks), each reaching +-1 frame.
+    assert len(model.temporal_convs) == 8
+    change = response(model, k=0)
+    assert change[0] > 1e-4 and change[1] > 1e-6
+    assert torch.all(change[9:] == 0)
+    model.use_temporal_conv = False
+    change = response(model, k=0)
+    assert change[0] > 1e-4 and torch.all(change[1:] == 0)
+
+
+def test_temp_attn_mixes_every_frame(unet2d):
+    model = VidRDUNet.from_unet2d(unet2d, temporal_conv=False).eval()
+    perturb_temporal(model)
+    assert torch.all(response(model, k=5) > 1e-7)
+    model.use_temporal_attention = False
+    change = response(model, k=5)
+    assert change[5] > 1e-4 and torch.all(change[:5] == 0) and torch.all(change[6:] == 0)
+
+
+def plain(config):
+    """A config as JSON sees it (tuples become lists), without diffusers' bookkeeping keys."""
+    return json.loads(json.dumps({k: v for k, v in config.items() if not k.startswith("_")}))
+
+
+def test_save_and_load_round_trip(unet2d, tmp_path):
+    model = VidRDUNet.from_unet2d(unet2d)
+    perturb_temporal(model)
+    model.save_pretrained(tmp_path)
+    loaded = VidRDUNet.from_pretrained(tmp_path)
+    assert plain(loaded.config) == plain(model.config)
+    reference = model.state_dict()
+    assert reference.keys() == loaded.state_dict().keys()
+    assert all(torch.equal(reference[k], v) for k, v in loaded.state_dict().items())
+
+
+def test_mismatched_checkpoint_names_the_tensor(unet2d, tmp_path):
+    VidRDUNet.from_unet2d(unet2d).save_pretrained(tmp_path)
+    weights = tmp_path / "diffusion_pytorch_model.safetensors"
+    state = load_file(weights)
+    key = "temporal_convs.down_blocks__0__resnets__0.conv.weight"
+    state[key] = torch.zeros(32, 32, 5, 1, 1)
+    save_file(state, weights)
+    with pytest.raises(RuntimeError, match=f"size mismatch for {key}"):
+        VidRDUNet.from_pretrained(tmp_path)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(unet2d):
+    latents, context = inputs(frames=4, batch=1)
+    grads = []
+    for checkpointing in (False, True):
+        model = VidRDUNet.from_unet2d(unet2d).freeze_spatial()
+        perturb_temporal(model)
+        model.train()
+        if checkpointing:
+            model.enable_gradient_checkpointing()
+        model(latents, torch.tensor(100), context).pow(2).mean().backward()
+        grads.append([p.grad.clone() for p in model.temporal_parameters()])
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
