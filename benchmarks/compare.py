@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -28,6 +27,7 @@ from benchmarks.files import atomic_path
 from models import GaussianVideoPrior
 from samplers import LongVideoSampler
 from samplers.registry import parse_strategies
+from samplers.validation import check_int
 
 DEFAULT_COMBINATIONS = ("independent", "fnr", "fnr,pns:4", "fnr,pns:4,dsg:0.4", "dsg:0.4")
 METRICS = ("seam_jump_ratio", "mirror_correlation", "repetition", "autocorrelation_error", "frechet_distance")
@@ -44,6 +44,12 @@ class CompareConfig:
     lengthscale: float = 3.0  # of the prior's kernel, in frames
     window: int = 8  # frames per seam window for the Fréchet distance
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("samples", "num_frames", "num_clips", "steps", "window"):
+            check_int(name, getattr(self, name), 1)
+        check_int("prompt_frames", self.prompt_frames, 1, self.num_frames - 1)
+        check_int("seed", self.seed, 0)
 
     @property
     def clip_shape(self) -> tuple[int, ...]:
@@ -74,31 +80,15 @@ def run(
     length = config.num_frames * config.num_clips
     starts = [i * config.num_frames for i in range(config.num_clips)]
     reference = prior.sample_long(length, config.samples, torch.Generator().manual_seed(config.seed + 1))
-    rows = [
-        {
-            "strategies": "reference process",
-            "seconds": 0.0,
-            **evaluate(reference, starts, config, prior, _independent_reference(prior, config)),
-        }
-    ]
+    fresh = _independent_reference(prior, config)
+    rows = [{"strategies": "reference process", **evaluate(reference, starts, config, prior, fresh)}]
     for name, strategies in parsed.items():
         sampler = LongVideoSampler(strategies, prompt_frames=config.prompt_frames, progress=progress)
-        began = time.perf_counter()
-        video = sampler.sample(
-            prior.denoiser(scheduler),
-            scheduler,
-            config.clip_shape,
-            config.num_clips,
-            config.steps,
-            generator=torch.Generator().manual_seed(config.seed),
-        )
-        seconds = time.perf_counter() - began
+        generator = torch.Generator().manual_seed(config.seed)
+        video = sampler.sample(prior.denoiser(scheduler), scheduler, config.clip_shape, config.num_clips,
+                               config.steps, generator=generator)  # fmt: skip
         rows.append(
-            {
-                "strategies": name,
-                "seconds": seconds,
-                **evaluate(video.latents, video.clip_starts, config, prior, reference),
-            }
+            {"strategies": name, **evaluate(video.latents, video.clip_starts, config, prior, reference)}
         )
     return rows
 
@@ -110,18 +100,22 @@ def _independent_reference(prior: GaussianVideoPrior, config: CompareConfig) -> 
     )
 
 
-def format_table(rows: list[dict[str, Any]]) -> str:
-    header = f"{'strategies':<22}" + "".join(f"{m:>23}" for m in METRICS) + f"{'seconds':>9}"
+def format_table(rows: list[dict[str, Any]], config: CompareConfig) -> str:
+    header = f"{'strategies':<22}" + "".join(f"{m:>23}" for m in METRICS)
     lines = [header, "-" * len(header)]
-    for row in rows:
-        cells = "".join(f"{row[m]:>23.4f}" for m in METRICS)
-        lines.append(f"{row['strategies']:<22}{cells}{row['seconds']:>9.2f}")
+    lines += [f"{row['strategies']:<22}" + "".join(f"{row[m]:>23.4f}" for m in METRICS) for row in rows]
+    lines.append(
+        f"mirror_correlation pools offsets j >= M = {config.prompt_frames}; repetition is the peak "
+        f"autocorrelation at lags >= N = {config.num_frames} minus the process's; autocorrelation_error is "
+        f"over lags 1..L/2 against the process's kernel; frechet_distance compares {config.window}-frame "
+        "seam windows with the same windows of true videos."
+    )
     return "\n".join(lines)
 
 
 def write_csv(rows: list[dict[str, Any]], path) -> None:
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["strategies", *METRICS, "seconds"])
+        writer = csv.DictWriter(f, fieldnames=["strategies", *METRICS])
         writer.writeheader()
         writer.writerows(rows)
 
@@ -163,7 +157,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     config = CompareConfig(samples=args.samples, num_clips=args.num_clips, steps=args.steps, seed=args.seed)
     rows = run(config, [c.strip() for c in args.combinations.split(";") if c.strip()], args.progress)
-    print(format_table(rows))
+    print(format_table(rows, config))
     write_csv(rows, f"{args.out}/compare.csv")
     title = ", ".join(f"{k}={v}" for k, v in asdict(config).items())
     plot(rows, f"{args.out}/compare.png", f"Gaussian-process backbone, DDIM: {title}")

@@ -98,7 +98,7 @@ def seam_jump_ratio(latents: torch.Tensor, clip_starts: Sequence[int]) -> float:
 
 
 def mirror_correlation(
-    latents: torch.Tensor, clip_starts: Sequence[int], skip: int = 0, max_offset: int | None = None
+    latents: torch.Tensor, clip_starts: Sequence[int], skip: int, max_offset: int | None = None
 ) -> float:
     """pearson(x[b-1-j], x[b+j]) pooled over seams b and offsets j in [skip, min(J_b, max_offset)].
 

@@ -113,7 +113,13 @@ class ExactDenoiser:
     """E[x0 | x_t] of a `GaussianVideoPrior`, returned in the scheduler's prediction type."""
 
     def __init__(self, prior: GaussianVideoPrior, scheduler: Any) -> None:
-        prediction_type = scheduler.config.prediction_type
+        config = getattr(scheduler, "config", None)
+        if getattr(scheduler, "alphas_cumprod", None) is None or "prediction_type" not in (config or {}):
+            raise ValueError(
+                "scheduler must be a diffusers DDPM-family scheduler with alphas_cumprod and prediction_type "
+                f"(DDIM, DDPM, DPM-Solver, Euler, UniPC, ...); got {type(scheduler).__name__}"
+            )
+        prediction_type = config.prediction_type
         if prediction_type not in _PREDICTION_TYPES:
             raise ValueError(f"prediction_type must be one of {_PREDICTION_TYPES}; got {prediction_type!r}")
         self.prior, self.scheduler, self.prediction_type = prior, scheduler, prediction_type

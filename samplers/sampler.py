@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from numbers import Integral
 from typing import Any
 
 import torch
@@ -44,6 +45,9 @@ def _split_strategies(strategies: Sequence[Any]) -> tuple[list[NoiseInitializer]
     """Guidances are recognised by `record_spec`; any other callable is a noise initializer."""
     initializers, guidances = [], []
     for k, strategy in enumerate(strategies):
+        if isinstance(strategy, type):  # a runtime Protocol check would accept the class itself
+            name = strategy.__name__
+            raise TypeError(f"strategies[{k}] is the class {name}; pass an instance, e.g. {name}()")
         if isinstance(strategy, LatentGuidance):
             guidances.append(strategy)
         elif isinstance(strategy, NoiseInitializer):
@@ -107,13 +111,14 @@ class LongVideoSampler:
             raise TypeError(
                 f"clip_cond must be a callable clip index -> dict of denoiser kwargs; got {clip_cond!r}"
             )
-        warn_if_guidance_inexact(scheduler, [type(g).__name__ for g in self.guidances])
         device = torch.device(device) if device is not None else generator.device
         scheduler.set_timesteps(num_inference_steps)  # T = len(timesteps); each clip sets them again
         num_steps = len(scheduler.timesteps)
-        spec = _merge_specs(
-            [g.record_spec(clip_shape[2], self.prompt_frames, num_steps) for g in self.guidances]
-        )
+        specs = [g.record_spec(clip_shape[2], self.prompt_frames, num_steps) for g in self.guidances]
+        # A guidance that records nothing has nothing of the previous clip to impose (e.g. DSG(beta=0)).
+        active = [type(g).__name__ for g, spec in zip(self.guidances, specs, strict=True) if spec.steps > 0]
+        warn_if_guidance_inexact(scheduler, active)
+        spec = _merge_specs(specs)
         run = _ClipRun(self, denoiser, scheduler, num_inference_steps, generator, spec)
         kept, starts, start = [], [], 0
         noise, recording = None, None
@@ -141,7 +146,7 @@ class LongVideoSampler:
             raise TypeError(f"generator must be a torch.Generator (no global RNG); got {generator!r}")
         shape = tuple(clip_shape) if isinstance(clip_shape, (tuple, list, torch.Size)) else ()
         if len(shape) != 5 or not all(
-            isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape
+            isinstance(d, Integral) and not isinstance(d, bool) and d > 0 for d in shape
         ):
             raise ValueError(f"clip_shape must be 5 positive ints (B, C, N, H, W); got {clip_shape!r}")
         num_frames = shape[2]
@@ -152,7 +157,7 @@ class LongVideoSampler:
             )
         check_int("num_clips", num_clips, 1)
         check_int("num_inference_steps", num_inference_steps, 1)
-        return shape
+        return tuple(int(d) for d in shape)
 
     def _initial_noise(self, i, previous, shape, generator, dtype, device) -> torch.Tensor:
         """zT[i]: fresh N(0, I) noise transformed by the initializers in list order."""
@@ -203,6 +208,8 @@ class _ClipRun:
                 f"denoiser must return a tensor of the latents' shape {tuple(model_input.shape)}; "
                 f"got {got} (clip {i}, step {s})"
             )
-        if not torch.isfinite(output.sum()):  # NaN/inf anywhere make the sum non-finite; one cheap pass
+        # NaN/inf anywhere make the sum non-finite; one cheap pass, accumulated in float32 so that large
+        # float16 outputs do not overflow into a false alarm.
+        if not torch.isfinite(output.sum(dtype=torch.float32)):
             raise ValueError(f"denoiser returned non-finite values (NaN or inf) at clip {i}, step {s}")
         return output

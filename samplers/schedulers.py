@@ -45,9 +45,14 @@ def check_scheduler(scheduler: Any) -> None:
 
 
 def keeps_solver_history(scheduler: Any) -> bool:
-    """True when the scheduler's next step depends on model outputs of earlier steps."""
-    if getattr(getattr(scheduler, "config", None), "solver_order", 1) > 1:
-        return True
+    """True when the scheduler's next step depends on model outputs of earlier steps.
+
+    Where the scheduler states its solver order (DPM-Solver, UniPC, DEIS), order 1 keeps none (first-order
+    DPM-Solver is DDIM); otherwise the attributes in which multistep schedulers keep their history tell.
+    """
+    order = getattr(getattr(scheduler, "config", None), "solver_order", None)
+    if order is not None:
+        return order > 1
     return any(hasattr(scheduler, name) for name in _HISTORY_ATTRIBUTES)
 
 

@@ -93,3 +93,15 @@ def test_perf_benchmark_runs_on_a_tiny_setting(capsys):
     assert "ratio" in out and out.strip().splitlines()[-1].startswith("conv")
     with pytest.raises(SystemExit):
         perf_main(["--backbones", "bogus"])
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "match"),
+    [
+        ("samples", 0, r"samples must be an integer in \[1, inf\]"),
+        ("prompt_frames", 16, r"prompt_frames .*\[1, 15\]"),
+    ],
+)
+def test_compare_config_names_the_bad_field(field, value, match):
+    with pytest.raises(ValueError, match=match):
+        CompareConfig(**{field: value})

@@ -40,6 +40,15 @@ def test_held_steps_match_the_paper_inequality(beta, t, m):
             assert count == math.ceil(exact) == paper
         else:  # at an integer threshold the float expression may land on either side by one ulp
             assert abs(count - paper) <= 1
+        # ... and on which side is the official code's: (M - j) * (T / M) * beta, in that order.
+        assert count == math.ceil((m - j) * (t / m) * beta)
+
+
+def test_official_order_of_operations_at_an_integer_threshold():
+    # T=6, M=6, beta=0.4, j=1: (6-1)*(6/6)*0.4 = 2.0 exactly -> steps 0, 1 (2 steps); the algebraically
+    # equal beta*T*(M-j)/M = 2.0000000000000004 in floats would hold frame 1 for 3 steps.
+    assert 0.4 * 6 * 5 / 6 > 2.0 and (6 - 1) * (6 / 6) * 0.4 == 2.0
+    assert held_steps(1, 6, 6, 0.4) == 2
 
 
 def test_frames_are_held_in_decreasing_order():

@@ -299,6 +299,14 @@ def test_ddim_loop_with_stock_float32_scheduler():
         )
 
 
+def euler_gains(lam: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """Per-eigenvalue gain of the whole Euler loop from unit noise (recursion in the test below)."""
+    gains = np.full_like(lam, s.max())  # linspace spacing: init_noise_sigma = sigma_max
+    for k in range(len(s) - 1):
+        gains *= 1.0 + (s[k + 1] - s[k]) * s[k] / (lam + s[k] ** 2)
+    return gains
+
+
 @pytest.mark.parametrize("num_steps", [10, 15])  # 15: fractional Euler timesteps
 def test_euler_loop_matches_exact_recursion(num_steps):
     """Euler in the VE frame: x_0 = sigma_max zT (init_noise_sigma), the model sees x / sqrt(1 + s^2)
@@ -315,10 +323,7 @@ def test_euler_loop_matches_exact_recursion(num_steps):
     s = scheduler.sigmas.to(torch.float64).numpy()  # the scheduler's own noise levels, s[-1] = 0
     assert len(s) == num_steps + 1 and s[-1] == 0.0
     lam, u = exact_lam_u(8, 3.0)
-    gains = np.full_like(lam, s.max())  # linspace spacing: init_noise_sigma = sigma_max
-    for k in range(num_steps):
-        gains *= 1.0 + (s[k + 1] - s[k]) * s[k] / (lam + s[k] ** 2)
-    transfer = u @ np.diag(gains) @ u.T
+    transfer = u @ np.diag(euler_gains(lam, s)) @ u.T
     for clip in clips:
         np.testing.assert_allclose(
             clip.latents.numpy(), along_frames(transfer, clip.initial_noise), rtol=0, atol=1e-5
@@ -335,14 +340,30 @@ def sample_covariance(x: torch.Tensor) -> tuple[np.ndarray, int]:
     return cols @ cols.T / cols.shape[1], cols.shape[1]
 
 
+def test_euler_output_covariance_is_the_exact_one():
+    """The 50-step Euler loop's output covariance is C = U diag(G^2) U^T (G from the recursion above; the
+    deterministic solver under-disperses, max|C - K| = 0.067). Sampling error of an entry over n = 80000
+    elements: SE <= sqrt(2 / n) = 0.005; tolerance 5 SE = 0.025. Forgetting init_noise_sigma (~157)
+    or scale_model_input would be off by O(1)."""
+    prior = GaussianVideoPrior(num_frames=8, frame_shape=(8, 10, 10), lengthscale=3.0)
+    scheduler = EulerDiscreteScheduler()
+    _, clips, _ = run_sampler(
+        prior, scheduler, 50, seed=6, num_clips=1, clip_shape=(100, 8, 8, 10, 10), dtype=torch.float32
+    )
+    assert float(scheduler.init_noise_sigma) > 150  # the premise of this test's sensitivity
+    lam, u = exact_lam_u(8, 3.0)
+    exact = u @ np.diag(euler_gains(lam, scheduler.sigmas.to(torch.float64).numpy()) ** 2) @ u.T
+    cov, n = sample_covariance(clips[0].latents)
+    assert n == 80000
+    assert np.abs(cov - exact).max() < 5 * math.sqrt(2 / n)
+
+
 @pytest.mark.parametrize(
     ("make_scheduler", "tolerance"),
     [
-        # Euler, 50 steps: measured exact discretisation bias max|C - K| = 0.067 (the deterministic
-        # solver under-disperses: C = U diag(G^2) U^T from the recursion above). Sampling error of an
-        # entry over n = 80000 elements: SE <= sqrt(2 / n) = 0.005. 0.067 + 5 SE = 0.092 < 0.1.
-        (EulerDiscreteScheduler, 0.1),
-        # DPM-Solver++ (2M), 50 steps: measured bias 0.0036. 0.0036 + 5 SE = 0.029 < 0.03.
+        # DPM-Solver++ (2M), 50 steps: its discretisation bias max|C - K| is 0.0036 (computed exactly by
+        # recovering the loop's linear map by least squares); sampling SE <= sqrt(2 / 80000) = 0.005;
+        # 0.0036 + 5 SE = 0.029 < 0.03. A wiring mistake would be off by O(1).
         (DPMSolverMultistepScheduler, 0.03),
     ],
 )
@@ -357,8 +378,6 @@ def test_solver_output_covariance_is_close_to_k(make_scheduler, tolerance):
     _, clips, _ = run_sampler(
         prior, scheduler, 50, seed=6, num_clips=1, clip_shape=(100, 8, 8, 10, 10), dtype=torch.float32
     )
-    if make_scheduler is EulerDiscreteScheduler:
-        assert float(scheduler.init_noise_sigma) > 150  # the premise of this test's sensitivity
     cov, n = sample_covariance(clips[0].latents)
     assert n == 80000
     assert np.abs(cov - rbf(8, 3.0)).max() < tolerance
@@ -425,3 +444,10 @@ def test_sample_long_requires_a_generator():
         prior.sample_long(8, generator=0)
     with pytest.raises(ValueError, match="num_frames"):
         prior.sample_long(0, generator=gen(0))
+
+
+def test_a_scheduler_without_alphas_cumprod_is_refused():
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    with pytest.raises(ValueError, match=r"scheduler must be a diffusers DDPM-family scheduler.*FlowMatch"):
+        GaussianVideoPrior().denoiser(FlowMatchEulerDiscreteScheduler())

@@ -180,5 +180,5 @@ def test_loading_without_weights_names_the_missing_file(vae, tmp_path):
 
 
 def test_loading_from_a_name_that_is_not_a_folder_never_downloads(tmp_path):
-    with pytest.raises(FileNotFoundError, match="local folder written by TemporalVAE.save_pretrained"):
+    with pytest.raises(FileNotFoundError, match=r"local folder written by TemporalVAE\.save_pretrained"):
         TemporalVAE.from_pretrained("stabilityai/sd-vae-ft-mse")

@@ -44,6 +44,8 @@ def test_non_numbers_are_type_errors():
         LongVideoSampler(prompt_frames=2.0)
     with pytest.raises(TypeError, match=r"strategies\[1\] must be a NoiseInitializer or a LatentGuidance"):
         LongVideoSampler([FNR(), 3])
+    with pytest.raises(TypeError, match=r"strategies\[0\] is the class DSG; pass an instance, e.g. DSG\(\)"):
+        LongVideoSampler([DSG])
 
 
 BAD_SAMPLE_CALLS = [
