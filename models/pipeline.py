@@ -59,8 +59,9 @@ class VidRDPipeline:
         prompts = self._check(prompt, num_clips, num_frames, guidance_scale, output_type)
         sampler = sampler if sampler is not None else LongVideoSampler(progress=False)
         h, w = self._latent_size(height, width)
-        embeddings = self.text_encoder.encode(prompts)  # (len(prompts), S, D)
-        negative = self.text_encoder.encode([negative_prompt])
+        with torch.no_grad():
+            embeddings = self.text_encoder.encode(prompts)  # (len(prompts), S, D)
+            negative = self.text_encoder.encode([negative_prompt])
         denoiser, clip_cond = self._conditioning(embeddings, negative, guidance_scale)
         channels = _latent_channels(self.unet.config)
         keep = sink is None

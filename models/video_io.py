@@ -25,6 +25,30 @@ def to_uint8_frames(decoded: torch.Tensor) -> np.ndarray:
     return rearrange(scaled, "b c f h w -> b f h w c").cpu().numpy()
 
 
+def save_video(frames: np.ndarray, path: str | os.PathLike, fps: int = 8) -> Path:
+    """All frames (L, H, W, 3) uint8 at once with diffusers' `export_to_video` / `export_to_gif`, written to
+    a temporary file and renamed into place."""
+    from diffusers.utils import export_to_gif, export_to_video
+    from PIL import Image
+
+    target = Path(path)
+    suffix = target.suffix.lower()
+    if suffix not in VIDEO_SUFFIXES:
+        raise ValueError(f"path must end in one of {VIDEO_SUFFIXES}; got {str(target)!r}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=suffix, dir=target.parent)
+    os.close(fd)
+    try:
+        if suffix == ".gif":
+            export_to_gif([Image.fromarray(f) for f in frames], tmp, fps=fps)
+        else:
+            export_to_video([f.astype(np.float32) / 255.0 for f in frames], tmp, fps=fps, macro_block_size=1)
+        os.replace(tmp, target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return target
+
+
 @runtime_checkable
 class FrameSink(Protocol):
     """Takes uint8 frames (F, H, W, 3), clip after clip."""

@@ -129,3 +129,16 @@ def test_to_uint8_frames_maps_the_range_exactly():
     frames = to_uint8_frames(decoded)
     assert frames.shape == (1, 5, 1, 1, 3)
     assert frames[0, :, 0, 0, 0].tolist() == [0, 0, 128, 255, 255]  # (x + 1) * 127.5, rounded, clipped
+
+
+def test_save_video_with_diffusers_exporters(tmp_path):
+    from models.video_io import save_video
+
+    frames = np.zeros((4, 16, 16, 3), np.uint8)
+    for k in range(4):  # a white square moving right on black: few colours, so the GIF palette is exact
+        frames[k, 4:8, 2 + 2 * k : 6 + 2 * k] = 255
+    assert np.array_equal(iio.imread(save_video(frames, tmp_path / "a.gif")), frames)
+    assert iio.imread(save_video(frames, tmp_path / "a.mp4")).shape == frames.shape
+    with pytest.raises(ValueError, match=r"path must end in one of \('.mp4', '.gif'\)"):
+        save_video(frames, tmp_path / "a.avi")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.gif", "a.mp4"]

@@ -131,6 +131,7 @@ def test_gradient_checkpointing_gives_the_same_gradients(unet2d):
         model.train()
         if checkpointing:
             model.enable_gradient_checkpointing()
+            assert sum(getattr(m, "gradient_checkpointing", False) for m in model.unet.modules()) >= 4
         model(latents, torch.tensor(100), context).pow(2).mean().backward()
         grads.append([p.grad.clone() for p in model.temporal_parameters()])
     for a, b in zip(*grads, strict=True):
