@@ -12,6 +12,10 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["samplers*", "models*", "benchmarks*"]),
+    package_data={  # the bundled tiny VidRD and the shapes classifier that scores it
+        "models": ["weights/tiny-vidrd/*/*.json", "weights/tiny-vidrd/*/*.safetensors"],
+        "benchmarks": ["weights/shapes-classifier/*"],
+    },
     install_requires=[
         "torch>=2.1,<3",  # the CPU build 2.13.0 satisfies it: install that first on CPU machines
         "diffusers>=0.30",
@@ -29,6 +33,8 @@ setup(
     },
     entry_points={
         "console_scripts": [
+            "vidrd=models.cli:main",
+            "vidrd-train=models.train:main",
             "vidrd-compare=benchmarks.compare:main",
             "vidrd-perf=benchmarks.perf:main",
         ]

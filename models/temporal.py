@@ -34,7 +34,8 @@ class TemporalConv(nn.Module):
     def forward(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
         # Normalise each frame on its own (folded layout), so that only the convolution mixes frames.
         video = rearrange(nn.functional.silu(self.norm(x)), "(b f) c h w -> b c f h w", f=num_frames)
-        return x + rearrange(self.conv(video), "b c f h w -> (b f) c h w")
+        # contiguous: torch 2.13's CPU Conv3d backward crashed (segfault) on this strided view.
+        return x + rearrange(self.conv(video.contiguous()), "b c f h w -> (b f) c h w")
 
 
 def frame_position_embedding(num_frames: int, dim: int, device=None, dtype=None) -> torch.Tensor:

@@ -18,6 +18,7 @@ from einops import rearrange
 from torch import nn
 
 from .loading import LocalModelMixin, json_native, public_config
+from .seeding import seeded
 from .temporal import TemporalConv, inflate
 
 RESNET_BLOCKS = ("ResnetBlock2D",)
@@ -29,10 +30,15 @@ class TemporalVAE(LocalModelMixin, ConfigMixin):
         self,
         vae_config: dict[str, Any] | None = None,  # the AutoencoderKL config
         temporal_conv: bool = True,  # build a Temp-Conv after every ResNet block of the decoder
+        seed: int = 0,  # initialises the temporal layers (and the VAE before weights are loaded)
     ) -> None:
         super().__init__()
         vae_config = json_native(vae_config or {})
         self.register_to_config(vae_config=vae_config)
+        with seeded(seed):  # deterministic, and the caller's global RNG is left alone
+            self._build(vae_config, temporal_conv)
+
+    def _build(self, vae_config: dict[str, Any], temporal_conv: bool) -> None:
         self.vae = AutoencoderKL.from_config(vae_config)
         self.temporal_convs = nn.ModuleDict()
         self.use_temporal_conv = temporal_conv  # runtime switch; False decodes frame by frame
@@ -61,7 +67,7 @@ class TemporalVAE(LocalModelMixin, ConfigMixin):
         The posterior mean by default; a sample from the posterior when `generator` is given.
         """
         num_frames = frames.shape[2]
-        posterior = self.vae.encode(rearrange(frames, "b c f h w -> (b f) c h w")).latent_dist
+        posterior = self.vae.encode(rearrange(frames, "b c f h w -> (b f) c h w").contiguous()).latent_dist
         latents = posterior.mode() if generator is None else posterior.sample(generator=generator)
         scale, shift = self._scale()
         return rearrange((latents - shift) * scale, "(b f) c h w -> b c f h w", f=num_frames)
@@ -70,7 +76,7 @@ class TemporalVAE(LocalModelMixin, ConfigMixin):
         """Scaled latents (B, C, F, h, w) -> frames (B, 3, F, H, W), the Temp-Convs mixing frames."""
         num_frames = latents.shape[2]
         scale, shift = self._scale()
-        folded = rearrange(latents / scale + shift, "b c f h w -> (b f) c h w")
+        folded = rearrange(latents / scale + shift, "b c f h w -> (b f) c h w").contiguous()  # see VidRDUNet
         self._num_frames = num_frames
         if self.vae.use_slicing:
             # diffusers' slicing would split the batch into single frames; slice by whole videos instead.

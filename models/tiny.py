@@ -6,14 +6,12 @@ an explicit seed, so construction is deterministic and leaves the caller's globa
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-import torch
 from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 
 from .pipeline import VidRDPipeline
+from .seeding import seeded
 from .temporal_vae import TemporalVAE
 from .text import WordEncoder
 from .vidrd_unet import VidRDUNet
@@ -41,28 +39,17 @@ TINY_VAE: dict[str, Any] = {
     "norm_num_groups": 8,
     "sample_size": 32,
 }
-TINY_WORDS = [
-    "a",
-    "an",
-    "the",
-    "red",
-    "green",
-    "blue",
-    "circle",
-    "square",
-    "triangle",
-    "moving",
-    "left",
-    "right",
-]
-
-
-@contextmanager
-def seeded(seed: int) -> Iterator[None]:
-    """Run a block with the global RNG seeded, restoring its previous state afterwards."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
+# Every word of the synthetic shapes captions (models.data.shapes).
+TINY_WORDS = ["a", "and", "moving", "red", "green", "blue", "yellow", "circle", "square", "triangle"]
+TINY_WORDS += ["left", "right", "up", "down"]
+TINY_SCHEDULER: dict[str, Any] = {  # Stable Diffusion's noise schedule, for training and DDIM sampling
+    "beta_schedule": "scaled_linear",
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "clip_sample": False,
+    "set_alpha_to_one": False,
+    "steps_offset": 1,
+}
 
 
 def tiny_unet2d(seed: int = 0) -> UNet2DConditionModel:
@@ -79,8 +66,8 @@ def tiny_pipeline(seed: int = 0) -> VidRDPipeline:
     """An untrained tiny VidRD: inflated UNet, temporal VAE, word encoder, DDIM."""
     text_encoder = WordEncoder(vocabulary=TINY_WORDS, dim=TINY_UNET2D["cross_attention_dim"], seed=seed)
     return VidRDPipeline(
-        unet=VidRDUNet.from_unet2d(tiny_unet2d(seed)).eval(),
-        vae=TemporalVAE.from_vae(tiny_vae(seed + 1)).eval(),
+        unet=VidRDUNet.from_unet2d(tiny_unet2d(seed), seed=seed).eval(),
+        vae=TemporalVAE.from_vae(tiny_vae(seed + 1), seed=seed + 1).eval(),
         text_encoder=text_encoder.eval(),
-        scheduler=DDIMScheduler(),
+        scheduler=DDIMScheduler(**TINY_SCHEDULER),
     )

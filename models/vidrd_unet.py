@@ -18,6 +18,7 @@ from einops import rearrange, repeat
 from torch import nn
 
 from .loading import LocalModelMixin, json_native, public_config
+from .seeding import seeded
 from .temporal import TemporalAttention, TemporalConv, inflate
 
 RESNET_BLOCKS = ("ResnetBlock2D",)
@@ -34,10 +35,15 @@ class VidRDUNet(LocalModelMixin, ConfigMixin):
         temporal_conv: bool = True,  # build a Temp-Conv after every ResNet block
         temporal_attention: bool = True,  # build a Temp-Attn after every spatial transformer block
         attention_heads: int = 8,  # heads of each Temp-Attn (reduced to a divisor of its channels)
+        seed: int = 0,  # initialises the temporal layers (and the 2-D UNet before weights are loaded)
     ) -> None:
         super().__init__()
         unet_config = json_native(unet_config or {})
         self.register_to_config(unet_config=unet_config)
+        with seeded(seed):  # deterministic, and the caller's global RNG is left alone
+            self._build(unet_config, temporal_conv, temporal_attention, attention_heads)
+
+    def _build(self, unet_config, temporal_conv, temporal_attention, attention_heads) -> None:
         self.unet = UNet2DConditionModel.from_config(unet_config)
         self.temporal_convs = nn.ModuleDict()
         self.temporal_attentions = nn.ModuleDict()
@@ -81,8 +87,14 @@ class VidRDUNet(LocalModelMixin, ConfigMixin):
         timestep = repeat(timestep.expand(batch), "b -> (b f)", f=num_frames)
         context = repeat(encoder_hidden_states, "b s d -> (b f) s d", f=num_frames)
         self._num_frames = num_frames
+        # contiguous: torch 2.13's CPU convolution backward crashed (segfault) on the strided fold of
+        # a non-contiguous video, e.g. latents straight from TemporalVAE.encode.
         out = self.unet(
-            rearrange(sample, "b c f h w -> (b f) c h w"), timestep, context, return_dict=False, **unet_kwargs
+            rearrange(sample, "b c f h w -> (b f) c h w").contiguous(),
+            timestep,
+            context,
+            return_dict=False,
+            **unet_kwargs,
         )[0]
         return rearrange(out, "(b f) c h w -> b c f h w", f=num_frames)
 

@@ -136,3 +136,14 @@ def test_gradient_checkpointing_gives_the_same_gradients(unet2d):
         grads.append([p.grad.clone() for p in model.temporal_parameters()])
     for a, b in zip(*grads, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_backward_through_a_non_contiguous_video(unet2d):
+    # Regression: a strided (B, C, F, H, W) input, as TemporalVAE.encode returns, crashed the CPU
+    # convolution backward before the fold was made contiguous.
+    model = VidRDUNet.from_unet2d(unet2d).freeze_spatial()
+    latents = torch.randn(3, 8, 4, 8, 8, generator=gen(4)).transpose(1, 2)  # (3, 4, 8, 8, 8), strided
+    assert not latents.is_contiguous()
+    context = torch.randn(3, 5, 32, generator=gen(5))
+    model(latents, torch.tensor([10, 500, 900]), context).pow(2).mean().backward()
+    assert all(p.grad is not None for p in model.temporal_parameters())

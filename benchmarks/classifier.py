@@ -1,0 +1,347 @@
+"""A small 3-D CNN reading the synthetic moving-shapes clips: shape, colour and direction (issue 4, item 6).
+
+It scores generated clips for caption consistency and an IS-style score, and its penultimate layer is the
+feature extractor of a Fréchet video distance with our own features (`benchmarks.video_scores`).
+
+    python -m benchmarks.classifier --out benchmarks/weights/shapes-classifier
+
+trains it on `MovingShapes` (a fresh, seeded batch every step), prints held-out accuracies and saves
+`model.safetensors` + `config.json`. Training adds mild gaussian noise and blur so that it still reads
+imperfect generated videos.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange, reduce
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from benchmarks.files import atomic_path
+from models.data.shapes import COLOURS, DIRECTIONS, SHAPES, MovingShapes, ShapesConfig
+
+HEADS = ("shape", "colour", "direction")
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """Input geometry, class names per head and layer widths."""
+
+    num_frames: int = 8
+    size: int = 32
+    shapes: tuple[str, ...] = SHAPES
+    colours: tuple[str, ...] = tuple(COLOURS)
+    directions: tuple[str, ...] = tuple(DIRECTIONS)
+    channels: tuple[int, ...] = (8, 16, 32, 64)
+    feature_dim: int = 96
+
+    def __post_init__(self) -> None:
+        for name in ("num_frames", "size", "feature_dim"):
+            _check_int(name, getattr(self, name), 1, 4096)
+        for name in ("shapes", "colours", "directions"):
+            names = getattr(self, name)
+            if len(names) < 2 or len(set(names)) != len(names):
+                raise ValueError(f"{name} must hold at least 2 distinct class names; got {names!r}")
+            object.__setattr__(self, name, tuple(str(n) for n in names))
+        if not self.channels:
+            raise ValueError(f"channels must hold at least one width in [1, 1024]; got {self.channels!r}")
+        for width in self.channels:
+            _check_int("channels", width, 1, 1024)
+        object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
+
+    @property
+    def num_classes(self) -> dict[str, int]:
+        return {"shape": len(self.shapes), "colour": len(self.colours), "direction": len(self.directions)}
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Mild degradations applied to training clips so that the classifier still reads generated videos."""
+
+    noise_std: float = 0.08  # per-clip gaussian noise level drawn uniformly in [0, noise_std]
+    blur_prob: float = 0.3  # share of clips blurred spatially
+    max_blur_sigma: float = 0.8  # their gaussian width drawn uniformly in [0, max_blur_sigma] pixels
+
+    def __post_init__(self) -> None:
+        _check_float("noise_std", self.noise_std, 0.0, 1.0)
+        _check_float("blur_prob", self.blur_prob, 0.0, 1.0)
+        _check_float("max_blur_sigma", self.max_blur_sigma, 0.0, 5.0)
+
+
+def _check_int(name: str, value: object, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{name} must be an integer in [{low}, {high}]; got {value!r}")
+
+
+def _check_float(name: str, value: object, low: float, high: float, low_open: bool = False) -> None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not ok or not (low < value <= high if low_open else low <= value <= high):
+        bracket = "(" if low_open else "["
+        raise ValueError(f"{name} must be a number in {bracket}{low}, {high}]; got {value!r}")
+
+
+@contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Run a block with the global RNG seeded, restoring its previous state afterwards."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+@contextmanager
+def num_threads(threads: int) -> Iterator[None]:
+    """Run a block with `threads` intra-op threads, restoring the previous count afterwards."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _block(c_in: int, c_out: int, pool: tuple[int, int, int]) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv3d(c_in, c_out, kernel_size=3, padding=1),
+        nn.GroupNorm(math.gcd(8, c_out), c_out),
+        nn.SiLU(),
+        nn.MaxPool3d(pool, ceil_mode=True),  # ceil: short clips (F < 8) still fit
+    )
+
+
+class ShapesClassifier(nn.Module):
+    """3-D CNN over clips (B, 3, F, H, W) in [-1, 1] with a shape, a colour and a direction head."""
+
+    def __init__(self, config: ClassifierConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or ClassifierConfig()
+        widths = (3, *self.config.channels)
+        # The first block pools space only, so that early motion along time survives.
+        pools = [(1, 2, 2)] + [(2, 2, 2)] * (len(widths) - 2)
+        self.body = nn.Sequential(
+            *(_block(a, b, p) for a, b, p in zip(widths[:-1], widths[1:], pools, strict=True))
+        )
+        self.project = nn.Sequential(nn.Linear(widths[-1], self.config.feature_dim), nn.SiLU())
+        self.heads = nn.ModuleDict(
+            {name: nn.Linear(self.config.feature_dim, n) for name, n in self.config.num_classes.items()}
+        )
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate-layer features (B, feature_dim): the FVD-style feature extractor."""
+        _check_clips(x)
+        return self.project(reduce(self.body(x), "b c f h w -> b c", "mean"))
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Logits per head: {"shape": (B, 3), "colour": (B, 4), "direction": (B, 4)}."""
+        feats = self.features(x)
+        return {name: head(feats) for name, head in self.heads.items()}
+
+
+def _check_clips(x: torch.Tensor) -> None:
+    if not isinstance(x, torch.Tensor) or x.ndim != 5 or x.shape[1] != 3:
+        shape = tuple(x.shape) if hasattr(x, "shape") else type(x).__name__
+        raise ValueError(f"videos must be a tensor (B, 3, F, H, W); got {shape}")
+
+
+def build_classifier(config: ClassifierConfig | None = None, seed: int = 0) -> ShapesClassifier:
+    """A freshly initialised classifier; deterministic from `seed`, the global RNG untouched."""
+    with seeded(seed):
+        return ShapesClassifier(config)
+
+
+# --- data -----------------------------------------------------------------------------------------------
+
+
+def shapes_batch(dataset: MovingShapes, indices: range) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Clips (B, 3, F, H, W) and labels {head: (B,)} of dataset items `indices`."""
+    items = [dataset[i] for i in indices]
+    videos = torch.stack([item["video"] for item in items]).float()
+    labels = {h: torch.tensor([int(item["labels"][h]) for item in items]) for h in HEADS}
+    return videos, labels
+
+
+def _gaussian_kernel(sigma: torch.Tensor, radius: int = 2) -> torch.Tensor:
+    """Normalised 1-D gaussian kernels (B, 2*radius+1), one per sigma (sigma 0 -> identity)."""
+    taps = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    sigma = rearrange(sigma.clamp_min(1e-3), "b -> b 1")
+    kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
+    return kernel / kernel.sum(dim=1, keepdim=True)
+
+
+def blur(videos: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Per-clip separable spatial gaussian blur of (B, C, F, H, W) with widths `sigma` (B,)."""
+    b, c, f = videos.shape[:3]
+    kernel = rearrange(_gaussian_kernel(sigma).repeat_interleave(c * f, dim=0), "n k -> n 1 k")
+    r = kernel.shape[2] // 2
+    x = rearrange(videos, "b c f h w -> 1 (b c f) h w")
+    groups = x.shape[1]
+    x = F.conv2d(
+        F.pad(x, (r, r, 0, 0), mode="replicate"), rearrange(kernel, "n 1 k -> n 1 1 k"), groups=groups
+    )
+    x = F.conv2d(
+        F.pad(x, (0, 0, r, r), mode="replicate"), rearrange(kernel, "n 1 k -> n 1 k 1"), groups=groups
+    )
+    return rearrange(x, "1 (b c f) h w -> b c f h w", b=b, c=c, f=f)
+
+
+def augment(videos: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
+    """Mild degradations of generated clips: random blur on some clips, then gaussian noise, clamped."""
+    b = videos.shape[0]
+    blurred = torch.rand(b, generator=generator) < cfg.blur_prob
+    sigma = torch.rand(b, generator=generator) * cfg.max_blur_sigma * blurred
+    if cfg.max_blur_sigma > 0 and bool(blurred.any()):
+        videos = blur(videos, sigma)
+    level = torch.rand(b, generator=generator) * cfg.noise_std
+    noise = torch.randn(videos.shape, generator=generator)
+    return (videos + rearrange(level, "b -> b 1 1 1 1") * noise).clamp(-1.0, 1.0)
+
+
+# --- training and evaluation ----------------------------------------------------------------------------
+
+
+def _loss(model: ShapesClassifier, videos: torch.Tensor, labels: dict[str, torch.Tensor]) -> torch.Tensor:
+    logits = model(videos)
+    return sum(F.cross_entropy(logits[h], labels[h]) for h in HEADS)
+
+
+def train_classifier(
+    steps: int = 400,
+    batch: int = 32,
+    seed: int = 0,
+    config: ShapesConfig | None = None,
+    lr: float = 3e-3,
+    augmentation: AugmentConfig | None = None,
+    threads: int = 2,
+    log_every: int = 0,
+) -> ShapesClassifier:
+    """Train a `ShapesClassifier` on `MovingShapes(seed=seed)`: step k reads items [k*batch, (k+1)*batch).
+
+    Adam with a one-cycle learning-rate schedule peaking at `lr`, on `threads` intra-op threads (the
+    caller's count is restored). Deterministic from `seed`: initialisation, data and augmentation.
+    """
+    _check_int("steps", steps, 0, 10**7)
+    _check_int("batch", batch, 1, 4096)
+    _check_int("seed", seed, 0, 2**31 - 1)
+    _check_float("lr", lr, 0.0, 1.0, low_open=True)
+    _check_int("threads", threads, 1, 256)
+    shapes, augmentation = config or ShapesConfig(), augmentation or AugmentConfig()
+    model = build_classifier(ClassifierConfig(num_frames=shapes.num_frames, size=shapes.size), seed)
+    dataset = MovingShapes(max(steps * batch, 1), config=shapes, seed=seed)
+    generator = torch.Generator().manual_seed(seed)
+    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=lr, total_steps=max(steps, 1))
+    model.train()
+    with num_threads(threads):
+        for step in range(steps):
+            videos, labels = shapes_batch(dataset, range(step * batch, (step + 1) * batch))
+            loss = _loss(model, augment(videos, augmentation, generator), labels)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            if log_every and (step + 1) % log_every == 0:
+                print(f"step {step + 1}/{steps}  loss {loss.item():.4f}", flush=True)
+    return model.eval()
+
+
+@torch.no_grad()
+def evaluate_classifier(
+    model: ShapesClassifier,
+    length: int = 512,
+    seed: int = 1,
+    config: ShapesConfig | None = None,
+    degrade: AugmentConfig | None = None,
+) -> dict[str, float]:
+    """Accuracy per head on `length` clips of `MovingShapes(seed=seed)` (use a seed not trained on),
+    optionally degraded by `degrade` (noise and blur drawn from a generator seeded with `seed`)."""
+    _check_int("length", length, 1, 10**7)
+    dataset = MovingShapes(length, config=config or ShapesConfig(), seed=seed)
+    generator = torch.Generator().manual_seed(seed)
+    correct = dict.fromkeys(HEADS, 0)
+    for start in range(0, length, 128):
+        videos, labels = shapes_batch(dataset, range(start, min(start + 128, length)))
+        logits = model.eval()(videos if degrade is None else augment(videos, degrade, generator))
+        for h in HEADS:
+            correct[h] += int((logits[h].argmax(dim=1) == labels[h]).sum())
+    return {h: correct[h] / length for h in HEADS}
+
+
+# --- saving and loading ---------------------------------------------------------------------------------
+
+
+def save_classifier(model: ShapesClassifier, path: str | os.PathLike) -> Path:
+    """Write `model.safetensors` and `config.json` under the folder `path` (each atomically)."""
+    root = Path(path)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(root / WEIGHTS_FILE) as tmp:
+        save_file(state, str(tmp), metadata={"format": "pt"})
+        _readable(tmp)
+    with atomic_path(root / CONFIG_FILE) as tmp:
+        tmp.write_text(json.dumps(asdict(model.config), indent=2) + "\n")
+        _readable(tmp)
+    return root
+
+
+def _readable(path: Path) -> None:
+    """rw-r--r--, as an ordinary file (temporary files start owner-only)."""
+    path.chmod(0o644)
+
+
+def load_classifier(path: str | os.PathLike) -> ShapesClassifier:
+    """A `ShapesClassifier` (eval mode) from a folder written by `save_classifier`."""
+    root = Path(path)
+    for name in (CONFIG_FILE, WEIGHTS_FILE):
+        if not (root / name).is_file():
+            raise FileNotFoundError(f"the saved shapes classifier at {root} lacks {root / name}")
+    raw = json.loads((root / CONFIG_FILE).read_text())
+    config = ClassifierConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+    model = ShapesClassifier(config)
+    model.load_state_dict(load_file(str(root / WEIGHTS_FILE)))
+    return model.eval()
+
+
+# --- command line ---------------------------------------------------------------------------------------
+
+
+DEGRADED = AugmentConfig(noise_std=0.15, blur_prob=1.0, max_blur_sigma=1.0)  # harsher than training
+
+
+def _format(accuracy: dict[str, float]) -> str:
+    return ", ".join(f"{h} {a:.4f}" for h, a in accuracy.items())
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default="benchmarks/weights/shapes-classifier", help="output folder")
+    parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads while training")
+    parser.add_argument("--eval-seed", type=int, default=12345, help="seed of the held-out clips")
+    parser.add_argument("--eval-clips", type=int, default=1024)
+    args = parser.parse_args(argv)
+    wall, cpu = time.perf_counter(), time.process_time()
+    model = train_classifier(args.steps, args.batch, args.seed, threads=args.threads, log_every=50)
+    print(f"trained in {time.perf_counter() - wall:.1f} s wall, {time.process_time() - cpu:.1f} s CPU")
+    accuracy = evaluate_classifier(model, length=args.eval_clips, seed=args.eval_seed)
+    print("held-out accuracy: " + _format(accuracy))
+    degraded = evaluate_classifier(model, length=args.eval_clips, seed=args.eval_seed, degrade=DEGRADED)
+    print(f"held-out accuracy, degraded ({DEGRADED}): " + _format(degraded))
+    print(f"saved to {save_classifier(model, args.out)}")
+    return accuracy
+
+
+if __name__ == "__main__":
+    main()

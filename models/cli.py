@@ -1,0 +1,443 @@
+"""`vidrd generate`: a long video from a text prompt with the bundled tiny VidRD (or any saved VidRD).
+
+    vidrd generate "a red circle moving right" --clips 8 --strategies fnr,pns:4,dsg:0.4 --out out/
+    python -m models.cli generate "a red circle moving right | a red circle moving left" --clips 2
+
+Several prompts separated by "|" give one prompt per clip (story mode). Writes into --out:
+
+    video.mp4 (or video.gif)   every frame, clip after clip
+    contact_sheet.png          one row per clip; the first frame after each seam framed in red
+    metrics.json               the parameters, clip starts, latent-space continuity metrics
+                               (benchmarks.metrics), pixel-space centroid metrics (benchmarks.pixel_metrics)
+                               and timings
+
+Every argument is checked before any work (ValueError naming it, its value and the allowed range). The
+three files are written to temporary files beside their targets and renamed into place only once all
+three are complete, so a failure midway leaves a previous run's files as they were.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import sys
+import textwrap
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from einops import rearrange
+
+from benchmarks import pixel_metrics
+from benchmarks.files import atomic_path
+from benchmarks.metrics import mirror_correlation, seam_jump_ratio
+from samplers import Clip, LongVideoSampler
+from samplers.registry import STRATEGIES, parse_strategies
+from samplers.validation import check_int
+
+from .bundled import BUNDLED, load_pipeline
+from .video_io import MemorySink, VideoFileSink
+
+PROMPT_SEPARATOR = "|"
+SHEET_NAME = "contact_sheet.png"
+METRICS_NAME = "metrics.json"
+FORMATS = ("mp4", "gif")
+SEAM_RGB = (230, 0, 0)  # the frame around the first frame after a seam
+CELL_RGB = (200, 200, 200)  # the frame around every other frame
+
+
+@dataclass(frozen=True)
+class GenerateJob:
+    """The validated arguments of `vidrd generate`."""
+
+    prompt: str
+    prompts: tuple[str, ...]  # one, or one per clip
+    clips: int
+    strategies: str
+    out: Path
+    frames: int = 8
+    prompt_frames: int = 2
+    steps: int = 25
+    guidance: float = 7.5
+    seed: int = 0
+    model: Path = BUNDLED
+    format: str = "mp4"
+    fps: int = 8
+    drop_prompt_frames: bool = False
+    progress: bool = False
+
+    @property
+    def paths(self) -> dict[str, Path]:
+        return {
+            "video": self.out / f"video.{self.format}",
+            "contact_sheet": self.out / SHEET_NAME,
+            "metrics": self.out / METRICS_NAME,
+        }
+
+    def parameters(self) -> dict[str, Any]:
+        return {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class GenerateResult:
+    paths: dict[str, Path]
+    metrics: dict[str, Any]
+
+
+class LatentRecorder:
+    """A sampler wrapper that keeps the latents of every clip the wrapped `LongVideoSampler` streams out.
+
+    `VidRDPipeline` decodes each clip in its own `on_clip` callback and never returns latents; passing
+    this wrapper as its `sampler` chains the recorder before that callback, so the latent-space metrics
+    see exactly the latents that were decoded, and the pipeline stays unchanged.
+    """
+
+    def __init__(self, sampler: LongVideoSampler) -> None:
+        self.sampler = sampler
+        self.clips: list[torch.Tensor] = []
+
+    def sample(self, *args: Any, on_clip=None, **kwargs: Any):
+        """`LongVideoSampler.sample` with the same arguments; each clip is recorded, then passed on."""
+
+        def record(clip: Clip) -> None:
+            self.clips.append(clip.latents.detach().to("cpu", torch.float32))
+            if on_clip is not None:
+                on_clip(clip)
+
+        self.clips = []
+        return self.sampler.sample(*args, on_clip=record, **kwargs)
+
+    @property
+    def latents(self) -> torch.Tensor:
+        """(B, C, L, H, W): the recorded clips joined along the frames."""
+        return torch.cat(self.clips, dim=2)
+
+
+class _KeepAndForward(MemorySink):
+    """Keeps every frame (for the contact sheet and the pixel metrics) and forwards it to another sink."""
+
+    def __init__(self, sink: VideoFileSink) -> None:
+        super().__init__()
+        self.sink = sink
+
+    def write(self, frames: np.ndarray) -> None:
+        super().write(frames)
+        self.sink.write(frames)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Arguments
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vidrd", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    gen = commands.add_parser(
+        "generate",
+        help="generate a long video, its contact sheet and metrics",
+        description="Generate a long video clip by clip and write video.mp4 (or .gif), contact_sheet.png "
+        "and metrics.json into --out.",
+    )
+    gen.add_argument("prompt", help='the text; "a | b | c" gives one prompt per clip (story mode)')
+    gen.add_argument("--clips", type=int, default=8, help="number of clips K (default 8)")
+    gen.add_argument("--strategies", default="fnr,pns:4,dsg:0.4", help=f"from {sorted(STRATEGIES)}")
+    gen.add_argument("--out", type=Path, default=Path("out"), help="output folder (default out/)")
+    gen.add_argument("--frames", type=int, default=8, help="frames per clip N (default 8)")
+    gen.add_argument("--prompt-frames", type=int, default=2, help="prompt frames M, 1..N-1 (default 2)")
+    gen.add_argument("--steps", type=int, default=25, help="DDIM steps per clip (default 25)")
+    gen.add_argument("--guidance", type=float, default=7.5, help="classifier-free guidance scale")
+    gen.add_argument("--seed", type=int, default=0, help="seed of the torch.Generator")
+    gen.add_argument("--model", type=Path, default=BUNDLED, help="folder of a saved VidRD pipeline")
+    gen.add_argument("--format", choices=FORMATS, default="mp4", help="video file format")
+    gen.add_argument("--fps", type=int, default=8, help="frames per second of the video file")
+    gen.add_argument(
+        "--drop-prompt-frames", action="store_true", help="drop the M prompt frames of clips after the first"
+    )
+    gen.add_argument("--progress", action="store_true", help="show a progress bar")
+    gen.add_argument(
+        "--threads", type=int, default=1, help="torch intra-op threads (default 1: tiny models gain nothing)"
+    )
+    return parser
+
+
+def split_prompts(prompt: str, clips: int) -> tuple[str, ...]:
+    """One prompt, or one per clip when the text holds `|` separators."""
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ValueError(f"prompt must be a non-empty string; got {prompt!r}")
+    parts = tuple(p.strip() for p in prompt.split(PROMPT_SEPARATOR))
+    if any(not p for p in parts):
+        raise ValueError(f"prompt must not hold empty prompts between '{PROMPT_SEPARATOR}'; got {prompt!r}")
+    if len(parts) not in (1, clips):
+        raise ValueError(
+            f"prompt must be one prompt or clips={clips} prompts separated by '{PROMPT_SEPARATOR}'; "
+            f"got {len(parts)}: {prompt!r}"
+        )
+    return parts
+
+
+def check_strategies(text: str) -> list[Any]:
+    """The strategies of `text`; ValueError for an unknown name, a bad value or an empty list."""
+    strategies = parse_strategies(text)
+    if not strategies:
+        raise ValueError(
+            f"strategies must name at least one of {sorted(STRATEGIES)} (e.g. 'fnr,pns:4,dsg:0.4', or "
+            f"'independent' for none); got {text!r}"
+        )
+    return strategies
+
+
+def check_guidance(value: float) -> float:
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"guidance must be a finite number >= 0; got {value!r}")
+    return float(value)
+
+
+def check_out(out: Path) -> Path:
+    """`out` if it is a folder, or can become one, that this process may write to."""
+    existing = next(p for p in (out.absolute(), *out.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise ValueError(f"out must be a folder (or a path where one can be made); {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"out must be writable; got {str(out)!r} ({existing} is not writable)")
+    return out
+
+
+def check_model(model: Path) -> Path:
+    if not model.is_dir():
+        raise ValueError(f"model must be the folder of a saved VidRD pipeline; got {str(model)!r}")
+    return model
+
+
+def job_from_args(args: argparse.Namespace) -> GenerateJob:
+    """Every check that can be made before any work."""
+    clips = check_int("clips", args.clips, 1)
+    frames = check_int("frames", args.frames, 2)
+    check_int("prompt_frames", args.prompt_frames, 1, frames - 1)
+    check_int("steps", args.steps, 1)
+    check_int("fps", args.fps, 1)
+    check_int("seed", args.seed, 0, 2**63 - 1)
+    check_int("threads", args.threads, 1)
+    check_strategies(args.strategies)
+    return GenerateJob(
+        prompt=args.prompt,
+        prompts=split_prompts(args.prompt, clips),
+        clips=clips,
+        strategies=args.strategies,
+        out=check_out(args.out),
+        frames=frames,
+        prompt_frames=args.prompt_frames,
+        steps=args.steps,
+        guidance=check_guidance(args.guidance),
+        seed=args.seed,
+        model=check_model(args.model),
+        format=args.format,
+        fps=args.fps,
+        drop_prompt_frames=args.drop_prompt_frames,
+        progress=args.progress,
+    )
+
+
+# ----------------------------------------------------------------------------------------------------
+# The job
+
+
+def generate(job: GenerateJob) -> GenerateResult:
+    """Sample the video, then write the video file, the contact sheet and the metrics (all or nothing)."""
+    start = time.perf_counter()
+    pipe = load_pipeline(job.model)
+    sampler = LatentRecorder(
+        LongVideoSampler(
+            check_strategies(job.strategies), job.prompt_frames, job.drop_prompt_frames, job.progress
+        )
+    )
+    paths = job.paths
+    with ExitStack() as stack:  # exits in reverse: the video is renamed first, metrics.json last
+        metrics_tmp = stack.enter_context(atomic_path(paths["metrics"]))
+        sheet_tmp = stack.enter_context(atomic_path(paths["contact_sheet"]))
+        video = stack.enter_context(VideoFileSink(paths["video"], fps=job.fps))
+        frames, clip_starts, seconds = _sample(pipe, sampler, job, video)
+        metrics = collect_metrics(job, sampler.latents, frames, clip_starts, seconds)
+        save_contact_sheet(frames, clip_starts, sheet_tmp, title=_sheet_title(job))
+        metrics["timing"]["seconds_total"] = time.perf_counter() - start
+        metrics_tmp.write_text(json.dumps(json_safe(metrics), indent=2) + "\n", encoding="utf-8")
+    return GenerateResult(paths=paths, metrics=metrics)
+
+
+def _sample(pipe, sampler: LatentRecorder, job: GenerateJob, video: VideoFileSink):
+    """Run the pipeline into `video`; return all frames (L, H, W, 3), clip starts and seconds taken."""
+    sink = _KeepAndForward(video)
+    prompt = job.prompts[0] if len(job.prompts) == 1 else list(job.prompts)
+    began = time.perf_counter()
+    output = pipe(
+        prompt, sampler=sampler, num_clips=job.clips, num_frames=job.frames,
+        num_inference_steps=job.steps, guidance_scale=job.guidance,
+        generator=torch.Generator().manual_seed(job.seed), sink=sink,
+    )  # fmt: skip
+    seconds = time.perf_counter() - began
+    sink.close()
+    return sink.frames, output.clip_starts, seconds
+
+
+def latent_metrics(latents: torch.Tensor, clip_starts: list[int], skip: int) -> dict[str, Any]:
+    """Seam-jump ratio and mirror correlation (skip = prompt frames); None with a reason where undefined."""
+    result: dict[str, Any] = {"seam_jump_ratio": None, "mirror_correlation": None}
+    result["mirror_correlation_skip"] = skip
+    reasons: dict[str, str] = {}
+    lengths = np.diff([*clip_starts, latents.shape[2]]).tolist()
+    if len(clip_starts) < 2:
+        reasons["seam_jump_ratio"] = reasons["mirror_correlation"] = "needs at least 2 clips (a seam)"
+    else:
+        result["seam_jump_ratio"] = seam_jump_ratio(latents, clip_starts)
+        if min(lengths) > skip:
+            result["mirror_correlation"] = mirror_correlation(latents, clip_starts, skip=skip)
+        else:
+            reasons["mirror_correlation"] = (
+                f"every clip needs more than skip={skip} frames (the prompt frames); clip lengths {lengths}"
+            )
+    for name in ("seam_jump_ratio", "mirror_correlation"):
+        value = result[name]
+        if value is not None and not math.isfinite(value):
+            reasons[name] = f"undefined ({value}): the frames do not change inside clips"
+            result[name] = None
+    result["reasons"] = reasons
+    return result
+
+
+def collect_metrics(job, latents, frames, clip_starts, seconds_generation) -> dict[str, Any]:
+    strategies = check_strategies(job.strategies)
+    return {
+        "parameters": job.parameters(),
+        "strategies": [{"name": type(s).__name__, **dataclasses.asdict(s)} for s in strategies],
+        "clip_starts": list(clip_starts),
+        "num_frames": len(frames),
+        "frame_shape": list(frames.shape[1:]),
+        "latent_shape": list(latents.shape),
+        "latent_metrics": latent_metrics(latents, clip_starts, job.prompt_frames),
+        "pixel_metrics": pixel_metrics.summary(frames, clip_starts),
+        "timing": {
+            "seconds_generation": seconds_generation,
+            "frames_per_second": len(frames) / seconds_generation,
+            "seconds_total": None,  # set just before metrics.json is written
+            "torch_threads": torch.get_num_threads(),
+        },
+    }
+
+
+def json_safe(value: Any) -> Any:
+    """Plain JSON values: non-finite floats -> None, numpy scalars -> Python, tuples -> lists."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+# ----------------------------------------------------------------------------------------------------
+# The contact sheet
+
+
+def contact_sheet_array(frames: np.ndarray, clip_starts: list[int], pad: int = 2) -> np.ndarray:
+    """One row per clip, every frame in a `pad`-px frame: red around the first frame of each clip after
+    the first (the frame right after a seam), grey elsewhere; cells past a short clip's end are white.
+
+    Returns (K * (H + 2 pad), C * (W + 2 pad), 3) uint8, C = the longest clip's length.
+    """
+    bounds = [*clip_starts, len(frames)]
+    clips = [frames[a:b] for a, b in pairwise(bounds)]
+    h, w = frames.shape[1:3]
+    grid = np.full((len(clips), max(map(len, clips)), h + 2 * pad, w + 2 * pad, 3), 255, dtype=np.uint8)
+    for k, clip in enumerate(clips):
+        grid[k, : len(clip)] = SEAM_RGB if k else CELL_RGB
+        grid[k, 1 : len(clip)] = CELL_RGB
+        grid[k, : len(clip), pad : pad + h, pad : pad + w] = clip
+    return rearrange(grid, "r c h w ch -> (r h) (c w) ch")
+
+
+def save_contact_sheet(
+    frames: np.ndarray, clip_starts: list[int], path: str | os.PathLike, title: str = ""
+) -> None:
+    """The contact sheet as a PNG, rows labelled with clip index and frame numbers (matplotlib, Agg)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    pad = 2
+    sheet = contact_sheet_array(frames, clip_starts, pad)
+    cell_h, cell_w = frames.shape[1] + 2 * pad, frames.shape[2] + 2 * pad
+    rows, cols = sheet.shape[0] // cell_h, sheet.shape[1] // cell_w
+    fig = Figure(figsize=(1.6 + 0.55 * cols, 0.9 + 0.55 * rows), dpi=150)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    ax.imshow(sheet, interpolation="nearest")
+    bounds = [*clip_starts, len(frames)]
+    ax.set_yticks([(k + 0.5) * cell_h - 0.5 for k in range(rows)])
+    ax.set_yticklabels([f"clip {k}\nframes {bounds[k]}-{bounds[k + 1] - 1}" for k in range(rows)], fontsize=6)
+    ax.set_xticks([(c + 0.5) * cell_w - 0.5 for c in range(cols)])
+    ax.set_xticklabels([f"+{c}" for c in range(cols)], fontsize=6)
+    ax.tick_params(length=0)
+    ax.set_xlabel("frame within clip (red frame: first frame after a seam)", fontsize=6)
+    ax.set_title(textwrap.fill(title, 70), fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+
+
+def _sheet_title(job: GenerateJob) -> str:
+    return f"{' | '.join(job.prompts)}  [{job.strategies}, M={job.prompt_frames}, seed {job.seed}]"
+
+
+# ----------------------------------------------------------------------------------------------------
+# Entry point
+
+
+def _fmt(value: float | None, spec: str = ".3g") -> str:
+    return "n/a" if value is None or not math.isfinite(value) else format(value, spec)
+
+
+def summary_lines(result: GenerateResult) -> list[str]:
+    m = result.metrics
+    timing, latent, pixel = m["timing"], m["latent_metrics"], m["pixel_metrics"]
+    seams = len(m["clip_starts"]) - 1
+    return [
+        f"generated {m['num_frames']} frames in {len(m['clip_starts'])} clips (starts {m['clip_starts']}) "
+        f"in {timing['seconds_generation']:.1f} s ({timing['frames_per_second']:.1f} frames/s), "
+        f"{timing['seconds_total']:.1f} s in all",
+        f"latents: seam-jump ratio {_fmt(latent['seam_jump_ratio'])}, mirror correlation "
+        f"(skip {latent['mirror_correlation_skip']}) {_fmt(latent['mirror_correlation'])}",
+        f"pixels: speed inside clips {_fmt(pixel['mean_speed_inside'])} px/frame, velocity jump at seams "
+        f"{_fmt(pixel['mean_velocity_jump'])} px/frame, direction reversals {pixel['direction_reversals']} "
+        f"of {seams} seams",
+        *(f"wrote {path}" for path in result.paths.values()),
+    ]
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    if args.command == "generate":
+        job = job_from_args(args)
+        previous = torch.get_num_threads()
+        torch.set_num_threads(args.threads)  # with several, OpenMP barriers on a busy machine cost ~100x
+        try:
+            result = generate(job)
+        finally:
+            torch.set_num_threads(previous)
+        print("\n".join(summary_lines(result)))
+
+
+if __name__ == "__main__":
+    main()

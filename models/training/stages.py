@@ -1,0 +1,191 @@
+"""The kit's VidRD recipe in four stages (DESIGN.md §6-§7), on the synthetic moving-shapes world.
+
+1. `vae`: a tiny AutoencoderKL on still shapes; its latent scaling factor is set from the data.
+2. `t2i`: a tiny text-to-image UNet and the word-level text encoder on still shapes (the stand-in for
+   Stable Diffusion), epsilon prediction, 10% empty captions for classifier-free guidance.
+3. `temporal`: the UNet inflated to a VidRDUNet; only temporal layers train, end to end on videos and,
+   optionally, pseudo-videos (random zoom and pan of stills, the paper's Table 3 ablation).
+4. `temporal_vae`: the VAE decoder's Temp-Conv layers, on video reconstruction (encoder frozen).
+
+Each stage reads the previous stages' folders under `out/`, trains with `loop.train` (resumable) and
+writes its own folder: `out/vae/vae`, `out/t2i/{unet,text_encoder}`, `out/temporal/unet`,
+`out/temporal_vae/vae`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+from torch import nn
+
+from ..data.pseudo_video import ZoomPan
+from ..data.shapes import ShapesConfig, caption, frames_to_tensor, render, sample_spec, still_caption
+from ..temporal_vae import TemporalVAE
+from ..text import WordEncoder
+from ..tiny import TINY_SCHEDULER, TINY_UNET2D, TINY_WORDS, tiny_unet2d, tiny_vae
+from ..vidrd_unet import VidRDUNet
+from .loop import LoopConfig, plot_losses, train
+
+LOAD = {"local_files_only": True, "low_cpu_mem_usage": False}
+
+
+@dataclass(frozen=True)
+class RecipeConfig:
+    out: Path  # run folder: one sub-folder per stage
+    seed: int = 0  # seeds every stage (offset per stage)
+    num_frames: int = 8  # N: frames per training clip
+    pseudo_videos: bool = True  # mix pseudo-videos into the temporal stage (Table 3: with vs without)
+    pseudo_fraction: float = 0.25  # share of pseudo-videos in a temporal batch when enabled
+    cfg_dropout: float = 0.1  # share of empty captions in t2i and temporal batches
+    progress: bool = True  # tqdm bars
+
+
+# steps, batch, learning rate, checkpoint interval of each stage
+STAGES = {
+    "vae": LoopConfig(steps=800, lr=1e-3, checkpoint_every=200),
+    "t2i": LoopConfig(steps=2500, lr=5e-4, checkpoint_every=250),
+    "temporal": LoopConfig(steps=700, lr=5e-4, checkpoint_every=100),
+    "temporal_vae": LoopConfig(steps=150, lr=5e-4, checkpoint_every=50),
+}
+BATCH = {"vae": 64, "t2i": 64, "temporal": 8, "temporal_vae": 8}
+
+
+def shapes_config(recipe: RecipeConfig) -> ShapesConfig:
+    return ShapesConfig(num_frames=recipe.num_frames)
+
+
+def still_batch(
+    n: int, config: ShapesConfig, g: torch.Generator, full_captions: float = 0.0
+) -> tuple[torch.Tensor, list[str]]:
+    """n still shapes (n, 3, H, W) in [-1, 1]: the first frames of moving-shapes clips, captioned as stills
+    ("a red circle") or, with probability `full_captions`, with the clip's caption ("... moving right")."""
+    specs = [sample_spec(config, g) for _ in range(n)]
+    frames = [frames_to_tensor(render(s, config)[:1]) for s in specs]  # (3, 1, H, W) each
+    full = (torch.rand(n, generator=g) < full_captions).tolist()
+    captions = [caption(s) if f else still_caption(s) for s, f in zip(specs, full, strict=True)]
+    return torch.stack(frames)[:, :, 0], captions
+
+
+def video_batch(n: int, config: ShapesConfig, g: torch.Generator) -> tuple[torch.Tensor, list[str]]:
+    """n moving-shapes clips (n, 3, F, H, W) in [-1, 1] and their captions."""
+    specs = [sample_spec(config, g) for _ in range(n)]
+    return torch.stack([frames_to_tensor(render(s, config)) for s in specs]), [caption(s) for s in specs]
+
+
+def drop_captions(captions: list[str], share: float, g: torch.Generator) -> list[str]:
+    keep = torch.rand(len(captions), generator=g) >= share
+    return [c if k else "" for c, k in zip(captions, keep.tolist(), strict=True)]
+
+
+def noise_and_target(latents: torch.Tensor, scheduler, g: torch.Generator):
+    """(noisy latents, timesteps, epsilon target) for a DDPM epsilon-prediction loss."""
+    noise = torch.randn(latents.shape, generator=g)
+    t = torch.randint(0, scheduler.config.num_train_timesteps, (latents.shape[0],), generator=g)
+    return scheduler.add_noise(latents, noise, t), t, noise
+
+
+def train_vae(recipe: RecipeConfig, loop: LoopConfig) -> Path:
+    config, out = shapes_config(recipe), recipe.out / "vae"
+    vae = tiny_vae(recipe.seed)
+
+    def loss(g: torch.Generator) -> torch.Tensor:
+        images, _ = still_batch(BATCH["vae"], config, g)
+        posterior = vae.encode(images).latent_dist
+        recon = vae.decode(posterior.sample(generator=g)).sample
+        return F.mse_loss(recon, images) + 1e-6 * posterior.kl().mean()
+
+    losses = train("vae", vae, loss, loop, out, progress=recipe.progress)
+    with torch.no_grad():  # unit-variance latents for the diffusion stages
+        images, _ = still_batch(256, config, torch.Generator().manual_seed(recipe.seed + 99))
+        std = vae.encode(images).latent_dist.mode().std().item()
+    vae.register_to_config(scaling_factor=1.0 / std)
+    vae.save_pretrained(out / "vae")
+    plot_losses(losses, out / "loss.png", "stage 1: VAE on still shapes")
+    return out / "vae"
+
+
+def _frozen_vae(recipe: RecipeConfig) -> AutoencoderKL:
+    return AutoencoderKL.from_pretrained(recipe.out / "vae" / "vae", **LOAD).eval().requires_grad_(False)
+
+
+def train_t2i(recipe: RecipeConfig, loop: LoopConfig) -> Path:
+    config, out = shapes_config(recipe), recipe.out / "t2i"
+    vae, scheduler = _frozen_vae(recipe), DDPMScheduler(**_ddpm_config())
+    text = WordEncoder(vocabulary=TINY_WORDS, dim=TINY_UNET2D["cross_attention_dim"], seed=recipe.seed)
+    model = nn.ModuleDict({"unet": tiny_unet2d(recipe.seed), "text_encoder": text})
+    scale = vae.config.scaling_factor
+
+    def loss(g: torch.Generator) -> torch.Tensor:
+        # Half the captions name the direction: a clip's first frame sits where its motion has room, so
+        # the image model learns where "moving right" starts and the text encoder learns every word.
+        images, captions = still_batch(BATCH["t2i"], config, g, full_captions=0.5)
+        with torch.no_grad():
+            latents = vae.encode(images).latent_dist.mode() * scale
+        noisy, t, noise = noise_and_target(latents, scheduler, g)
+        context = model["text_encoder"].encode(drop_captions(captions, recipe.cfg_dropout, g))
+        return F.mse_loss(model["unet"](noisy, t, context).sample, noise)
+
+    losses = train("t2i", model, loss, loop, out, progress=recipe.progress)
+    model["unet"].save_pretrained(out / "unet")
+    model["text_encoder"].save_pretrained(out / "text_encoder")
+    plot_losses(losses, out / "loss.png", "stage 1: text-to-image UNet on still shapes")
+    return out
+
+
+def _ddpm_config() -> dict:
+    return {k: v for k, v in TINY_SCHEDULER.items() if k not in ("set_alpha_to_one", "steps_offset")}
+
+
+def temporal_batch(recipe: RecipeConfig, config: ShapesConfig, g: torch.Generator):
+    """Videos, with a share replaced by pseudo-videos (zoom/pan of a still, captioned as the still)."""
+    n = BATCH["temporal"]
+    n_pseudo = round(n * recipe.pseudo_fraction) if recipe.pseudo_videos else 0
+    videos, captions = video_batch(n - n_pseudo, config, g)
+    if n_pseudo:
+        stills, still_captions = still_batch(n_pseudo, config, g)
+        pseudo = ZoomPan(num_frames=recipe.num_frames)(stills, g)
+        videos, captions = torch.cat([videos, pseudo]), captions + still_captions
+    return videos, captions
+
+
+def train_temporal(recipe: RecipeConfig, loop: LoopConfig, out_name: str = "temporal") -> Path:
+    config, out = shapes_config(recipe), recipe.out / out_name
+    vae, scheduler = TemporalVAE.from_vae(_frozen_vae(recipe)).eval(), DDPMScheduler(**_ddpm_config())
+    unet2d = UNet2DConditionModel.from_pretrained(recipe.out / "t2i" / "unet", **LOAD)
+    text = WordEncoder.from_pretrained(recipe.out / "t2i" / "text_encoder").eval().requires_grad_(False)
+    unet = VidRDUNet.from_unet2d(unet2d, seed=recipe.seed + 2).freeze_spatial()
+
+    def loss(g: torch.Generator) -> torch.Tensor:
+        videos, captions = temporal_batch(recipe, config, g)
+        with torch.no_grad():
+            latents = vae.encode(videos)  # (B, C, F, h, w), scaled
+            context = text.encode(drop_captions(captions, recipe.cfg_dropout, g))
+        noisy, t, noise = noise_and_target(latents, scheduler, g)
+        return F.mse_loss(unet(noisy, t, context), noise)
+
+    losses = train(out_name, unet, loss, loop, out, progress=recipe.progress)
+    unet.save_pretrained(out / "unet")
+    kind = "with" if recipe.pseudo_videos else "without"
+    plot_losses(losses, out / "loss.png", f"stage 2: temporal layers, videos {kind} pseudo-videos")
+    return out / "unet"
+
+
+def train_temporal_vae(recipe: RecipeConfig, loop: LoopConfig) -> Path:
+    config, out = shapes_config(recipe), recipe.out / "temporal_vae"
+    vae = TemporalVAE.from_vae(_frozen_vae(recipe)).freeze_spatial()
+    vae.vae.eval()  # no dropout/batch statistics in the frozen image VAE
+
+    def loss(g: torch.Generator) -> torch.Tensor:
+        videos, _ = video_batch(BATCH["temporal_vae"], config, g)
+        with torch.no_grad():
+            latents = vae.encode(videos)
+        return F.mse_loss(vae.decode(latents), videos)
+
+    losses = train("temporal_vae", vae, loss, loop, out, progress=recipe.progress)
+    vae.save_pretrained(out / "vae")
+    plot_losses(losses, out / "loss.png", "stage 3: temporal VAE decoder on videos")
+    return out / "vae"

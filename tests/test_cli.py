@@ -1,0 +1,205 @@
+"""`vidrd generate` (models/cli.py) with an untrained tiny VidRD saved to a temporary folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+
+from benchmarks.metrics import seam_jump_ratio
+from models import cli
+from models.bundled import load_pipeline, save_pipeline
+from models.text import WordEncoder
+from models.tiny import tiny_pipeline
+from models.video_io import to_uint8_frames
+from samplers import LongVideoSampler
+from samplers.registry import parse_strategies
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+OUTPUTS = ("video.mp4", "contact_sheet.png", "metrics.json")
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> Path:
+    return save_pipeline(tiny_pipeline(seed=0), tmp_path_factory.mktemp("model") / "tiny-vidrd")
+
+
+def generate(model: Path, out: Path, *extra: str, prompt: str = "a red circle moving right") -> None:
+    cli.main(["generate", prompt, "--model", str(model), "--out", str(out), "--clips", "3", "--frames", "4",
+              "--prompt-frames", "2", "--steps", "2", *extra])  # fmt: skip
+
+
+def test_generate_writes_video_contact_sheet_and_metrics(model, tmp_path, capsys):
+    out = tmp_path / "out"
+    generate(model, out)
+    assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUTS)  # no temporary file left behind
+    assert iio.imread(out / "video.mp4").shape == (12, 32, 32, 3)
+    assert (out / "contact_sheet.png").read_bytes()[:8] == PNG_SIGNATURE
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"parameters", "strategies", "clip_starts", "latent_metrics", "pixel_metrics", "timing"} <= set(
+        metrics
+    )
+    assert metrics["clip_starts"] == [0, 4, 8] and metrics["num_frames"] == 12
+    assert metrics["parameters"]["clips"] == 3 and metrics["parameters"]["steps"] == 2
+    assert [s["name"] for s in metrics["strategies"]] == ["FNR", "PNS", "DSG"]
+    latent = metrics["latent_metrics"]
+    assert isinstance(latent["seam_jump_ratio"], float) and isinstance(latent["mirror_correlation"], float)
+    assert latent["mirror_correlation_skip"] == 2
+    pixel = metrics["pixel_metrics"]
+    for key in ("centroid_track", "mean_speed_inside", "velocity_jump_per_seam", "reversals_per_seam"):
+        assert key in pixel
+    assert len(pixel["centroid_track"]) == 12 and len(pixel["velocity_jump_per_seam"]) == 2
+    timing = metrics["timing"]
+    assert timing["seconds_total"] >= timing["seconds_generation"] > 0 and timing["frames_per_second"] > 0
+    printed = capsys.readouterr().out
+    assert all(str(out / name) in printed for name in OUTPUTS) and "seam-jump ratio" in printed
+
+
+def test_same_seed_same_video_and_gif_with_dropped_prompt_frames(model, tmp_path):
+    generate(model, tmp_path / "a", "--clips", "2", "--format", "gif", "--drop-prompt-frames")
+    generate(model, tmp_path / "b", "--clips", "2", "--format", "gif", "--drop-prompt-frames")
+    video = iio.imread(tmp_path / "a" / "video.gif")
+    assert video.shape[0] == 4 + 2  # clip 1 keeps N - M frames
+    assert np.array_equal(video, iio.imread(tmp_path / "b" / "video.gif"))
+    metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert metrics["clip_starts"] == [0, 4]
+    latent = metrics["latent_metrics"]  # clip 1 has 2 frames: no offset j >= skip=2 fits beside the seam
+    assert latent["mirror_correlation"] is None and "skip=2" in latent["reasons"]["mirror_correlation"]
+
+
+@pytest.mark.parametrize(
+    ("flags", "match"),
+    [
+        (["--clips", "0"], "clips"),
+        (["--steps", "0"], "steps"),
+        (["--guidance", "-1"], "guidance"),
+        (["--guidance", "nan"], "guidance"),
+        (["--frames", "1"], "frames"),
+        (["--prompt-frames", "4"], "prompt_frames"),  # N = 4
+        (["--fps", "0"], "fps"),
+        (["--seed", "-1"], "seed"),
+        (["--threads", "0"], "threads"),
+        (["--strategies", "fnr,warp"], "strategy"),
+        (["--strategies", "pns:-1"], "alpha"),
+        (["--strategies", " , "], "strategies"),
+    ],
+)
+def test_bad_inputs_raise_before_any_file_is_written(model, tmp_path, flags, match):
+    with pytest.raises(ValueError, match=match):
+        generate(model, tmp_path / "out", *flags)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("prompt", "match"),
+    [("", "prompt"), ("   ", "prompt"), ("a | | b", "prompt"), ("a red circle | a blue square", "clips=3")],
+)
+def test_bad_prompts_raise(model, tmp_path, prompt, match):
+    with pytest.raises(ValueError, match=match):
+        generate(model, tmp_path / "out", prompt=prompt)
+    assert not (tmp_path / "out").exists()
+
+
+def test_out_and_model_must_be_usable_folders(model, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ValueError, match="out must be a folder"):
+        generate(model, blocker / "out")
+    with pytest.raises(ValueError, match="model"):
+        generate(tmp_path / "no-model", tmp_path / "out")
+    broken = save_pipeline(tiny_pipeline(seed=0), tmp_path / "broken")
+    (broken / "vae" / "config.json").unlink()
+    with pytest.raises(FileNotFoundError, match=r"vae/config\.json"):
+        generate(broken, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("flags", [["--clips", "two"], ["--format", "avi"], ["--no-such-flag"], []])
+def test_malformed_flags_exit_through_argparse(model, tmp_path, flags, capsys):
+    argv = ["generate", "a red circle", "--out", str(tmp_path / "out"), *flags] if flags else []
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2
+    assert not (tmp_path / "out").exists()
+
+
+def test_failure_midway_leaves_previous_outputs_intact(model, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    generate(model, out)
+    before = {name: (out / name).read_bytes() for name in OUTPUTS}
+
+    def failing_pipeline(path):
+        pipe = load_pipeline(path)
+        inner, calls = pipe.denoiser, []
+
+        def denoiser(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == 3:  # clip 1, step 0: clip 0 is already in the video file's temporary twin
+                raise RuntimeError("denoiser failed")
+            return inner(*args, **kwargs)
+
+        pipe.denoiser = denoiser
+        return pipe
+
+    monkeypatch.setattr(cli, "load_pipeline", failing_pipeline)
+    with pytest.raises(RuntimeError, match="denoiser failed"):
+        generate(model, out, "--seed", "7")
+    assert {name: (out / name).read_bytes() for name in OUTPUTS} == before
+    assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUTS)  # the temporary files are gone
+
+
+def test_story_mode_encodes_one_prompt_per_clip(model, tmp_path, monkeypatch):
+    encoded: list[list[str]] = []
+    original = WordEncoder.encode
+
+    def spy(self, prompts):
+        encoded.append(list(prompts))
+        return original(self, prompts)
+
+    monkeypatch.setattr(WordEncoder, "encode", spy)
+    generate(model, tmp_path / "out", prompt="a red circle | a blue square  |a green triangle")
+    assert ["a red circle", "a blue square", "a green triangle"] in encoded
+    assert [""] in encoded  # the negative prompt
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["parameters"]["prompts"] == ["a red circle", "a blue square", "a green triangle"]
+
+
+def test_latent_recorder_keeps_the_latents_that_were_decoded(model):
+    pipe = load_pipeline(model)
+    recorder = cli.LatentRecorder(LongVideoSampler(parse_strategies("fnr,dsg:0.4"), 2, progress=False))
+    out = pipe("a red circle", sampler=recorder, num_clips=2, num_frames=4, num_inference_steps=2,
+               generator=torch.Generator().manual_seed(0))  # fmt: skip
+    assert recorder.latents.shape == (1, 4, 8, 8, 8) and out.clip_starts == [0, 4]
+    with torch.no_grad():
+        decoded = to_uint8_frames(pipe.vae.decode(recorder.latents))[0]
+    np.testing.assert_array_equal(decoded, out.frames)
+    assert seam_jump_ratio(recorder.latents, out.clip_starts) >= 0
+
+
+def test_contact_sheet_marks_the_first_frame_after_each_seam():
+    frames = np.zeros((7, 4, 4, 3), dtype=np.uint8)  # clips of 4 and 3 frames
+    sheet = cli.contact_sheet_array(frames, [0, 4], pad=1)
+    assert sheet.shape == (2 * 6, 4 * 6, 3)
+    np.testing.assert_array_equal(sheet[0, 0], cli.CELL_RGB)  # clip 0: no seam before it
+    np.testing.assert_array_equal(sheet[6, 0], cli.SEAM_RGB)  # clip 1, frame 0: framed in red
+    np.testing.assert_array_equal(sheet[6:12, 0], np.tile(cli.SEAM_RGB, (6, 1)))  # the red bar on its left
+    np.testing.assert_array_equal(sheet[6, 6], cli.CELL_RGB)  # clip 1, frame 1
+    np.testing.assert_array_equal(sheet[7, 19], [255, 255, 255])  # past clip 1's end
+    np.testing.assert_array_equal(sheet[7:11, 7:11], 0)  # a frame itself
+
+
+def test_python_dash_m_runs_the_program():
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-m", "models.cli", "generate", "--help"], cwd=root, capture_output=True, text=True,
+        env={**os.environ, "PYTHONPATH": str(root)}, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "usage: vidrd generate" in done.stdout and "--drop-prompt-frames" in done.stdout

@@ -1,0 +1,90 @@
+"""The resumable loop, the recipe's stages on a tiny budget, and the bundled model's loading."""
+
+import shutil
+
+import pytest
+import torch
+from torch import nn
+
+from models.bundled import BUNDLED, REQUIRED, load_pipeline, save_pipeline
+from models.tiny import tiny_pipeline
+from models.training.loop import CHECKPOINT, LoopConfig, train
+
+
+class Toy(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layer = nn.Linear(4, 1)
+        with torch.no_grad():
+            self.layer.weight.zero_()
+            self.layer.bias.zero_()
+
+
+def toy_loss(model, fail_at=None):
+    calls = []
+
+    def loss(g):
+        calls.append(1)
+        if fail_at is not None and len(calls) == fail_at:
+            raise KeyboardInterrupt("killed")
+        x = torch.randn(16, 4, generator=g)
+        y = x @ torch.tensor([1.0, -2.0, 0.5, 3.0]) + 0.1 * torch.randn(16, generator=g)
+        return (model.layer(x).squeeze(1) - y).pow(2).mean()
+
+    return loss
+
+
+def test_a_killed_run_resumes_to_the_uninterrupted_state(tmp_path):
+    config = LoopConfig(steps=10, lr=0.05, checkpoint_every=4, seed=3)
+    straight = Toy()
+    straight_losses = train("toy", straight, toy_loss(straight), config, tmp_path / "a", progress=False)
+    killed = Toy()
+    with pytest.raises(KeyboardInterrupt):  # dies during step 7, after the checkpoint of step 4
+        train("toy", killed, toy_loss(killed, fail_at=7), config, tmp_path / "b", progress=False)
+    assert torch.load(tmp_path / "b" / CHECKPOINT, weights_only=False)["step"] == 4
+    resumed = Toy()  # a fresh process would start from scratch weights too
+    losses = train("toy", resumed, toy_loss(resumed), config, tmp_path / "b", progress=False)
+    assert losses == straight_losses
+    pairs = zip(straight.state_dict().values(), resumed.state_dict().values(), strict=True)
+    assert all(torch.equal(a, b) for a, b in pairs)
+
+
+def test_loop_config_validation():
+    with pytest.raises(ValueError, match=r"steps must be an integer in \[1, inf\]"):
+        LoopConfig(steps=0, lr=1e-3)
+    with pytest.raises(ValueError, match=r"lr must be in \[0.0, inf\]"):
+        LoopConfig(steps=1, lr=-1.0)
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bundle") / "tiny-vidrd"
+    return save_pipeline(tiny_pipeline(seed=0), path)
+
+
+def test_saved_pipeline_round_trip(saved):
+    pipe = load_pipeline(saved)
+    reference = tiny_pipeline(seed=0)
+    for a, b in (
+        (pipe.unet, reference.unet),
+        (pipe.vae, reference.vae),
+        (pipe.text_encoder, reference.text_encoder),
+    ):
+        assert all(
+            torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True)
+        )
+
+
+@pytest.mark.parametrize("name", REQUIRED)
+def test_a_deleted_file_is_named(saved, tmp_path, name):
+    copy = shutil.copytree(saved, tmp_path / "copy")
+    (copy / name).unlink()
+    with pytest.raises(FileNotFoundError, match=str(copy / name)):
+        load_pipeline(copy)
+
+
+@pytest.mark.skipif(not BUNDLED.is_dir(), reason="the bundled weights are not in this checkout")
+def test_the_bundled_model_loads_offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # any attempt to reach a hub would fail loudly
+    pipe = load_pipeline()
+    assert pipe.unet.config.unet_config["in_channels"] == 4
