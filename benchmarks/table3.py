@@ -15,6 +15,8 @@ import argparse
 import csv
 from pathlib import Path
 
+import torch
+
 from benchmarks.classifier import load_classifier
 from benchmarks.files import atomic_path
 from benchmarks.model_quality import CLASSIFIER, all_captions, generate_clips, real_clips, score
@@ -41,14 +43,24 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--classifier", type=Path, default=CLASSIFIER)
     parser.add_argument("--repeats", type=int, default=2, help="clips per caption (48 captions)")
     parser.add_argument("--seed", type=int, default=0, help="the training run's seed")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument(
+        "--steps-scale", type=float, default=1.0, help="as given to models.train's temporal stage"
+    )
     args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if not (args.run / "t2i" / "unet").is_dir():
+        raise FileNotFoundError(
+            f"{args.run}/t2i is missing: run `python -m models.train --out {args.run}` first"
+        )
+    recipe = RecipeConfig(out=args.run, seed=args.seed, pseudo_videos=False)
+    loop = stage_loop("temporal", args.steps_scale, args.seed)  # the same steps and seed as the run's
+    without = train_temporal(recipe, loop, out_name="temporal_no_pseudo")
     with_pseudo = args.run / "temporal" / "unet"
     if not with_pseudo.is_dir():
         raise FileNotFoundError(
-            f"{with_pseudo} is missing: run `python -m models.train --out {args.run}` first"
+            f"{with_pseudo} is missing: let `python -m models.train --out {args.run}` finish"
         )
-    recipe = RecipeConfig(out=args.run, seed=args.seed, pseudo_videos=False)
-    without = train_temporal(recipe, stage_loop("temporal", 1.0, args.seed), out_name="temporal_no_pseudo")
     classifier, captions = load_classifier(args.classifier), all_captions(args.repeats)
     reference = real_clips(len(captions), 8)
     rows = []

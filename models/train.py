@@ -46,12 +46,18 @@ def stage_loop(name: str, steps_scale: float, seed: int):
     )
 
 
+def _text_encoder_folder(out: Path) -> Path:
+    """The temporal stage's text encoder where that stage trained one, else stage 1's."""
+    trained = out / "temporal" / "text_encoder"
+    return trained if trained.is_dir() else out / "t2i" / "text_encoder"
+
+
 def assemble(out: Path) -> VidRDPipeline:
     """The trained pipeline from a run folder."""
     return VidRDPipeline(
         unet=VidRDUNet.from_pretrained(out / "temporal" / "unet").eval(),
         vae=TemporalVAE.from_pretrained(out / "temporal_vae" / "vae").eval(),
-        text_encoder=WordEncoder.from_pretrained(out / "t2i" / "text_encoder").eval(),
+        text_encoder=WordEncoder.from_pretrained(_text_encoder_folder(out)).eval(),
         scheduler=DDIMScheduler(**TINY_SCHEDULER),
     )
 
@@ -68,6 +74,7 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps-scale", type=float, default=1.0)
     parser.add_argument("--no-pseudo-videos", action="store_true", help="temporal stage on real videos only")
+    parser.add_argument("--train-text-encoder", action="store_true", help="temporal stage also trains it")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (more may spin, slower)")
     args = parser.parse_args(argv)
@@ -79,6 +86,7 @@ def main(argv=None) -> None:
     check_int("threads", args.threads, 1)
     torch.set_num_threads(args.threads)
     recipe = RecipeConfig(out=args.out, seed=args.seed, pseudo_videos=not args.no_pseudo_videos,
+                          train_text_encoder=args.train_text_encoder,
                           progress=not args.no_progress)  # fmt: skip
     for name in stages:
         RUNNERS[name](recipe, stage_loop(name, args.steps_scale, args.seed))

@@ -41,6 +41,7 @@ class RecipeConfig:
     pseudo_videos: bool = True  # mix pseudo-videos into the temporal stage (Table 3: with vs without)
     pseudo_fraction: float = 0.25  # share of pseudo-videos in a temporal batch when enabled
     cfg_dropout: float = 0.1  # share of empty captions in t2i and temporal batches
+    train_text_encoder: bool = False  # also train the word encoder in the temporal stage (see below)
     progress: bool = True  # tqdm bars
 
 
@@ -48,7 +49,7 @@ class RecipeConfig:
 STAGES = {
     "vae": LoopConfig(steps=800, lr=1e-3, checkpoint_every=200),
     "t2i": LoopConfig(steps=2500, lr=5e-4, checkpoint_every=250),
-    "temporal": LoopConfig(steps=700, lr=5e-4, checkpoint_every=100),
+    "temporal": LoopConfig(steps=2520, lr=5e-4, checkpoint_every=100),
     "temporal_vae": LoopConfig(steps=150, lr=5e-4, checkpoint_every=50),
 }
 BATCH = {"vae": 64, "t2i": 64, "temporal": 8, "temporal_vae": 8}
@@ -120,8 +121,8 @@ def train_t2i(recipe: RecipeConfig, loop: LoopConfig) -> Path:
     scale = vae.config.scaling_factor
 
     def loss(g: torch.Generator) -> torch.Tensor:
-        # Half the captions name the direction: a clip's first frame sits where its motion has room, so
-        # the image model learns where "moving right" starts and the text encoder learns every word.
+        # Half the captions name the direction, so that the text encoder learns every word: a clip's first
+        # frame sits where its motion has room, so the image model learns where "moving right" starts.
         images, captions = still_batch(BATCH["t2i"], config, g, full_captions=0.5)
         with torch.no_grad():
             latents = vae.encode(images).latent_dist.mode() * scale
@@ -156,19 +157,26 @@ def train_temporal(recipe: RecipeConfig, loop: LoopConfig, out_name: str = "temp
     config, out = shapes_config(recipe), recipe.out / out_name
     vae, scheduler = TemporalVAE.from_vae(_frozen_vae(recipe)).eval(), DDPMScheduler(**_ddpm_config())
     unet2d = UNet2DConditionModel.from_pretrained(recipe.out / "t2i" / "unet", **LOAD)
-    text = WordEncoder.from_pretrained(recipe.out / "t2i" / "text_encoder").eval().requires_grad_(False)
-    unet = VidRDUNet.from_unet2d(unet2d, seed=recipe.seed + 2).freeze_spatial()
+    text = WordEncoder.from_pretrained(recipe.out / "t2i" / "text_encoder")
+    text.requires_grad_(recipe.train_text_encoder)
+    # The paper freezes CLIP. Our word encoder only ever saw stills, where a direction word can at most
+    # hint at a position; with `train_text_encoder` it learns in this stage what the words mean for
+    # motion (the UNet's spatial layers stay frozen either way).
+    model = nn.ModuleDict({"unet": VidRDUNet.from_unet2d(unet2d, seed=recipe.seed + 2).freeze_spatial(),
+                           "text_encoder": text})  # fmt: skip
 
     def loss(g: torch.Generator) -> torch.Tensor:
         videos, captions = temporal_batch(recipe, config, g)
         with torch.no_grad():
             latents = vae.encode(videos)  # (B, C, F, h, w), scaled
-            context = text.encode(drop_captions(captions, recipe.cfg_dropout, g))
+        context = text.encode(drop_captions(captions, recipe.cfg_dropout, g))
         noisy, t, noise = noise_and_target(latents, scheduler, g)
-        return F.mse_loss(unet(noisy, t, context), noise)
+        return F.mse_loss(model["unet"](noisy, t, context), noise)
 
-    losses = train(out_name, unet, loss, loop, out, progress=recipe.progress)
-    unet.save_pretrained(out / "unet")
+    losses = train(out_name, model, loss, loop, out, progress=recipe.progress)
+    model["unet"].save_pretrained(out / "unet")
+    if recipe.train_text_encoder:
+        text.save_pretrained(out / "text_encoder")
     kind = "with" if recipe.pseudo_videos else "without"
     plot_losses(losses, out / "loss.png", f"stage 2: temporal layers, videos {kind} pseudo-videos")
     return out / "unet"
