@@ -75,6 +75,7 @@ def main(argv=None) -> None:
     parser.add_argument("--steps-scale", type=float, default=1.0)
     parser.add_argument("--no-pseudo-videos", action="store_true", help="temporal stage on real videos only")
     parser.add_argument("--train-text-encoder", action="store_true", help="temporal stage also trains it")
+    parser.add_argument("--device", default=RecipeConfig.device, help="cuda when present, else cpu")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (more may spin, slower)")
     args = parser.parse_args(argv)
@@ -86,7 +87,7 @@ def main(argv=None) -> None:
     check_int("threads", args.threads, 1)
     torch.set_num_threads(args.threads)
     recipe = RecipeConfig(out=args.out, seed=args.seed, pseudo_videos=not args.no_pseudo_videos,
-                          train_text_encoder=args.train_text_encoder,
+                          train_text_encoder=args.train_text_encoder, device=args.device,
                           progress=not args.no_progress)  # fmt: skip
     for name in stages:
         RUNNERS[name](recipe, stage_loop(name, args.steps_scale, args.seed))

@@ -42,6 +42,8 @@ class RecipeConfig:
     pseudo_fraction: float = 0.25  # share of pseudo-videos in a temporal batch when enabled
     cfg_dropout: float = 0.1  # share of empty captions in t2i and temporal batches
     train_text_encoder: bool = False  # also train the word encoder in the temporal stage (see below)
+    device: str = "cuda" if torch.cuda.is_available() else "cpu"  # models and batches live here; the
+    # generator stays on the CPU, so a run draws the same numbers on either device
     progress: bool = True  # tqdm bars
 
 
@@ -84,25 +86,27 @@ def drop_captions(captions: list[str], share: float, g: torch.Generator) -> list
 
 def noise_and_target(latents: torch.Tensor, scheduler, g: torch.Generator):
     """(noisy latents, timesteps, epsilon target) for a DDPM epsilon-prediction loss."""
-    noise = torch.randn(latents.shape, generator=g)
+    noise = torch.randn(latents.shape, generator=g).to(latents.device)
     t = torch.randint(0, scheduler.config.num_train_timesteps, (latents.shape[0],), generator=g)
+    t = t.to(latents.device)
     return scheduler.add_noise(latents, noise, t), t, noise
 
 
 def train_vae(recipe: RecipeConfig, loop: LoopConfig) -> Path:
     config, out = shapes_config(recipe), recipe.out / "vae"
-    vae = tiny_vae(recipe.seed)
+    vae = tiny_vae(recipe.seed).to(recipe.device)
 
     def loss(g: torch.Generator) -> torch.Tensor:
-        images, _ = still_batch(BATCH["vae"], config, g)
+        images = still_batch(BATCH["vae"], config, g)[0].to(recipe.device)
         posterior = vae.encode(images).latent_dist
-        recon = vae.decode(posterior.sample(generator=g)).sample
+        eps = torch.randn(posterior.mean.shape, generator=g).to(recipe.device)
+        recon = vae.decode(posterior.mean + posterior.std * eps).sample
         return F.mse_loss(recon, images) + 1e-6 * posterior.kl().mean()
 
     losses = train("vae", vae, loss, loop, out, progress=recipe.progress)
     with torch.no_grad():  # unit-variance latents for the diffusion stages
         images, _ = still_batch(256, config, torch.Generator().manual_seed(recipe.seed + 99))
-        std = vae.encode(images).latent_dist.mode().std().item()
+        std = vae.encode(images.to(recipe.device)).latent_dist.mode().std().item()
     vae.register_to_config(scaling_factor=1.0 / std)
     vae.save_pretrained(out / "vae")
     plot_losses(losses, out / "loss.png", "stage 1: VAE on still shapes")
@@ -110,14 +114,15 @@ def train_vae(recipe: RecipeConfig, loop: LoopConfig) -> Path:
 
 
 def _frozen_vae(recipe: RecipeConfig) -> AutoencoderKL:
-    return AutoencoderKL.from_pretrained(recipe.out / "vae" / "vae", **LOAD).eval().requires_grad_(False)
+    vae = AutoencoderKL.from_pretrained(recipe.out / "vae" / "vae", **LOAD)
+    return vae.to(recipe.device).eval().requires_grad_(False)
 
 
 def train_t2i(recipe: RecipeConfig, loop: LoopConfig) -> Path:
     config, out = shapes_config(recipe), recipe.out / "t2i"
     vae, scheduler = _frozen_vae(recipe), DDPMScheduler(**_ddpm_config())
     text = WordEncoder(vocabulary=TINY_WORDS, dim=TINY_UNET2D["cross_attention_dim"], seed=recipe.seed)
-    model = nn.ModuleDict({"unet": tiny_unet2d(recipe.seed), "text_encoder": text})
+    model = nn.ModuleDict({"unet": tiny_unet2d(recipe.seed), "text_encoder": text}).to(recipe.device)
     scale = vae.config.scaling_factor
 
     def loss(g: torch.Generator) -> torch.Tensor:
@@ -125,7 +130,7 @@ def train_t2i(recipe: RecipeConfig, loop: LoopConfig) -> Path:
         # frame sits where its motion has room, so the image model learns where "moving right" starts.
         images, captions = still_batch(BATCH["t2i"], config, g, full_captions=0.5)
         with torch.no_grad():
-            latents = vae.encode(images).latent_dist.mode() * scale
+            latents = vae.encode(images.to(recipe.device)).latent_dist.mode() * scale
         noisy, t, noise = noise_and_target(latents, scheduler, g)
         context = model["text_encoder"].encode(drop_captions(captions, recipe.cfg_dropout, g))
         return F.mse_loss(model["unet"](noisy, t, context).sample, noise)
@@ -163,12 +168,12 @@ def train_temporal(recipe: RecipeConfig, loop: LoopConfig, out_name: str = "temp
     # hint at a position; with `train_text_encoder` it learns in this stage what the words mean for
     # motion (the UNet's spatial layers stay frozen either way).
     model = nn.ModuleDict({"unet": VidRDUNet.from_unet2d(unet2d, seed=recipe.seed + 2).freeze_spatial(),
-                           "text_encoder": text})  # fmt: skip
+                           "text_encoder": text}).to(recipe.device)  # fmt: skip
 
     def loss(g: torch.Generator) -> torch.Tensor:
         videos, captions = temporal_batch(recipe, config, g)
         with torch.no_grad():
-            latents = vae.encode(videos)  # (B, C, F, h, w), scaled
+            latents = vae.encode(videos.to(recipe.device))  # (B, C, F, h, w), scaled
         context = text.encode(drop_captions(captions, recipe.cfg_dropout, g))
         noisy, t, noise = noise_and_target(latents, scheduler, g)
         return F.mse_loss(model["unet"](noisy, t, context), noise)
@@ -188,7 +193,7 @@ def train_temporal_vae(recipe: RecipeConfig, loop: LoopConfig) -> Path:
     vae.vae.eval()  # no dropout/batch statistics in the frozen image VAE
 
     def loss(g: torch.Generator) -> torch.Tensor:
-        videos, _ = video_batch(BATCH["temporal_vae"], config, g)
+        videos = video_batch(BATCH["temporal_vae"], config, g)[0].to(recipe.device)
         with torch.no_grad():
             latents = vae.encode(videos)
         return F.mse_loss(vae.decode(latents), videos)
