@@ -24,17 +24,14 @@ import json
 import math
 import os
 import sys
-import textwrap
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
-from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from einops import rearrange
 
 from benchmarks import pixel_metrics
 from benchmarks.files import atomic_path
@@ -44,14 +41,13 @@ from samplers.registry import STRATEGIES, parse_strategies
 from samplers.validation import check_int
 
 from .bundled import BUNDLED, load_pipeline
+from .contact_sheet import save_contact_sheet
 from .video_io import MemorySink, VideoFileSink
 
 PROMPT_SEPARATOR = "|"
 SHEET_NAME = "contact_sheet.png"
 METRICS_NAME = "metrics.json"
 FORMATS = ("mp4", "gif")
-SEAM_RGB = (230, 0, 0)  # the frame around the first frame after a seam
-CELL_RGB = (200, 200, 200)  # the frame around every other frame
 
 
 @dataclass(frozen=True)
@@ -346,54 +342,6 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     return value
-
-
-# ----------------------------------------------------------------------------------------------------
-# The contact sheet
-
-
-def contact_sheet_array(frames: np.ndarray, clip_starts: list[int], pad: int = 2) -> np.ndarray:
-    """One row per clip, every frame in a `pad`-px frame: red around the first frame of each clip after
-    the first (the frame right after a seam), grey elsewhere; cells past a short clip's end are white.
-
-    Returns (K * (H + 2 pad), C * (W + 2 pad), 3) uint8, C = the longest clip's length.
-    """
-    bounds = [*clip_starts, len(frames)]
-    clips = [frames[a:b] for a, b in pairwise(bounds)]
-    h, w = frames.shape[1:3]
-    grid = np.full((len(clips), max(map(len, clips)), h + 2 * pad, w + 2 * pad, 3), 255, dtype=np.uint8)
-    for k, clip in enumerate(clips):
-        grid[k, : len(clip)] = SEAM_RGB if k else CELL_RGB
-        grid[k, 1 : len(clip)] = CELL_RGB
-        grid[k, : len(clip), pad : pad + h, pad : pad + w] = clip
-    return rearrange(grid, "r c h w ch -> (r h) (c w) ch")
-
-
-def save_contact_sheet(
-    frames: np.ndarray, clip_starts: list[int], path: str | os.PathLike, title: str = ""
-) -> None:
-    """The contact sheet as a PNG, rows labelled with clip index and frame numbers (matplotlib, Agg)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    pad = 2
-    sheet = contact_sheet_array(frames, clip_starts, pad)
-    cell_h, cell_w = frames.shape[1] + 2 * pad, frames.shape[2] + 2 * pad
-    rows, cols = sheet.shape[0] // cell_h, sheet.shape[1] // cell_w
-    fig = Figure(figsize=(1.6 + 0.55 * cols, 0.9 + 0.55 * rows), dpi=150)
-    FigureCanvasAgg(fig)
-    ax = fig.subplots()
-    ax.imshow(sheet, interpolation="nearest")
-    bounds = [*clip_starts, len(frames)]
-    ax.set_yticks([(k + 0.5) * cell_h - 0.5 for k in range(rows)])
-    ax.set_yticklabels([f"clip {k}\nframes {bounds[k]}-{bounds[k + 1] - 1}" for k in range(rows)], fontsize=6)
-    ax.set_xticks([(c + 0.5) * cell_w - 0.5 for c in range(cols)])
-    ax.set_xticklabels([f"+{c}" for c in range(cols)], fontsize=6)
-    ax.tick_params(length=0)
-    ax.set_xlabel("frame within clip (red frame: first frame after a seam)", fontsize=6)
-    ax.set_title(textwrap.fill(title, 70), fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, format="png")
 
 
 def _sheet_title(job: GenerateJob) -> str:

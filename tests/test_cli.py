@@ -16,6 +16,7 @@ import torch
 from benchmarks.metrics import seam_jump_ratio
 from models import cli
 from models.bundled import load_pipeline, save_pipeline
+from models.contact_sheet import CELL_RGB, SEAM_RGB, contact_sheet_array
 from models.text import WordEncoder
 from models.tiny import tiny_pipeline
 from models.video_io import to_uint8_frames
@@ -185,12 +186,12 @@ def test_latent_recorder_keeps_the_latents_that_were_decoded(model):
 
 def test_contact_sheet_marks_the_first_frame_after_each_seam():
     frames = np.zeros((7, 4, 4, 3), dtype=np.uint8)  # clips of 4 and 3 frames
-    sheet = cli.contact_sheet_array(frames, [0, 4], pad=1)
+    sheet = contact_sheet_array(frames, [0, 4], pad=1)
     assert sheet.shape == (2 * 6, 4 * 6, 3)
-    np.testing.assert_array_equal(sheet[0, 0], cli.CELL_RGB)  # clip 0: no seam before it
-    np.testing.assert_array_equal(sheet[6, 0], cli.SEAM_RGB)  # clip 1, frame 0: framed in red
-    np.testing.assert_array_equal(sheet[6:12, 0], np.tile(cli.SEAM_RGB, (6, 1)))  # the red bar on its left
-    np.testing.assert_array_equal(sheet[6, 6], cli.CELL_RGB)  # clip 1, frame 1
+    np.testing.assert_array_equal(sheet[0, 0], CELL_RGB)  # clip 0: no seam before it
+    np.testing.assert_array_equal(sheet[6, 0], SEAM_RGB)  # clip 1, frame 0: framed in red
+    np.testing.assert_array_equal(sheet[6:12, 0], np.tile(SEAM_RGB, (6, 1)))  # the red bar on its left
+    np.testing.assert_array_equal(sheet[6, 6], CELL_RGB)  # clip 1, frame 1
     np.testing.assert_array_equal(sheet[7, 19], [255, 255, 255])  # past clip 1's end
     np.testing.assert_array_equal(sheet[7:11, 7:11], 0)  # a frame itself
 
