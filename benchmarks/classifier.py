@@ -30,6 +30,7 @@ from torch import nn
 
 from benchmarks.files import atomic_path
 from models.data.shapes import COLOURS, DIRECTIONS, SHAPES, MovingShapes, ShapesConfig
+from models.seeding import seeded
 
 HEADS = ("shape", "colour", "direction")
 WEIGHTS_FILE = "model.safetensors"
@@ -91,14 +92,6 @@ def _check_float(name: str, value: object, low: float, high: float, low_open: bo
     if not ok or not (low < value <= high if low_open else low <= value <= high):
         bracket = "(" if low_open else "["
         raise ValueError(f"{name} must be a number in {bracket}{low}, {high}]; got {value!r}")
-
-
-@contextmanager
-def seeded(seed: int) -> Iterator[None]:
-    """Run a block with the global RNG seeded, restoring its previous state afterwards."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
 
 
 @contextmanager

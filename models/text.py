@@ -23,6 +23,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from torch import nn
 
 from .loading import LocalModelMixin
+from .seeding import seeded
 
 __all__ = ["CLIPTextEncoder", "TextEncoder", "WordEncoder", "WordTokenizer"]
 
@@ -120,8 +121,7 @@ class WordEncoder(LocalModelMixin, ConfigMixin):
         if isinstance(heads, bool) or not isinstance(heads, int) or heads < 1 or dim % heads:
             raise ValueError(f"heads must be a positive divisor of dim = {dim}; got {heads!r}")
         self.tokenizer = WordTokenizer(vocabulary or [], max_length)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded(seed):
             self.token_embedding = nn.Embedding(self.tokenizer.vocab_size, dim, padding_idx=PAD_ID)
             self.position_embedding = nn.Parameter(0.02 * torch.randn(1, max_length, dim))
             self.blocks = nn.ModuleList(
