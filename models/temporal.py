@@ -73,6 +73,32 @@ class TemporalAttention(nn.Module):
         return x + rearrange(out, "(b h w) f c -> (b f) c h w", h=h, w=w)
 
 
+class TemporalTextAttention(nn.Module):
+    """Optional, beyond the paper: a trainable cross-attention from every frame's features to the caption,
+    zero-initialised on its output, so that temporal training can read what the caption says about motion
+    when the image model's own (frozen) cross-attention does not carry it. `context()` returns the
+    caption embedding folded like the frames, `(b f) s d`."""
+
+    def __init__(self, channels: int, context_dim: int, context: Callable[[], torch.Tensor], heads: int = 8):
+        super().__init__()
+        self.heads = max(h for h in range(1, min(heads, channels) + 1) if channels % h == 0)
+        self.context = context
+        self.norm = nn.LayerNorm(channels)
+        self.q = nn.Linear(channels, channels, bias=False)
+        self.kv = nn.Linear(context_dim, 2 * channels, bias=False)
+        self.out = nn.Linear(channels, channels)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
+        _, _, h, w = x.shape
+        tokens = rearrange(x, "n c h w -> n (h w) c")
+        q = rearrange(self.q(self.norm(tokens)), "n t (m d) -> n m t d", m=self.heads)
+        k, v = rearrange(self.kv(self.context()), "n s (two m d) -> two n m s d", two=2, m=self.heads)
+        attended = rearrange(nn.functional.scaled_dot_product_attention(q, k, v), "n m t d -> n t (m d)")
+        return x + rearrange(self.out(attended), "n (h w) c -> n c h w", h=h, w=w)
+
+
 def _replace_first(output, new: torch.Tensor):
     """Put `new` where a block's main output was: a tensor, a tuple's first item, or `.sample`."""
     if isinstance(output, torch.Tensor):

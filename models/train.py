@@ -75,6 +75,9 @@ def main(argv=None) -> None:
     parser.add_argument("--steps-scale", type=float, default=1.0)
     parser.add_argument("--no-pseudo-videos", action="store_true", help="temporal stage on real videos only")
     parser.add_argument("--train-text-encoder", action="store_true", help="temporal stage also trains it")
+    parser.add_argument(
+        "--temporal-text-attention", action="store_true", help="caption cross-attention layers"
+    )
     parser.add_argument("--device", default=RecipeConfig.device, help="cuda when present, else cpu")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (more may spin, slower)")
@@ -88,6 +91,7 @@ def main(argv=None) -> None:
     torch.set_num_threads(args.threads)
     recipe = RecipeConfig(out=args.out, seed=args.seed, pseudo_videos=not args.no_pseudo_videos,
                           train_text_encoder=args.train_text_encoder, device=args.device,
+                          temporal_text_attention=args.temporal_text_attention,
                           progress=not args.no_progress)  # fmt: skip
     for name in stages:
         RUNNERS[name](recipe, stage_loop(name, args.steps_scale, args.seed))

@@ -19,7 +19,7 @@ from torch import nn
 
 from .loading import LocalModelMixin, json_native, public_config
 from .seeding import seeded
-from .temporal import TemporalAttention, TemporalConv, inflate
+from .temporal import TemporalAttention, TemporalConv, TemporalTextAttention, inflate
 
 RESNET_BLOCKS = ("ResnetBlock2D",)
 TRANSFORMER_BLOCKS = ("Transformer2DModel",)
@@ -36,17 +36,22 @@ class VidRDUNet(LocalModelMixin, ConfigMixin):
         temporal_attention: bool = True,  # build a Temp-Attn after every spatial transformer block
         attention_heads: int = 8,  # heads of each Temp-Attn (reduced to a divisor of its channels)
         seed: int = 0,  # initialises the temporal layers (and the 2-D UNet before weights are loaded)
+        temporal_text_attention: bool = False,  # beyond the paper: caption cross-attention before Temp-Attn
     ) -> None:
         super().__init__()
         unet_config = json_native(unet_config or {})
         self.register_to_config(unet_config=unet_config)
         with seeded(seed):  # deterministic, and the caller's global RNG is left alone
-            self._build(unet_config, temporal_conv, temporal_attention, attention_heads)
+            self._build(
+                unet_config, temporal_conv, temporal_attention, attention_heads, temporal_text_attention
+            )
 
-    def _build(self, unet_config, temporal_conv, temporal_attention, attention_heads) -> None:
+    def _build(self, unet_config, temporal_conv, temporal_attention, attention_heads, text_attention) -> None:
         self.unet = UNet2DConditionModel.from_config(unet_config)
         self.temporal_convs = nn.ModuleDict()
         self.temporal_attentions = nn.ModuleDict()
+        self.temporal_text_attentions = nn.ModuleDict()  # empty unless temporal_text_attention
+        self._context: torch.Tensor | None = None  # the folded caption embedding of the current call
         self.use_temporal_conv = temporal_conv  # runtime switches; False runs the image model per frame
         self.use_temporal_attention = temporal_attention
         self._num_frames = 1
@@ -60,6 +65,11 @@ class VidRDUNet(LocalModelMixin, ConfigMixin):
                 frames,
                 lambda: self.use_temporal_conv,
             )
+        if text_attention:  # registered first, so it runs before the Temp-Attn of the same block
+            dim = unet_config["cross_attention_dim"]
+            make_text = lambda c: TemporalTextAttention(c, dim, lambda: self._context, attention_heads)  # noqa: E731
+            inflate(self.unet, TRANSFORMER_BLOCKS, make_text, self.temporal_text_attentions, frames,
+                    lambda: self.use_temporal_attention)  # fmt: skip
         if temporal_attention:
             make = lambda channels: TemporalAttention(channels, attention_heads)  # noqa: E731
             inflate(self.unet, TRANSFORMER_BLOCKS, make, self.temporal_attentions, frames,
@@ -86,7 +96,7 @@ class VidRDUNet(LocalModelMixin, ConfigMixin):
         timestep = torch.as_tensor(timestep, device=sample.device).reshape(-1)
         timestep = repeat(timestep.expand(batch), "b -> (b f)", f=num_frames)
         context = repeat(encoder_hidden_states, "b s d -> (b f) s d", f=num_frames)
-        self._num_frames = num_frames
+        self._num_frames, self._context = num_frames, context
         # contiguous: torch 2.13's CPU convolution backward crashed (segfault) on the strided fold of
         # a non-contiguous video, e.g. latents straight from TemporalVAE.encode.
         out = self.unet(
@@ -106,6 +116,7 @@ class VidRDUNet(LocalModelMixin, ConfigMixin):
         """The Temp-Conv and Temp-Attn parameters (the only ones VidRD trains)."""
         yield from self.temporal_convs.parameters()
         yield from self.temporal_attentions.parameters()
+        yield from self.temporal_text_attentions.parameters()
 
     def freeze_spatial(self) -> VidRDUNet:
         self.unet.requires_grad_(False)

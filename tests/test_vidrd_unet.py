@@ -147,3 +147,22 @@ def test_backward_through_a_non_contiguous_video(unet2d):
     context = torch.randn(3, 5, 32, generator=gen(5))
     model(latents, torch.tensor([10, 500, 900]), context).pow(2).mean().backward()
     assert all(p.grad is not None for p in model.temporal_parameters())
+
+
+def test_optional_text_attention_starts_as_identity_and_reads_the_caption(unet2d):
+    plain = VidRDUNet.from_unet2d(unet2d).eval()
+    model = VidRDUNet.from_unet2d(unet2d, temporal_text_attention=True).eval()
+    assert len(model.temporal_text_attentions) == len(model.temporal_attentions) == 4  # down, mid, 2 up
+    latents, context = inputs(frames=4)
+    with torch.no_grad():  # zero-initialised output projections: the same function as without them
+        assert torch.equal(
+            model(latents, torch.tensor(10), context), plain(latents, torch.tensor(10), context)
+        )
+    perturb_temporal(model)
+    other = torch.randn(context.shape, generator=gen(11))
+    with torch.no_grad():
+        a, b = model(latents, torch.tensor(10), context), model(latents, torch.tensor(10), other)
+        model.use_temporal_attention = False  # switches the caption layers off with Temp-Attn
+        off = model(latents, torch.tensor(10), context)
+    assert (a - b).abs().max() > 1e-4
+    assert (off - per_frame(unet2d, latents, 10, context)).abs().max() > 0  # Temp-Conv still on

@@ -42,6 +42,7 @@ class RecipeConfig:
     pseudo_fraction: float = 0.25  # share of pseudo-videos in a temporal batch when enabled
     cfg_dropout: float = 0.1  # share of empty captions in t2i and temporal batches
     train_text_encoder: bool = False  # also train the word encoder in the temporal stage (see below)
+    temporal_text_attention: bool = False  # add VidRDUNet's TemporalTextAttention (beyond the paper)
     device: str = "cuda" if torch.cuda.is_available() else "cpu"  # models and batches live here; the
     # generator stays on the CPU, so a run draws the same numbers on either device
     progress: bool = True  # tqdm bars
@@ -167,7 +168,9 @@ def train_temporal(recipe: RecipeConfig, loop: LoopConfig, out_name: str = "temp
     # The paper freezes CLIP. Our word encoder only ever saw stills, where a direction word can at most
     # hint at a position; with `train_text_encoder` it learns in this stage what the words mean for
     # motion (the UNet's spatial layers stay frozen either way).
-    model = nn.ModuleDict({"unet": VidRDUNet.from_unet2d(unet2d, seed=recipe.seed + 2).freeze_spatial(),
+    model = nn.ModuleDict({"unet": VidRDUNet.from_unet2d(
+        unet2d, seed=recipe.seed + 2, temporal_text_attention=recipe.temporal_text_attention
+    ).freeze_spatial(),
                            "text_encoder": text}).to(recipe.device)  # fmt: skip
 
     def loss(g: torch.Generator) -> torch.Tensor:
