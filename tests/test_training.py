@@ -107,3 +107,15 @@ def test_a_recipe_stage_resumes_exactly(tmp_path, monkeypatch):
     a = AutoencoderKL.from_pretrained(tmp_path / "a" / "vae" / "vae", **load).state_dict()
     b = AutoencoderKL.from_pretrained(tmp_path / "b" / "vae" / "vae", **load).state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_high_noise_weight_is_inverse_snr_clamped():
+    from types import SimpleNamespace
+
+    from models.training.stages import snr_weight
+
+    scheduler = SimpleNamespace(alphas_cumprod=torch.tensor([0.9, 0.5, 0.2, 0.01]))
+    # 1/SNR = (1 - abar) / abar = 0.111, 1, 4, 99 -> clamped to [1, 20]
+    weights = snr_weight(scheduler, torch.tensor([0, 1, 2, 3]), cap=20.0)
+    torch.testing.assert_close(weights, torch.tensor([1.0, 1.0, 4.0, 20.0]))
+    assert torch.equal(snr_weight(scheduler, torch.tensor([3]), cap=1.0), torch.tensor([1.0]))

@@ -43,6 +43,10 @@ class RecipeConfig:
     cfg_dropout: float = 0.1  # share of empty captions in t2i and temporal batches
     train_text_encoder: bool = False  # also train the word encoder in the temporal stage (see below)
     temporal_text_attention: bool = False  # add VidRDUNet's TemporalTextAttention (beyond the paper)
+    high_noise_weight: float = (
+        1.0  # temporal stage: weight min(1/SNR, this) >= 1 on the epsilon loss, so that
+    )
+    # errors on x0 at high noise (where a clip's motion is decided) count; 1 = the plain epsilon loss
     device: str = "cuda" if torch.cuda.is_available() else "cpu"  # models and batches live here; the
     # generator stays on the CPU, so a run draws the same numbers on either device
     progress: bool = True  # tqdm bars
@@ -91,6 +95,12 @@ def noise_and_target(latents: torch.Tensor, scheduler, g: torch.Generator):
     t = torch.randint(0, scheduler.config.num_train_timesteps, (latents.shape[0],), generator=g)
     t = t.to(latents.device)
     return scheduler.add_noise(latents, noise, t), t, noise
+
+
+def snr_weight(scheduler, t: torch.Tensor, cap: float) -> torch.Tensor:
+    """clamp(1 / SNR(t), 1, cap): the epsilon loss weighted towards an x0 loss at high noise."""
+    abar = scheduler.alphas_cumprod.to(t.device)[t]
+    return ((1 - abar) / abar).clamp(1.0, max(cap, 1.0))
 
 
 def train_vae(recipe: RecipeConfig, loop: LoopConfig) -> Path:
@@ -179,7 +189,11 @@ def train_temporal(recipe: RecipeConfig, loop: LoopConfig, out_name: str = "temp
             latents = vae.encode(videos.to(recipe.device))  # (B, C, F, h, w), scaled
         context = text.encode(drop_captions(captions, recipe.cfg_dropout, g))
         noisy, t, noise = noise_and_target(latents, scheduler, g)
-        return F.mse_loss(model["unet"](noisy, t, context), noise)
+        prediction = model["unet"](noisy, t, context)
+        if recipe.high_noise_weight <= 1.0:  # the plain epsilon loss, bit for bit as the bundle was trained
+            return F.mse_loss(prediction, noise)
+        errors = (prediction - noise).pow(2).mean(dim=(1, 2, 3, 4))
+        return (errors * snr_weight(scheduler, t, recipe.high_noise_weight)).mean()
 
     losses = train(out_name, model, loss, loop, out, progress=recipe.progress)
     model["unet"].save_pretrained(out / "unet")
