@@ -49,17 +49,28 @@ def frame_position_embedding(num_frames: int, dim: int, device=None, dtype=None)
     return emb.to(device=device, dtype=dtype)
 
 
+def head_count(channels: int, heads: int) -> int:
+    """The largest number of heads <= `heads` that divides `channels`."""
+    return max(h for h in range(1, min(heads, channels) + 1) if channels % h == 0)
+
+
+def zero_linear(channels: int) -> nn.Linear:
+    """An output projection that starts at zero, so the layer it ends starts as the identity."""
+    layer = nn.Linear(channels, channels)
+    nn.init.zeros_(layer.weight)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
 class TemporalAttention(nn.Module):
     """Temp-Attn: self-attention along frames at each spatial position; output projection zero-initialised."""
 
     def __init__(self, channels: int, heads: int = 8) -> None:
         super().__init__()
-        self.heads = max(h for h in range(1, min(heads, channels) + 1) if channels % h == 0)
+        self.heads = head_count(channels, heads)
         self.norm = nn.LayerNorm(channels)
         self.qkv = nn.Linear(channels, 3 * channels, bias=False)
-        self.out = nn.Linear(channels, channels)
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
+        self.out = zero_linear(channels)
 
     def forward(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
         _, c, h, w = x.shape
@@ -81,14 +92,12 @@ class TemporalTextAttention(nn.Module):
 
     def __init__(self, channels: int, context_dim: int, context: Callable[[], torch.Tensor], heads: int = 8):
         super().__init__()
-        self.heads = max(h for h in range(1, min(heads, channels) + 1) if channels % h == 0)
+        self.heads = head_count(channels, heads)
         self.context = context
         self.norm = nn.LayerNorm(channels)
         self.q = nn.Linear(channels, channels, bias=False)
         self.kv = nn.Linear(context_dim, 2 * channels, bias=False)
-        self.out = nn.Linear(channels, channels)
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
+        self.out = zero_linear(channels)
 
     def forward(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
         _, _, h, w = x.shape
