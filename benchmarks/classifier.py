@@ -28,8 +28,8 @@ from einops import rearrange, reduce
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from benchmarks.files import atomic_path
 from models.data.shapes import COLOURS, DIRECTIONS, SHAPES, MovingShapes, ShapesConfig
+from models.files import atomic_path
 from models.seeding import seeded
 
 HEADS = ("shape", "colour", "direction")

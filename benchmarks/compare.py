@@ -23,8 +23,8 @@ import torch
 from diffusers import DDIMScheduler
 
 from benchmarks import metrics
-from benchmarks.files import atomic_path
 from models import GaussianVideoPrior
+from models.files import atomic_path
 from samplers import LongVideoSampler
 from samplers.registry import parse_strategies
 from samplers.validation import check_int

@@ -59,8 +59,7 @@ def generate_clips(
     cond = pipe.text_encoder.encode(captions)
     uncond = pipe.text_encoder.encode([""]).expand_as(cond)
     denoiser = ClassifierFreeGuidance(pipe.denoiser, guidance)
-    h, w = pipe._latent_size(None, None)
-    shape = (len(captions), pipe.unet.config.unet_config["in_channels"], num_frames, h, w)
+    shape = pipe.clip_shape(len(captions), num_frames)
     conditioning = {"cond": {"encoder_hidden_states": cond}, "uncond": {"encoder_hidden_states": uncond}}
     video = sampler.sample(denoiser, pipe.scheduler, shape, num_clips, steps,
                            generator=torch.Generator().manual_seed(seed), **conditioning)  # fmt: skip

@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 
 from benchmarks.classifier import load_classifier
-from benchmarks.files import atomic_path
 from benchmarks.model_quality import CLASSIFIER, all_captions, generate_clips, real_clips, score
+from models.files import atomic_path
 from models.pipeline import VidRDPipeline
 from models.train import assemble, stage_loop
 from models.training.stages import RecipeConfig, train_temporal

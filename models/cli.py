@@ -34,7 +34,6 @@ import numpy as np
 import torch
 
 from benchmarks import pixel_metrics
-from benchmarks.files import atomic_path
 from benchmarks.metrics import mirror_correlation, seam_jump_ratio
 from samplers import Clip, LongVideoSampler
 from samplers.registry import STRATEGIES, parse_strategies
@@ -42,6 +41,7 @@ from samplers.validation import check_int
 
 from .bundled import BUNDLED, load_pipeline
 from .contact_sheet import save_contact_sheet
+from .files import atomic_path
 from .video_io import MemorySink, VideoFileSink
 
 PROMPT_SEPARATOR = "|"

@@ -58,16 +58,15 @@ class VidRDPipeline:
         """One prompt for the whole video, or a list of `num_clips` prompts, one per clip (a story)."""
         prompts = self._check(prompt, num_clips, num_frames, guidance_scale, output_type)
         sampler = sampler if sampler is not None else LongVideoSampler(progress=False)
-        h, w = self._latent_size(height, width)
+        clip_shape = self.clip_shape(1, num_frames, height, width)
         with torch.no_grad():
             embeddings = self.text_encoder.encode(prompts)  # (len(prompts), S, D)
             negative = self.text_encoder.encode([negative_prompt])
         denoiser, clip_cond = self._conditioning(embeddings, negative, guidance_scale)
-        channels = _latent_channels(self.unet.config)
         keep = sink is None
         sink = MemorySink() if keep else sink
         video = sampler.sample(
-            denoiser, self.scheduler, (1, channels, num_frames, h, w), num_clips, num_inference_steps,
+            denoiser, self.scheduler, clip_shape, num_clips, num_inference_steps,
             generator=generator, on_clip=lambda clip: self._decode_into(clip, sink), return_latents=False,
             clip_cond=clip_cond,
         )  # fmt: skip
@@ -95,13 +94,14 @@ class VidRDPipeline:
             )
         return prompts
 
-    def _latent_size(self, height, width) -> tuple[int, int]:
+    def clip_shape(self, batch: int, num_frames: int, height: int | None = None, width: int | None = None):
+        """The latent clip shape (B, C, N, h, w) for frames of height x width (default: the VAE's size)."""
         size = self.vae.vae.config.sample_size
         height, width = height or size, width or size
         factor = self.vae_scale_factor
         if height % factor or width % factor:
             raise ValueError(f"height and width must be multiples of {factor}; got {height}x{width}")
-        return height // factor, width // factor
+        return (batch, _latent_channels(self.unet.config), num_frames, height // factor, width // factor)
 
     def _conditioning(self, embeddings, negative, guidance_scale):
         """The denoiser and the per-clip keyword arguments; CFG as one batched call when scale != 1."""

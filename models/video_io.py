@@ -16,6 +16,10 @@ import numpy as np
 import torch
 from einops import rearrange
 
+from samplers.validation import check_int
+
+from .files import atomic_path
+
 VIDEO_SUFFIXES = (".mp4", ".gif")
 
 
@@ -35,17 +39,12 @@ def save_video(frames: np.ndarray, path: str | os.PathLike, fps: int = 8) -> Pat
     suffix = target.suffix.lower()
     if suffix not in VIDEO_SUFFIXES:
         raise ValueError(f"path must end in one of {VIDEO_SUFFIXES}; got {str(target)!r}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=suffix, dir=target.parent)
-    os.close(fd)
-    try:
+    with atomic_path(target) as tmp:
         if suffix == ".gif":
-            export_to_gif([Image.fromarray(f) for f in frames], tmp, fps=fps)
+            export_to_gif([Image.fromarray(f) for f in frames], str(tmp), fps=fps)
         else:
-            export_to_video([f.astype(np.float32) / 255.0 for f in frames], tmp, fps=fps, macro_block_size=1)
-        os.replace(tmp, target)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+            frames01 = [f.astype(np.float32) / 255.0 for f in frames]
+            export_to_video(frames01, str(tmp), fps=fps, macro_block_size=1)
     return target
 
 
@@ -79,8 +78,7 @@ class VideoFileSink:
         self.path = Path(path)
         if self.path.suffix.lower() not in VIDEO_SUFFIXES:
             raise ValueError(f"path must end in one of {VIDEO_SUFFIXES}; got {str(self.path)!r}")
-        if not isinstance(fps, int) or fps < 1:
-            raise ValueError(f"fps must be an integer >= 1; got {fps!r}")
+        check_int("fps", fps, 1)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(
             prefix=f".{self.path.stem}.", suffix=self.path.suffix, dir=self.path.parent

@@ -5,7 +5,7 @@ import csv
 import pytest
 
 from benchmarks.compare import METRICS, CompareConfig, main, run
-from benchmarks.files import atomic_path
+from models.files import atomic_path
 from samplers import DSG, FNR, PNS, IndependentNoise
 from samplers.registry import parse_strategies
 

@@ -65,17 +65,14 @@ def test_sampler_with_guidance_matches_the_combined_denoiser():
     e, n = randn(B, C, seed=1), randn(B, C, seed=2)
     scale, num_clips, num_steps = 3.0, 2, 5
     inner = ToyDenoiser()
-    video = LongVideoSampler([], progress=False).sample(
-        ClassifierFreeGuidance(inner, scale),
-        DDIMScheduler(clip_sample=False),
-        clip_shape=(B, C, N, H, W),
-        num_clips=num_clips,
-        num_inference_steps=num_steps,
-        generator=gen(9),
-        dtype=torch.float64,
-        cond={"emb": e},
-        uncond={"emb": n},
-    )
+
+    def run(denoiser, **cond):
+        return LongVideoSampler([], progress=False).sample(
+            denoiser, DDIMScheduler(clip_sample=False), clip_shape=(B, C, N, H, W), num_clips=num_clips,
+            num_inference_steps=num_steps, generator=gen(9), dtype=torch.float64, **cond,
+        )  # fmt: skip
+
+    video = run(ClassifierFreeGuidance(inner, scale), cond={"emb": e}, uncond={"emb": n})
     assert len(inner.calls) == num_clips * num_steps
     assert all(batch == 2 * B for batch, _, _ in inner.calls)
 
@@ -85,15 +82,7 @@ def test_sampler_with_guidance_matches_the_combined_denoiser():
         w = 0.9 + 1e-4 * float(timestep)
         return latents * w + combined_emb[:, :, None, None, None]
 
-    reference = LongVideoSampler([], progress=False).sample(
-        combined,
-        DDIMScheduler(clip_sample=False),
-        clip_shape=(B, C, N, H, W),
-        num_clips=num_clips,
-        num_inference_steps=num_steps,
-        generator=gen(9),
-        dtype=torch.float64,
-    )
+    reference = run(combined)
     assert video.latents.shape == (B, C, num_clips * N, H, W)
     # The two runs differ only by float64 round-off in how the same linear map is evaluated (~1e-16,
     # amplified at most ~1/sqrt(abar_999) ~ 160 per DDIM x0 reconstruction): 1e-9 is far above that

@@ -18,6 +18,8 @@ from tqdm.auto import tqdm
 
 from samplers.validation import check_int, check_real
 
+from ..files import atomic_path
+
 CHECKPOINT = "checkpoint.pt"
 
 
@@ -43,9 +45,8 @@ def save_checkpoint(
     """Write the whole training state to `path` atomically (temp file + rename)."""
     state = {"model": model.state_dict(), "optimiser": optimiser.state_dict(), "step": step,
              "generator": generator.get_state(), "losses": losses}  # fmt: skip
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def train(
@@ -109,8 +110,6 @@ def plot_losses(losses: list[float], path: str | os.PathLike, title: str) -> Non
     ax.set(xlabel="step", ylabel="loss", yscale="log", title=title)
     ax.legend()
     fig.tight_layout()
-    target = Path(path)
-    tmp = target.with_name(f".{target.stem}.tmp.png")
-    fig.savefig(tmp, dpi=90)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
     plt.close(fig)
-    os.replace(tmp, target)
