@@ -31,6 +31,7 @@ from torch import nn
 from models.data.shapes import COLOURS, DIRECTIONS, SHAPES, MovingShapes, ShapesConfig
 from models.files import atomic_path
 from models.seeding import seeded
+from samplers.validation import check_int, check_real
 
 HEADS = ("shape", "colour", "direction")
 WEIGHTS_FILE = "model.safetensors"
@@ -51,7 +52,7 @@ class ClassifierConfig:
 
     def __post_init__(self) -> None:
         for name in ("num_frames", "size", "feature_dim"):
-            _check_int(name, getattr(self, name), 1, 4096)
+            check_int(name, getattr(self, name), 1, 4096)
         for name in ("shapes", "colours", "directions"):
             names = getattr(self, name)
             if len(names) < 2 or len(set(names)) != len(names):
@@ -60,7 +61,7 @@ class ClassifierConfig:
         if not self.channels:
             raise ValueError(f"channels must hold at least one width in [1, 1024]; got {self.channels!r}")
         for width in self.channels:
-            _check_int("channels", width, 1, 1024)
+            check_int("channels", width, 1, 1024)
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
 
     @property
@@ -77,21 +78,9 @@ class AugmentConfig:
     max_blur_sigma: float = 1.0  # their gaussian width drawn uniformly in [0, max_blur_sigma] pixels
 
     def __post_init__(self) -> None:
-        _check_float("noise_std", self.noise_std, 0.0, 1.0)
-        _check_float("blur_prob", self.blur_prob, 0.0, 1.0)
-        _check_float("max_blur_sigma", self.max_blur_sigma, 0.0, 5.0)
-
-
-def _check_int(name: str, value: object, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"{name} must be an integer in [{low}, {high}]; got {value!r}")
-
-
-def _check_float(name: str, value: object, low: float, high: float, low_open: bool = False) -> None:
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    if not ok or not (low < value <= high if low_open else low <= value <= high):
-        bracket = "(" if low_open else "["
-        raise ValueError(f"{name} must be a number in {bracket}{low}, {high}]; got {value!r}")
+        check_real("noise_std", self.noise_std, 0.0, 1.0)
+        check_real("blur_prob", self.blur_prob, 0.0, 1.0)
+        check_real("max_blur_sigma", self.max_blur_sigma, 0.0, 5.0)
 
 
 @contextmanager
@@ -224,11 +213,11 @@ def train_classifier(
     Adam with a one-cycle learning-rate schedule peaking at `lr`, on `threads` intra-op threads (the
     caller's count is restored). Deterministic from `seed`: initialisation, data and augmentation.
     """
-    _check_int("steps", steps, 0, 10**7)
-    _check_int("batch", batch, 1, 4096)
-    _check_int("seed", seed, 0, 2**31 - 1)
-    _check_float("lr", lr, 0.0, 1.0, low_open=True)
-    _check_int("threads", threads, 1, 256)
+    check_int("steps", steps, 0, 10**7)
+    check_int("batch", batch, 1, 4096)
+    check_int("seed", seed, 0, 2**31 - 1)
+    check_real("lr", lr, 1e-12, 1.0)
+    check_int("threads", threads, 1, 256)
     shapes, augmentation = config or ShapesConfig(), augmentation or AugmentConfig()
     model = build_classifier(ClassifierConfig(num_frames=shapes.num_frames, size=shapes.size), seed)
     dataset = MovingShapes(max(steps * batch, 1), config=shapes, seed=seed)
@@ -259,7 +248,7 @@ def evaluate_classifier(
 ) -> dict[str, float]:
     """Accuracy per head on `length` clips of `MovingShapes(seed=seed)` (use a seed not trained on),
     optionally degraded by `degrade` (noise and blur drawn from a generator seeded with `seed`)."""
-    _check_int("length", length, 1, 10**7)
+    check_int("length", length, 1, 10**7)
     dataset = MovingShapes(length, config=config or ShapesConfig(), seed=seed)
     generator = torch.Generator().manual_seed(seed)
     correct = dict.fromkeys(HEADS, 0)

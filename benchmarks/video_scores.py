@@ -27,6 +27,7 @@ from torch import nn
 from benchmarks.classifier import HEADS
 from benchmarks.metrics import frechet_distance_from_stats
 from models.data.shapes import COLOURS, DIRECTIONS, SHAPES
+from samplers.validation import check_int
 
 I3D_SIZE = 224  # I3D convention: clips (B, 3, F, 224, 224) in [-1, 1]
 Classifier = Callable[[torch.Tensor], dict[str, torch.Tensor]]
@@ -43,9 +44,7 @@ def _clips(videos: torch.Tensor, name: str = "videos") -> torch.Tensor:
 
 
 def _batch_size(batch_size: int) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer in [1, inf); got {batch_size!r}")
-    return batch_size
+    return check_int("batch_size", batch_size, 1)
 
 
 def _resize(videos: torch.Tensor, size: int) -> torch.Tensor:

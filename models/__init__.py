@@ -10,7 +10,7 @@ from .gaussian_prior import ExactDenoiser, GaussianVideoPrior
 from .pipeline import VidRDPipeline, VidRDPipelineOutput
 from .temporal_vae import TemporalVAE
 from .text import CLIPTextEncoder, TextEncoder, WordEncoder, WordTokenizer
-from .video_io import MemorySink, VideoFileSink
+from .video_io import MemorySink, VideoFileSink, save_video
 from .vidrd_unet import VidRDUNet
 
 __all__ = [
@@ -31,4 +31,5 @@ __all__ = [
     "WordEncoder",
     "WordTokenizer",
     "denoiser_for",
+    "save_video",
 ]

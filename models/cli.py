@@ -37,7 +37,7 @@ from benchmarks import pixel_metrics
 from benchmarks.metrics import mirror_correlation, seam_jump_ratio
 from samplers import Clip, LongVideoSampler
 from samplers.registry import STRATEGIES, parse_strategies
-from samplers.validation import check_int
+from samplers.validation import check_int, check_real
 
 from .bundled import BUNDLED, load_pipeline
 from .contact_sheet import save_contact_sheet
@@ -193,9 +193,7 @@ def check_strategies(text: str) -> list[Any]:
 
 
 def check_guidance(value: float) -> float:
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"guidance must be a finite number >= 0; got {value!r}")
-    return float(value)
+    return check_real("guidance", value, 0.0, sys.float_info.max)  # finite
 
 
 def check_out(out: Path) -> Path:

@@ -22,6 +22,8 @@ import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from torch import nn
 
+from samplers.validation import check_int
+
 from .loading import LocalModelMixin
 from .seeding import seeded
 
@@ -52,8 +54,7 @@ class WordTokenizer:
     """
 
     def __init__(self, vocabulary: Sequence[str], max_length: int = 16) -> None:
-        if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
-            raise ValueError(f"max_length must be an integer >= 1; got {max_length!r}")
+        check_int("max_length", max_length, 1)
         words = list(vocabulary)
         for word in words:
             if not isinstance(word, str) or not _WORD.fullmatch(word) or word != word.lower():
@@ -116,8 +117,7 @@ class WordEncoder(LocalModelMixin, ConfigMixin):
     ) -> None:
         super().__init__()
         for name, value, low in (("dim", dim, 1), ("max_length", max_length, 1), ("layers", layers, 0)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}; got {value!r}")
+            check_int(name, value, low)
         if isinstance(heads, bool) or not isinstance(heads, int) or heads < 1 or dim % heads:
             raise ValueError(f"heads must be a positive divisor of dim = {dim}; got {heads!r}")
         self.tokenizer = WordTokenizer(vocabulary or [], max_length)

@@ -15,6 +15,15 @@ def check_real(name: str, value: float, low: float, high: float = math.inf) -> f
     return float(value)
 
 
+def check_range(name: str, value: tuple[float, float], low: float, high: float) -> tuple[float, float]:
+    """Return `value` if it is a (low, high) pair with low <= value[0] <= value[1] <= high."""
+    if not isinstance(value, tuple) or len(value) != 2:
+        raise ValueError(f"{name} must be a (low, high) tuple within [{low}, {high}]; got {value!r}")
+    check_real(f"{name}[0]", value[0], low, high)
+    check_real(f"{name}[1]", value[1], value[0], high)
+    return value
+
+
 def check_int(name: str, value: int, low: int, high: float = math.inf) -> int:
     """Return `value` if it is an integer in [low, high]; TypeError/ValueError otherwise."""
     if isinstance(value, bool) or not isinstance(value, Integral):

@@ -177,8 +177,8 @@ def test_inception_style_score_refuses_non_distributions(probs):
 
 
 def test_joint_probs_is_the_product_of_the_heads():
-    torch.manual_seed(0)
-    logits = {"shape": torch.randn(5, 3), "colour": torch.randn(5, 4), "direction": torch.randn(5, 4)}
+    g = torch.Generator().manual_seed(0)
+    logits = {h: torch.randn(5, k, generator=g) for h, k in (("shape", 3), ("colour", 4), ("direction", 4))}
 
     def classifier(x):
         ids = x[:, 0, 0, 0, 0].round().long()

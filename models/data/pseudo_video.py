@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange, repeat
 
-from samplers.validation import check_int, check_real
+from samplers.validation import check_int, check_range
 
 __all__ = ["ZoomPan"]
 
@@ -34,8 +34,8 @@ class ZoomPan:
 
     def __post_init__(self) -> None:
         check_int("num_frames", self.num_frames, 1)
-        _check_range("zoom", self.zoom, 1e-3, 1e3)
-        _check_range("pan", self.pan, -10.0, 10.0)
+        check_range("zoom", self.zoom, 1e-3, 1e3)
+        check_range("pan", self.pan, -10.0, 10.0)
 
     def sample(self, batch: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """(end zoom (B,), total pan (B, 2) as (x, y) fractions of the side), drawn only from `generator`."""
@@ -80,10 +80,3 @@ class ZoomPan:
         theta[..., 1, 1] = scale
         theta[..., :, 2] = centre
         return rearrange(theta, "b f i j -> (b f) i j")
-
-
-def _check_range(field: str, value: tuple[float, float], low: float, high: float) -> None:
-    if not isinstance(value, tuple) or len(value) != 2:
-        raise ValueError(f"{field} must be a (low, high) tuple within [{low}, {high}]; got {value!r}")
-    check_real(f"{field}[0]", value[0], low, high)
-    check_real(f"{field}[1]", value[1], value[0], high)

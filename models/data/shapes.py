@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from einops import rearrange
 
-from samplers.validation import check_int, check_real
+from samplers.validation import check_int, check_range, check_real
 
 __all__ = [
     "BACKGROUNDS",
@@ -105,8 +105,8 @@ class ShapesConfig:
     def __post_init__(self) -> None:
         check_int("size", self.size, 8)
         check_int("num_frames", self.num_frames, 1)
-        _check_range("speed", self.speed, 0.0, float(self.size))
-        _check_range("radius", self.radius, 1.0, (self.size - 1) / 2)
+        check_range("speed", self.speed, 0.0, float(self.size))
+        check_range("radius", self.radius, 1.0, (self.size - 1) / 2)
         check_real("two_shapes_probability", self.two_shapes_probability, 0.0, 1.0)
         for field, allowed in (
             ("backgrounds", BACKGROUNDS),
@@ -131,13 +131,6 @@ def _check_names(field: str, values: tuple[str, ...], allowed) -> None:
         raise ValueError(f"{field} must be a non-empty tuple of names from {tuple(allowed)}; got {values!r}")
     for value in values:
         _check_name(field, value, allowed)
-
-
-def _check_range(field: str, value: tuple[float, float], low: float, high: float) -> None:
-    if not isinstance(value, tuple) or len(value) != 2:
-        raise ValueError(f"{field} must be a (low, high) tuple within [{low}, {high}]; got {value!r}")
-    check_real(f"{field}[0]", value[0], low, high)
-    check_real(f"{field}[1]", value[1], value[0], high)
 
 
 def _check_fits(config: ShapesConfig) -> None:
