@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from diffusers import UNet3DConditionModel, UNetMotionModel
 from einops import repeat
-from torch import nn
+from torch import Tensor, nn
 
 from .vidrd_unet import VidRDUNet
 
@@ -41,8 +41,9 @@ __all__ = [
 class ModuleDenoiser:
     """Base adapter of an `nn.Module` backbone; subclasses override `call_model` only.
 
-    `call_model(latents, timesteps, **cond)` receives latents `(B, C, F, H, W)` already in the model's
-    dtype and device, timesteps `(B,)` on the model's device and the conditioning cast likewise; it may
+    `call_model(latents, timesteps, context, **kw)` receives latents `(B, C, F, H, W)` already in the model's
+    dtype and device, timesteps `(B,)` on the model's device, `context` the `encoder_hidden_states` (B, S, D)
+    and any other conditioning `kw`, cast likewise; it may
     return a tensor, a diffusers output with `.sample`, or a tuple whose first item is the output.
     """
 
@@ -73,7 +74,10 @@ class ModuleDenoiser:
         timesteps = broadcast_timestep(timestep, latents.shape[0], device)
         cond = {k: _to_model(v, dtype, device) for k, v in cond.items()}
         with torch.no_grad():
-            out = self.call_model(latents.to(device=device, dtype=dtype), timesteps, **cond)
+            if "encoder_hidden_states" not in cond:
+                raise ValueError("encoder_hidden_states (B, S, D) is required by every UNet adapter")
+            context = cond.pop("encoder_hidden_states")
+            out = self.call_model(latents.to(device=device, dtype=dtype), timesteps, context, **cond)
         out = unwrap_output(out)
         if out.shape != latents.shape:
             raise ValueError(
@@ -82,7 +86,7 @@ class ModuleDenoiser:
             )
         return out.to(device=latents.device, dtype=latents.dtype)
 
-    def call_model(self, latents: torch.Tensor, timesteps: torch.Tensor, **cond: Any) -> Any:
+    def call_model(self, latents: Tensor, timesteps: Tensor, context: Tensor, **kw: Any) -> Any:
         """Run the model on (B, C, F, H, W) latents; the hook each backbone family overrides."""
         raise NotImplementedError
 
@@ -92,15 +96,8 @@ class VidRDDenoiser(ModuleDenoiser):
 
     model_type = VidRDUNet
 
-    def call_model(
-        self,
-        latents: torch.Tensor,
-        timesteps: torch.Tensor,
-        *,
-        encoder_hidden_states: torch.Tensor,
-        **kw: Any,
-    ) -> Any:
-        return self.model(latents, timesteps, encoder_hidden_states, **kw)
+    def call_model(self, latents: Tensor, timesteps: Tensor, context: Tensor, **kw: Any) -> Any:
+        return self.model(latents, timesteps, context, **kw)
 
 
 class UNet3DDenoiser(ModuleDenoiser):
@@ -109,17 +106,8 @@ class UNet3DDenoiser(ModuleDenoiser):
 
     model_type = UNet3DConditionModel
 
-    def call_model(
-        self,
-        latents: torch.Tensor,
-        timesteps: torch.Tensor,
-        *,
-        encoder_hidden_states: torch.Tensor,
-        **kw: Any,
-    ) -> Any:
-        return self.model(
-            latents, timesteps, encoder_hidden_states=encoder_hidden_states, return_dict=False, **kw
-        )
+    def call_model(self, latents: Tensor, timesteps: Tensor, context: Tensor, **kw: Any) -> Any:
+        return self.model(latents, timesteps, encoder_hidden_states=context, return_dict=False, **kw)
 
 
 class MotionDenoiser(ModuleDenoiser):
@@ -134,22 +122,14 @@ class MotionDenoiser(ModuleDenoiser):
 
     model_type = UNetMotionModel
 
-    def call_model(
-        self,
-        latents: torch.Tensor,
-        timesteps: torch.Tensor,
-        *,
-        encoder_hidden_states: torch.Tensor,
-        **kw: Any,
-    ) -> Any:
+    def call_model(self, latents: Tensor, timesteps: Tensor, context: Tensor, **kw: Any) -> Any:
         batch, num_frames = latents.shape[0], latents.shape[2]
-        if encoder_hidden_states.shape[0] != batch:
+        if context.shape[0] != batch:
             raise ValueError(
-                f"encoder_hidden_states must be (B, S, D) with B = {batch}; "
-                f"got shape {tuple(encoder_hidden_states.shape)}"
+                f"encoder_hidden_states must be (B, S, D) with B = {batch}; got shape {tuple(context.shape)}"
             )
-        context = repeat(encoder_hidden_states, "b s d -> (b f) s d", f=num_frames)
-        return self.model(latents, timesteps, encoder_hidden_states=context, return_dict=False, **kw)
+        per_frame = repeat(context, "b s d -> (b f) s d", f=num_frames)
+        return self.model(latents, timesteps, encoder_hidden_states=per_frame, return_dict=False, **kw)
 
 
 class CallableDenoiser:
