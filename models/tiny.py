@@ -49,6 +49,13 @@ TINY_SCHEDULER: dict[str, Any] = {  # Stable Diffusion's noise schedule, for tra
     "clip_sample": False,
     "set_alpha_to_one": False,
     "steps_offset": 1,
+    # Zero terminal SNR (Lin et al. 2024): the last training step is pure noise, as sampling's first is,
+    # so nothing a clip should show (its direction of motion included) can be read off leftover signal
+    # in the "noise"; it has to come from the caption. Needs v-prediction (epsilon is undefined there)
+    # and DDIM's trailing timesteps (so that sampling starts at t = T - 1).
+    "rescale_betas_zero_snr": True,
+    "prediction_type": "v_prediction",
+    "timestep_spacing": "trailing",
 }
 
 

@@ -78,7 +78,6 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--temporal-text-attention", action="store_true", help="caption cross-attention layers"
     )
-    parser.add_argument("--high-noise-weight", type=float, default=1.0, help="temporal loss weight cap")
     parser.add_argument("--device", default=RecipeConfig.device, help="cuda when present, else cpu")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (more may spin, slower)")
@@ -93,7 +92,6 @@ def main(argv=None) -> None:
     recipe = RecipeConfig(out=args.out, seed=args.seed, pseudo_videos=not args.no_pseudo_videos,
                           train_text_encoder=args.train_text_encoder, device=args.device,
                           temporal_text_attention=args.temporal_text_attention,
-                          high_noise_weight=args.high_noise_weight,
                           progress=not args.no_progress)  # fmt: skip
     for name in stages:
         RUNNERS[name](recipe, stage_loop(name, args.steps_scale, args.seed))

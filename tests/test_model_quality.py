@@ -28,6 +28,8 @@ def test_generate_clips_is_one_batched_clip_per_caption():
     )
     assert videos.shape == (2, 3, 6, 32, 32) and videos.abs().max() <= 1
     assert torch.equal(videos, again)  # same seed, same bits
-    # batched: the first clip does not depend on what else is in the batch
+    # batched: the first clip does not depend on what else is in the batch. A leak between batch items
+    # would move pixels by O(0.1); float32 convolutions summed in a batch-size-dependent order differ by
+    # O(1e-5) after decoding (1.3e-5 measured), so 1e-4 separates the two.
     alone = generate_clips(pipe, ["a red circle moving right"], num_frames=6, steps=2)
-    torch.testing.assert_close(alone[0], videos[0], rtol=0, atol=1e-5)
+    torch.testing.assert_close(alone[0], videos[0], rtol=0, atol=1e-4)

@@ -109,13 +109,43 @@ def test_a_recipe_stage_resumes_exactly(tmp_path, monkeypatch):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_high_noise_weight_is_inverse_snr_clamped():
+def test_the_recipe_schedule_ends_in_pure_noise_and_sampling_starts_there():
+    # Zero terminal SNR: training's last step carries no signal, and DDIM's first step is that step.
+    from diffusers import DDIMScheduler, DDPMScheduler
+
+    from models.tiny import TINY_SCHEDULER
+    from models.training.stages import _ddpm_config
+
+    train = DDPMScheduler(**_ddpm_config())
+    assert train.alphas_cumprod[-1] == 0 and train.config.prediction_type == "v_prediction"
+    assert 0.99 < train.alphas_cumprod[0] < 1
+    ddim = DDIMScheduler(**TINY_SCHEDULER)
+    ddim.set_timesteps(25)
+    assert ddim.timesteps[0] == train.config.num_train_timesteps - 1
+    assert ddim.timesteps[-1] > 0  # trailing spacing: 999, 959, ..., 39
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
+def test_the_training_target_is_the_scheduler_prediction(prediction_type):
     from types import SimpleNamespace
 
-    from models.training.stages import snr_weight
+    from models.training.stages import noise_and_target
 
-    scheduler = SimpleNamespace(alphas_cumprod=torch.tensor([0.9, 0.5, 0.2, 0.01]))
-    # 1/SNR = (1 - abar) / abar = 0.111, 1, 4, 99 -> clamped to [1, 20]
-    weights = snr_weight(scheduler, torch.tensor([0, 1, 2, 3]), cap=20.0)
-    torch.testing.assert_close(weights, torch.tensor([1.0, 1.0, 4.0, 20.0]))
-    assert torch.equal(snr_weight(scheduler, torch.tensor([3]), cap=1.0), torch.tensor([1.0]))
+    # A hand-made schedule: x_t = sqrt(abar) x0 + sqrt(1 - abar) eps, v = sqrt(abar) eps - sqrt(1 - abar) x0.
+    abar = torch.tensor([0.64, 0.0], dtype=torch.float64)  # the second step is pure noise
+    a, b = abar.sqrt().view(-1, 1), (1 - abar).sqrt().view(-1, 1)
+    scheduler = SimpleNamespace(
+        config=SimpleNamespace(num_train_timesteps=2, prediction_type=prediction_type),
+        add_noise=lambda x0, eps, t: a[t] * x0 + b[t] * eps,
+        get_velocity=lambda x0, eps, t: a[t] * eps - b[t] * x0,
+    )
+    x0 = torch.full((64, 3), 2.0, dtype=torch.float64)
+    noisy, t, target = noise_and_target(x0, scheduler, torch.Generator().manual_seed(0))
+    eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0)).double()
+    assert torch.equal(noisy[t == 1], eps[t == 1])  # pure noise: nothing of x0 is left
+    torch.testing.assert_close(noisy[t == 0], 0.8 * 2.0 + 0.6 * eps[t == 0])
+    if prediction_type == "epsilon":
+        assert torch.equal(target, eps)
+    else:  # v = 0.8 eps - 0.6 * 2 at abar = 0.64, and -x0 = -2 in pure noise
+        torch.testing.assert_close(target[t == 0], 0.8 * eps[t == 0] - 1.2)
+        torch.testing.assert_close(target[t == 1], torch.full_like(target[t == 1], -2.0))

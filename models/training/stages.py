@@ -2,7 +2,8 @@
 
 1. `vae`: a tiny AutoencoderKL on still shapes; its latent scaling factor is set from the data.
 2. `t2i`: a tiny text-to-image UNet and the word-level text encoder on still shapes (the stand-in for
-   Stable Diffusion), epsilon prediction, 10% empty captions for classifier-free guidance.
+   Stable Diffusion), v-prediction on a zero-terminal-SNR schedule (`models.tiny.TINY_SCHEDULER`),
+   10% empty captions for classifier-free guidance.
 3. `temporal`: the UNet inflated to a VidRDUNet; only temporal layers train, end to end on videos and,
    optionally, pseudo-videos (random zoom and pan of stills, the paper's Table 3 ablation).
 4. `temporal_vae`: the VAE decoder's Temp-Conv layers, on video reconstruction (encoder frozen).
@@ -43,10 +44,6 @@ class RecipeConfig:
     cfg_dropout: float = 0.1  # share of empty captions in t2i and temporal batches
     train_text_encoder: bool = False  # also train the word encoder in the temporal stage (see below)
     temporal_text_attention: bool = False  # add VidRDUNet's TemporalTextAttention (beyond the paper)
-    high_noise_weight: float = (
-        1.0  # temporal stage: weight min(1/SNR, this) >= 1 on the epsilon loss, so that
-    )
-    # errors on x0 at high noise (where a clip's motion is decided) count; 1 = the plain epsilon loss
     device: str = "cuda" if torch.cuda.is_available() else "cpu"  # models and batches live here; the
     # generator stays on the CPU, so a run draws the same numbers on either device
     progress: bool = True  # tqdm bars
@@ -90,17 +87,19 @@ def drop_captions(captions: list[str], share: float, g: torch.Generator) -> list
 
 
 def noise_and_target(latents: torch.Tensor, scheduler, g: torch.Generator):
-    """(noisy latents, timesteps, epsilon target) for a DDPM epsilon-prediction loss."""
+    """(noisy latents, timesteps, target): the target in the scheduler's `prediction_type` (epsilon or
+    v_prediction)."""
     noise = torch.randn(latents.shape, generator=g).to(latents.device)
     t = torch.randint(0, scheduler.config.num_train_timesteps, (latents.shape[0],), generator=g)
     t = t.to(latents.device)
-    return scheduler.add_noise(latents, noise, t), t, noise
-
-
-def snr_weight(scheduler, t: torch.Tensor, cap: float) -> torch.Tensor:
-    """clamp(1 / SNR(t), 1, cap): the epsilon loss weighted towards an x0 loss at high noise."""
-    abar = scheduler.alphas_cumprod.to(t.device)[t]
-    return ((1 - abar) / abar).clamp(1.0, max(cap, 1.0))
+    noisy = scheduler.add_noise(latents, noise, t)
+    if scheduler.config.prediction_type == "epsilon":
+        return noisy, t, noise
+    if scheduler.config.prediction_type == "v_prediction":
+        return noisy, t, scheduler.get_velocity(latents, noise, t)
+    raise ValueError(
+        f"prediction_type must be epsilon or v_prediction; got {scheduler.config.prediction_type!r}"
+    )
 
 
 def train_vae(recipe: RecipeConfig, loop: LoopConfig) -> Path:
@@ -142,9 +141,9 @@ def train_t2i(recipe: RecipeConfig, loop: LoopConfig) -> Path:
         images, captions = still_batch(BATCH["t2i"], config, g, full_captions=0.5)
         with torch.no_grad():
             latents = vae.encode(images.to(recipe.device)).latent_dist.mode() * scale
-        noisy, t, noise = noise_and_target(latents, scheduler, g)
+        noisy, t, target = noise_and_target(latents, scheduler, g)
         context = model["text_encoder"].encode(drop_captions(captions, recipe.cfg_dropout, g))
-        return F.mse_loss(model["unet"](noisy, t, context).sample, noise)
+        return F.mse_loss(model["unet"](noisy, t, context).sample, target)
 
     losses = train("t2i", model, loss, loop, out, progress=recipe.progress)
     model["unet"].save_pretrained(out / "unet")
@@ -154,7 +153,8 @@ def train_t2i(recipe: RecipeConfig, loop: LoopConfig) -> Path:
 
 
 def _ddpm_config() -> dict:
-    return {k: v for k, v in TINY_SCHEDULER.items() if k not in ("set_alpha_to_one", "steps_offset")}
+    ddim_only = ("set_alpha_to_one", "steps_offset", "timestep_spacing")
+    return {k: v for k, v in TINY_SCHEDULER.items() if k not in ddim_only}
 
 
 def temporal_batch(recipe: RecipeConfig, config: ShapesConfig, g: torch.Generator):
@@ -188,12 +188,8 @@ def train_temporal(recipe: RecipeConfig, loop: LoopConfig, out_name: str = "temp
         with torch.no_grad():
             latents = vae.encode(videos.to(recipe.device))  # (B, C, F, h, w), scaled
         context = text.encode(drop_captions(captions, recipe.cfg_dropout, g))
-        noisy, t, noise = noise_and_target(latents, scheduler, g)
-        prediction = model["unet"](noisy, t, context)
-        if recipe.high_noise_weight <= 1.0:  # the plain epsilon loss, bit for bit as the bundle was trained
-            return F.mse_loss(prediction, noise)
-        errors = (prediction - noise).pow(2).mean(dim=(1, 2, 3, 4))
-        return (errors * snr_weight(scheduler, t, recipe.high_noise_weight)).mean()
+        noisy, t, target = noise_and_target(latents, scheduler, g)
+        return F.mse_loss(model["unet"](noisy, t, context), target)
 
     losses = train(out_name, model, loss, loop, out, progress=recipe.progress)
     model["unet"].save_pretrained(out / "unet")
