@@ -6,11 +6,13 @@
 
 `ModuleDenoiser` does the common work once (k-diffusion style): it casts the latents and every
 floating-point conditioning tensor to the model's dtype and device, broadcasts the timestep (a 0-d or
-1-element tensor, or a Python number) to a `(B,)` tensor on the model's device, runs the model under
-`torch.no_grad()`, unwraps diffusers outputs (`.sample` or `tuple[0]`) and casts the result back to the
-latents' dtype and device. Each backbone family overrides one hook, `call_model`, which only deals with
-the model's own input layout. Classifier-free guidance is `samplers.ClassifierFreeGuidance(adapter,
-scale)`: it stacks uncond + cond into one batch of 2B, so every adapter sees a single batched call.
+1-element tensor, or a Python number) to a `(B,)` tensor on the model's device, runs the model without
+autograd unless the latents require grad (a guidance that differentiates the x0 estimate, e.g.
+`samplers.ReconstructionGuidance`, gets a graph; plain sampling builds none), unwraps diffusers outputs
+(`.sample` or `tuple[0]`) and casts the result back to the latents' dtype and device. Each backbone
+family overrides one hook, `call_model`, which only deals with the model's own input layout.
+Classifier-free guidance is `samplers.ClassifierFreeGuidance(adapter, scale)`: it stacks uncond + cond
+into one batch of 2B, so every adapter sees a single batched call.
 
 The conditioning keyword of every UNet is `encoder_hidden_states`, `(B, S, D)` — one text embedding per
 video, whatever the model wants internally.
@@ -73,7 +75,7 @@ class ModuleDenoiser:
         dtype, device = self.dtype, self.device
         timesteps = broadcast_timestep(timestep, latents.shape[0], device)
         cond = {k: _to_model(v, dtype, device) for k, v in cond.items()}
-        with torch.no_grad():
+        with torch.set_grad_enabled(torch.is_grad_enabled() and latents.requires_grad):
             if "encoder_hidden_states" not in cond:
                 raise ValueError("encoder_hidden_states (B, S, D) is required by every UNet adapter")
             context = cond.pop("encoder_hidden_states")

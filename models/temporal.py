@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import torch
 from einops import rearrange
@@ -87,23 +88,22 @@ class TemporalAttention(nn.Module):
 class TemporalTextAttention(nn.Module):
     """Optional, beyond the paper: a trainable cross-attention from every frame's features to the caption,
     zero-initialised on its output, so that temporal training can read what the caption says about motion
-    when the image model's own (frozen) cross-attention does not carry it. `context()` returns the
-    caption embedding folded like the frames, `(b f) s d`."""
+    when the image model's own (frozen) cross-attention does not carry it. `context` is the caption
+    embedding folded like the frames, `(b f) s d`."""
 
-    def __init__(self, channels: int, context_dim: int, context: Callable[[], torch.Tensor], heads: int = 8):
+    def __init__(self, channels: int, context_dim: int, heads: int = 8):
         super().__init__()
         self.heads = head_count(channels, heads)
-        self.context = context
         self.norm = nn.LayerNorm(channels)
         self.q = nn.Linear(channels, channels, bias=False)
         self.kv = nn.Linear(context_dim, 2 * channels, bias=False)
         self.out = zero_linear(channels)
 
-    def forward(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, num_frames: int, context: torch.Tensor) -> torch.Tensor:
         _, _, h, w = x.shape
         tokens = rearrange(x, "n c h w -> n (h w) c")
         q = rearrange(self.q(self.norm(tokens)), "n t (m d) -> n m t d", m=self.heads)
-        k, v = rearrange(self.kv(self.context()), "n s (two m d) -> two n m s d", two=2, m=self.heads)
+        k, v = rearrange(self.kv(context), "n s (two m d) -> two n m s d", two=2, m=self.heads)
         attended = rearrange(nn.functional.scaled_dot_product_attention(q, k, v), "n m t d -> n t (m d)")
         return x + rearrange(self.out(attended), "n (h w) c -> n c h w", h=h, w=w)
 
@@ -124,15 +124,22 @@ def _first(output) -> torch.Tensor:
     return output[0] if isinstance(output, tuple) else output.sample
 
 
-def attach(host: nn.Module, layer: nn.Module, num_frames: Callable[[], int], enabled: Callable[[], bool]):
-    """Run `layer` on `host`'s output after every call of `host`; returns the hook handle."""
+@dataclass(eq=False)
+class TemporalHook:
+    """The forward hook that runs `layer` on its host block's output, with the owning video model's
+    current inputs. An object rather than a closure: `copy.deepcopy` of the owner copies the hook with it
+    and rebinds `layer` and `owner` to the copies (a closure would keep calling the original's layers)."""
 
-    def hook(module, args, output):
-        if not enabled():
+    layer: nn.Module
+    owner: nn.Module  # the video model; its attributes named below are read at every call
+    switch: str  # the owner's bool attribute that enables the layer (e.g. "use_temporal_conv")
+    inputs: tuple[str, ...] = ("_num_frames",)  # the owner's attributes passed after the block output
+
+    def __call__(self, module: nn.Module, args, output):
+        if not getattr(self.owner, self.switch):
             return output
-        return _replace_first(output, layer(_first(output), num_frames()))
-
-    return host.register_forward_hook(hook)
+        extra = (getattr(self.owner, name) for name in self.inputs)
+        return _replace_first(output, self.layer(_first(output), *extra))
 
 
 def output_channels(block: nn.Module) -> int:
@@ -158,11 +165,13 @@ def inflate(
     type_names: Iterable[str],
     make_layer: Callable[[int], nn.Module],
     layers: nn.ModuleDict,
-    num_frames: Callable[[], int],
-    enabled: Callable[[], bool],
+    owner: nn.Module,
+    switch: str,
+    inputs: tuple[str, ...] = ("_num_frames",),
 ) -> None:
-    """Attach `make_layer(channels)` after every block of `root` of the given types; the new layers are
-    registered in `layers` under the block's dotted path with '.' -> '__'."""
+    """Attach `make_layer(channels)` after every block of `root` of the given types (a `TemporalHook`
+    reading `owner`'s `switch` and `inputs`); the new layers are registered in `layers` under the block's
+    dotted path with '.' -> '__'."""
     for name, block in find_blocks(root, type_names):
         layer = layers[name.replace(".", "__")] = make_layer(output_channels(block))
-        attach(block, layer, num_frames, enabled)
+        block.register_forward_hook(TemporalHook(layer, owner, switch, inputs))

@@ -44,8 +44,8 @@ class TemporalVAE(LocalModelMixin, ConfigMixin):
         self.use_temporal_conv = temporal_conv  # runtime switch; False decodes frame by frame
         self._num_frames = 1
         if temporal_conv:
-            frames, enabled = lambda: self._num_frames, lambda: self.use_temporal_conv
-            inflate(self.vae.decoder, RESNET_BLOCKS, TemporalConv, self.temporal_convs, frames, enabled)
+            convs, switch = self.temporal_convs, "use_temporal_conv"
+            inflate(self.vae.decoder, RESNET_BLOCKS, TemporalConv, convs, self, switch)
 
     @classmethod
     def from_vae(cls, vae: AutoencoderKL, **temporal: Any) -> TemporalVAE:

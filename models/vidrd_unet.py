@@ -55,25 +55,17 @@ class VidRDUNet(LocalModelMixin, ConfigMixin):
         self.use_temporal_conv = temporal_conv  # runtime switches; False runs the image model per frame
         self.use_temporal_attention = temporal_attention
         self._num_frames = 1
-        frames = lambda: self._num_frames  # noqa: E731
         if temporal_conv:
-            inflate(
-                self.unet,
-                RESNET_BLOCKS,
-                TemporalConv,
-                self.temporal_convs,
-                frames,
-                lambda: self.use_temporal_conv,
-            )
+            inflate(self.unet, RESNET_BLOCKS, TemporalConv, self.temporal_convs, self, "use_temporal_conv")
         if text_attention:  # registered first, so it runs before the Temp-Attn of the same block
             dim = unet_config["cross_attention_dim"]
-            make_text = lambda c: TemporalTextAttention(c, dim, lambda: self._context, attention_heads)  # noqa: E731
-            inflate(self.unet, TRANSFORMER_BLOCKS, make_text, self.temporal_text_attentions, frames,
-                    lambda: self.use_temporal_attention)  # fmt: skip
+            make_text = lambda c: TemporalTextAttention(c, dim, attention_heads)  # noqa: E731
+            inflate(self.unet, TRANSFORMER_BLOCKS, make_text, self.temporal_text_attentions, self,
+                    "use_temporal_attention", inputs=("_num_frames", "_context"))  # fmt: skip
         if temporal_attention:
             make = lambda channels: TemporalAttention(channels, attention_heads)  # noqa: E731
-            inflate(self.unet, TRANSFORMER_BLOCKS, make, self.temporal_attentions, frames,
-                    lambda: self.use_temporal_attention)  # fmt: skip
+            inflate(self.unet, TRANSFORMER_BLOCKS, make, self.temporal_attentions, self,
+                    "use_temporal_attention")  # fmt: skip
 
     @classmethod
     def from_unet2d(cls, unet: UNet2DConditionModel, **temporal: Any) -> VidRDUNet:

@@ -166,3 +166,28 @@ def test_optional_text_attention_starts_as_identity_and_reads_the_caption(unet2d
         off = model(latents, torch.tensor(10), context)
     assert (a - b).abs().max() > 1e-4
     assert (off - per_frame(unet2d, latents, 10, context)).abs().max() > 0  # Temp-Conv still on
+
+
+def test_a_deep_copy_runs_its_own_temporal_layers(unet2d):
+    # The temporal layers run from forward hooks; a copy must call the copy's layers with the copy's
+    # switches and frame count (closures would silently keep calling the original's).
+    import copy
+
+    original = VidRDUNet.from_unet2d(unet2d, temporal_text_attention=True).eval()
+    perturb_temporal(original)
+    clone = copy.deepcopy(original)
+    latents, context = inputs(frames=5)
+    with torch.no_grad():
+        before = original(latents, 10, context)
+        assert torch.equal(clone(latents, 10, context), before)
+        for p in clone.temporal_parameters():
+            p.zero_()  # the clone becomes the image model per frame; the original must not change
+        torch.testing.assert_close(clone(latents, 10, context), per_frame(unet2d, latents, 10, context),
+                                   rtol=0, atol=1e-5)  # fmt: skip
+        assert torch.equal(original(latents, 10, context), before)
+        clone.use_temporal_conv = clone.use_temporal_attention = False  # the switches are per model
+        assert torch.equal(original(latents, 10, context), before)
+    double = copy.deepcopy(original).double()  # e.g. for float64 gradient checks
+    with torch.no_grad():
+        torch.testing.assert_close(double(latents.double(), 10, context.double()).float(), before,
+                                   rtol=1e-4, atol=1e-5)  # fmt: skip
