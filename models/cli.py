@@ -67,7 +67,7 @@ class GenerateJob:
     model: Path = BUNDLED
     format: str = "mp4"
     fps: int = 8
-    drop_prompt_frames: bool = False
+    drop_prompt_frames: bool = False  # resolved from the flag and the strategies (see job_from_args)
     progress: bool = False
 
     @property
@@ -157,7 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--format", choices=FORMATS, default="mp4", help="video file format")
     gen.add_argument("--fps", type=int, default=8, help="frames per second of the video file")
     gen.add_argument(
-        "--drop-prompt-frames", action="store_true", help="drop the M prompt frames of clips after the first"
+        "--drop-prompt-frames",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="drop (or keep) the M prompt frames of clips after the first (default: drop only where a "
+        "strategy makes them repeat the previous clip, e.g. overlap; the paper keeps them)",
     )
     gen.add_argument("--progress", action="store_true", help="show a progress bar")
     gen.add_argument(
@@ -221,7 +225,9 @@ def job_from_args(args: argparse.Namespace) -> GenerateJob:
     check_int("fps", args.fps, 1)
     check_int("seed", args.seed, 0, 2**63 - 1)
     check_int("threads", args.threads, 1)
-    check_strategies(args.strategies)
+    strategies = check_strategies(args.strategies)
+    drop = args.drop_prompt_frames  # None: the sampler's rule (drop where a strategy duplicates them)
+    drop = LongVideoSampler(strategies).drop_prompt_frames if drop is None else drop
     return GenerateJob(
         prompt=args.prompt,
         prompts=split_prompts(args.prompt, clips),
@@ -236,7 +242,7 @@ def job_from_args(args: argparse.Namespace) -> GenerateJob:
         model=check_model(args.model),
         format=args.format,
         fps=args.fps,
-        drop_prompt_frames=args.drop_prompt_frames,
+        drop_prompt_frames=drop,
         progress=args.progress,
     )
 

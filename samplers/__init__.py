@@ -4,12 +4,17 @@
     sampler = LongVideoSampler([FNR(), PNS(alpha=4), DSG(beta=0.4)], prompt_frames=4)
     video = sampler.sample(denoiser, scheduler, clip_shape=(1, 4, 16, 32, 32), num_clips=8, generator=g)
 
+Peer strategies plug in the same way: FreeNoise, PYoCoMixed / PYoCoProgressive (first-clip noise
+priors), ForwardOverlap and ReconstructionGuidance (see samplers.registry for their names).
+
 This package depends on no model: a backbone is anything that satisfies `VideoDenoiser`.
 """
 
 from .cfg import ClassifierFreeGuidance
+from .freenoise import FreeNoise
 from .guidance import DSG
 from .noise import FNR, PNS, IndependentNoise
+from .overlap import ForwardOverlap
 from .protocols import (
     LatentGuidance,
     NoiseContext,
@@ -19,6 +24,8 @@ from .protocols import (
     StepContext,
     VideoDenoiser,
 )
+from .pyoco import PYoCoMixed, PYoCoProgressive
+from .reconstruction import ReconstructionGuidance
 from .sampler import Clip, LongVideo, LongVideoSampler
 from .schedulers import GuidanceExactnessWarning
 
@@ -28,6 +35,8 @@ __all__ = [
     "PNS",
     "ClassifierFreeGuidance",
     "Clip",
+    "ForwardOverlap",
+    "FreeNoise",
     "GuidanceExactnessWarning",
     "IndependentNoise",
     "LatentGuidance",
@@ -35,6 +44,9 @@ __all__ = [
     "LongVideoSampler",
     "NoiseContext",
     "NoiseInitializer",
+    "PYoCoMixed",
+    "PYoCoProgressive",
+    "ReconstructionGuidance",
     "RecordSpec",
     "Recording",
     "StepContext",

@@ -7,6 +7,7 @@ plain frozen dataclasses, so a strategy is a pure function of (tensor, context).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -53,6 +54,7 @@ class RecordSpec:
 
     frames: tuple[int, ...]  # frame indices of the clip to keep, in increasing order
     steps: int  # keep the latents of steps s = 0..steps-1 (before each denoiser call)
+    final: bool = False  # also keep those frames of the clip's final (denoised) latents
 
 
 @dataclass(frozen=True)
@@ -61,11 +63,18 @@ class Recording:
 
     frames: tuple[int, ...]
     latents: torch.Tensor  # (steps, B, C, len(frames), H, W)
+    final: torch.Tensor | None = None  # (B, C, len(frames), H, W) after the last step, if some spec asked
 
     def at(self, step: int, frames: tuple[int, ...]) -> torch.Tensor:
         """Latents `(B, C, len(frames), H, W)` of the given frames before the denoiser call of `step`."""
         index = [self.frames.index(f) for f in frames]
         return self.latents[step][:, :, index]
+
+    def at_end(self, frames: tuple[int, ...]) -> torch.Tensor:
+        """The final latents `(B, C, len(frames), H, W)` of the given frames (RecordSpec.final)."""
+        if self.final is None:
+            raise ValueError("the recording holds no final latents; ask for them with RecordSpec(final=True)")
+        return self.final[:, :, [self.frames.index(f) for f in frames]]
 
 
 @dataclass(frozen=True)
@@ -79,6 +88,11 @@ class StepContext:
     prompt_frames: int  # M
     num_frames: int  # N
     previous: Recording | None  # the previous clip's recording (None for clip 0)
+    # latents shaped like z_s -> the denoiser's x0 estimate at this step: one more denoiser call,
+    # differentiable where the denoiser is (ValueError if the latents require grad and its output does not);
+    # None where the scheduler cannot convert its output to x0 exactly (schedulers.x0_conversion_problem)
+    predict_x0: Callable[[torch.Tensor], torch.Tensor] | None = None
+    alpha_bar: float | None = None  # abar_t of z_s (z_s = sqrt(abar) x0 + sqrt(1-abar) eps) with predict_x0
 
 
 @runtime_checkable
@@ -87,6 +101,11 @@ class LatentGuidance(Protocol):
 
     `record_spec` declares what of the current clip must be kept for the next one; the sampler records
     the union over all guidances and nothing else (memory O(M * T), not O(N * T)).
+
+    Optional hooks the sampler honours when a strategy has them: `check_scheduler(scheduler)`, called
+    before any work (raise ValueError where the strategy cannot be exact with that scheduler), and
+    `duplicates_prompt_frames` (True: the clip's first M frames repeat the previous clip, so the sampler
+    drops them from the output unless told otherwise).
     """
 
     def record_spec(self, num_frames: int, prompt_frames: int, num_steps: int) -> RecordSpec: ...

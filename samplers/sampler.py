@@ -6,6 +6,10 @@ Per clip i (DESIGN.md §2):
        z_s <- guidances applied in list order (DSG, ...);  record what the guidances declared;
        z_{s+1} <- scheduler.step(denoiser(scale_model_input(z_s), t_s), t_s, z_s);
   3. stream the finished clip out (`on_clip`), keep zT[i] and the recording for clip i+1.
+
+Guidances may differentiate through the denoiser: where the scheduler converts its model output to x0
+exactly (schedulers.x0_conversion_problem), each step's context carries `predict_x0`, a closure that
+calls the denoiser once on latents shaped like z_s (with the clip's conditioning) and returns x0.
 """
 
 from __future__ import annotations
@@ -19,7 +23,14 @@ import torch
 from tqdm.auto import tqdm
 
 from .protocols import LatentGuidance, NoiseContext, NoiseInitializer, Recording, RecordSpec, StepContext
-from .schedulers import check_scheduler, step_kwargs, warn_if_guidance_inexact
+from .schedulers import (
+    alpha_bar,
+    check_scheduler,
+    step_kwargs,
+    warn_if_guidance_inexact,
+    x0_conversion_problem,
+    x0_from_output,
+)
 from .validation import check_int
 
 
@@ -62,22 +73,38 @@ def _split_strategies(strategies: Sequence[Any]) -> tuple[list[NoiseInitializer]
 def _merge_specs(specs: list[RecordSpec]) -> RecordSpec:
     """The union of what every guidance asked to keep."""
     frames = tuple(sorted({f for spec in specs for f in spec.frames}))
-    return RecordSpec(frames=frames, steps=max((spec.steps for spec in specs), default=0))
+    steps = max((spec.steps for spec in specs), default=0)
+    return RecordSpec(frames=frames, steps=steps, final=any(spec.final for spec in specs))
+
+
+def _duplicates_prompt_frames(strategies: Sequence[Any]) -> bool:
+    """True when a strategy declares that its clips' first M frames repeat the previous clip."""
+    return any(getattr(strategy, "duplicates_prompt_frames", False) for strategy in strategies)
 
 
 class LongVideoSampler:
-    """`LongVideoSampler([FNR(), PNS(alpha=4), DSG(beta=0.4)])` is the paper's VidRD sampler."""
+    """`LongVideoSampler([FNR(), PNS(alpha=4), DSG(beta=0.4)])` is the paper's VidRD sampler.
+
+    `drop_prompt_frames`: True drops the first M frames of clips i >= 1 from the output, False keeps all
+    N frames of every clip (the paper, whose prompt frames mirror the previous clip). None (the default)
+    drops them when some strategy declares `duplicates_prompt_frames` (e.g. `ForwardOverlap`, whose
+    prompt frames repeat the previous clip's last M frames in forward order) and keeps them otherwise.
+    """
 
     def __init__(
         self,
         strategies: Sequence[Any] = (),
         prompt_frames: int = 4,
-        drop_prompt_frames: bool = False,
+        drop_prompt_frames: bool | None = None,
         progress: bool = True,
     ) -> None:
         self.prompt_frames = check_int("prompt_frames", prompt_frames, 1)
         self.initializers, self.guidances = _split_strategies(strategies)
-        self.drop_prompt_frames = drop_prompt_frames  # False keeps all N frames of every clip (the paper)
+        if drop_prompt_frames is not None and not isinstance(drop_prompt_frames, bool):
+            raise TypeError(f"drop_prompt_frames must be True, False or None; got {drop_prompt_frames!r}")
+        if drop_prompt_frames is None:
+            drop_prompt_frames = _duplicates_prompt_frames([*self.initializers, *self.guidances])
+        self.drop_prompt_frames = drop_prompt_frames  # resolved: True drops clips' prompt frames (i >= 1)
         self.progress = progress
 
     def __repr__(self) -> str:
@@ -116,7 +143,11 @@ class LongVideoSampler:
         num_steps = len(scheduler.timesteps)
         specs = [g.record_spec(clip_shape[2], self.prompt_frames, num_steps) for g in self.guidances]
         # A guidance that records nothing has nothing of the previous clip to impose (e.g. DSG(beta=0)).
-        active = [type(g).__name__ for g, spec in zip(self.guidances, specs, strict=True) if spec.steps > 0]
+        active = [
+            type(g).__name__
+            for g, spec in zip(self.guidances, specs, strict=True)
+            if spec.steps > 0 or spec.final
+        ]
         warn_if_guidance_inexact(scheduler, active)
         spec = _merge_specs(specs)
         run = _ClipRun(self, denoiser, scheduler, num_inference_steps, generator, spec)
@@ -142,6 +173,9 @@ class LongVideoSampler:
         if not callable(denoiser):
             raise TypeError(f"denoiser must be callable (a VideoDenoiser); got {type(denoiser).__name__}")
         check_scheduler(scheduler)
+        for strategy in (*self.initializers, *self.guidances):  # e.g. a guidance that needs exact x0
+            if callable(getattr(strategy, "check_scheduler", None)):
+                strategy.check_scheduler(scheduler)
         if not isinstance(generator, torch.Generator):
             raise TypeError(f"generator must be a torch.Generator (no global RNG); got {generator!r}")
         shape = tuple(clip_shape) if isinstance(clip_shape, (tuple, list, torch.Size)) else ()
@@ -178,6 +212,7 @@ class _ClipRun:
         self.num_inference_steps = num_inference_steps
         self.step_kwargs = step_kwargs(scheduler, generator)
         self.spec = spec  # what the guidances record of every clip
+        self.exact_x0 = x0_conversion_problem(scheduler) is None  # whether steps carry predict_x0
 
     def denoise(self, i, noise, previous, cond, bar) -> tuple[torch.Tensor, Recording | None]:
         """Denoise clip i from its initial noise; return its latents and what the guidances recorded."""
@@ -189,7 +224,9 @@ class _ClipRun:
         frames = torch.tensor(spec.frames, dtype=torch.long, device=noise.device)
         latents = noise * scheduler.init_noise_sigma
         for s, t in enumerate(timesteps):
-            context = StepContext(i, s, num_steps, t, sampler.prompt_frames, num_frames, previous)
+            predict_x0, abar = self._x0_closure(t, cond, i, s) if self.exact_x0 else (None, None)
+            context = StepContext(i, s, num_steps, t, sampler.prompt_frames, num_frames, previous,
+                                  predict_x0=predict_x0, alpha_bar=abar)  # fmt: skip
             for guidance in sampler.guidances:
                 latents = guidance(latents, context)
             if s < spec.steps:
@@ -198,7 +235,25 @@ class _ClipRun:
             output = self._call_denoiser(model_input, t, cond, i, s)
             latents = scheduler.step(output, t, latents, **self.step_kwargs).prev_sample
             bar.update(1)
-        return latents, Recording(frames=spec.frames, latents=record) if spec.steps else None
+        if not (spec.steps or spec.final):
+            return latents, None
+        final = latents.index_select(2, frames) if spec.final else None
+        return latents, Recording(frames=spec.frames, latents=record, final=final)
+
+    def _x0_closure(self, t, cond, i, s) -> tuple[Callable[[torch.Tensor], torch.Tensor], float]:
+        """(z -> the denoiser's x0 estimate at step s, abar_t): one more denoiser call per use,
+        differentiable where the denoiser is."""
+
+        def predict_x0(latents: torch.Tensor) -> torch.Tensor:
+            output = self._call_denoiser(self.scheduler.scale_model_input(latents, t), t, cond, i, s)
+            if latents.requires_grad and not output.requires_grad:  # else x0's gradient would be partial
+                raise ValueError(
+                    "a guidance differentiates the x0 estimate, but the denoiser's output carries no "
+                    f"gradient (does it run under torch.no_grad or detach?) at clip {i}, step {s}"
+                )
+            return x0_from_output(self.scheduler, output, latents, t)
+
+        return predict_x0, alpha_bar(self.scheduler, t)
 
     def _call_denoiser(self, model_input, t, cond, i, s) -> torch.Tensor:
         output = self.denoiser(model_input, t, **cond)

@@ -10,6 +10,10 @@ frames continue from exactly the previous clip's latents. A multistep solver (DP
 solver_order >= 2, UniPC, DEIS, PNDM, LMS) also extrapolates from model outputs of earlier steps, which
 were computed on latents the guidance has since overwritten; the result is well defined but is not the
 paper's DDIM formula, so the sampler warns (`GuidanceExactnessWarning`).
+
+Guidances that differentiate through the denoiser (reconstruction guidance) need the model output as an
+exact x0 estimate: `x0_conversion_problem` says where that holds (variance-preserving schedulers whose
+noise level at a step is alphas_cumprod at its integer timestep) and `x0_from_output` converts.
 """
 
 from __future__ import annotations
@@ -73,3 +77,63 @@ def step_kwargs(scheduler: Any, generator: torch.Generator) -> dict[str, Any]:
     """Keyword arguments for `scheduler.step`: the generator, where the scheduler draws noise."""
     accepts = inspect.signature(scheduler.step).parameters
     return {"generator": generator} if "generator" in accepts else {}
+
+
+# ----------------------------------------------------------------------------------------------------
+# Exact x0 estimates (for guidances that differentiate through the denoiser, e.g. reconstruction guidance)
+
+_PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
+# Config flags under which a scheduler's noise level at a step is no longer alphas_cumprod[timestep]
+# (timesteps rounded from a respaced sigma schedule, or shifted at run time).
+_RESPACING_FLAGS = (
+    "use_karras_sigmas",
+    "use_exponential_sigmas",
+    "use_beta_sigmas",
+    "use_lu_lambdas",
+    "use_flow_sigmas",
+    "use_dynamic_shifting",
+)
+
+
+def x0_conversion_problem(scheduler: Any) -> str | None:
+    """Why the model output cannot be turned into an exact x0 estimate with `scheduler`; None if it can.
+
+    Exact means variance preserving: z_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps with
+    abar_t = alphas_cumprod[t] at the step's integer timestep and unscaled model inputs
+    (init_noise_sigma == 1): DDIM, DDPM, DPM-Solver, UniPC, DEIS. Sigma-parameterised schedulers
+    (Euler, LMS, ...) and respaced sigma schedules (Karras, ...) are not.
+    """
+    name = type(scheduler).__name__
+    if getattr(scheduler, "alphas_cumprod", None) is None:
+        return f"{name} has no alphas_cumprod"
+    sigma = getattr(scheduler, "init_noise_sigma", None)
+    if sigma is None or float(sigma) != 1.0:
+        return f"{name} has init_noise_sigma={sigma!r}, not 1 (a sigma-parameterised, non-VP scheduler)"
+    config = getattr(scheduler, "config", {})
+    prediction_type = getattr(config, "prediction_type", None)
+    if prediction_type not in _PREDICTION_TYPES:
+        return f"{name} has prediction_type={prediction_type!r}; allowed: {_PREDICTION_TYPES}"
+    flags = [flag for flag in _RESPACING_FLAGS if getattr(config, flag, False)]
+    if flags:
+        return f"{name} has {', '.join(f'{flag}=True' for flag in flags)} (noise levels off alphas_cumprod)"
+    return None
+
+
+def alpha_bar(scheduler: Any, timestep: torch.Tensor) -> float:
+    """abar_t = alphas_cumprod[t] at the integer timestep `t` of a VP scheduler (float64 precision)."""
+    t = float(timestep)
+    if t != int(t):
+        raise ValueError(f"timestep must be an integer for an exact x0 estimate; got {t}")
+    return float(scheduler.alphas_cumprod[int(t)].double())
+
+
+def x0_from_output(scheduler: Any, output: torch.Tensor, latents: torch.Tensor, timestep) -> torch.Tensor:
+    """x0 = (z - sqrt(1-abar) eps) / sqrt(abar), sqrt(abar) z - sqrt(1-abar) v, or the sample itself."""
+    abar = alpha_bar(scheduler, timestep)
+    a, b = abar**0.5, (1.0 - abar) ** 0.5
+    prediction_type = scheduler.config.prediction_type
+    if prediction_type == "epsilon":
+        return (latents - b * output) / a
+    if prediction_type == "v_prediction":
+        return a * latents - b * output
+    return output

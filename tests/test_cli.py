@@ -204,3 +204,16 @@ def test_python_dash_m_runs_the_program():
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "usage: vidrd generate" in done.stdout and "--drop-prompt-frames" in done.stdout
+
+
+def test_prompt_frames_are_dropped_where_a_strategy_duplicates_them():
+    from models.cli import build_parser, job_from_args
+
+    def job(*flags):
+        args = build_parser().parse_args(["generate", "a red circle moving right", *flags])
+        return job_from_args(args)
+
+    assert job("--strategies", "fnr,pns:4,dsg:0.4").drop_prompt_frames is False  # the paper keeps them
+    assert job("--strategies", "overlap,recon:0.4").drop_prompt_frames is True  # forward copies: dropped
+    assert job("--strategies", "overlap", "--no-drop-prompt-frames").drop_prompt_frames is False
+    assert job("--strategies", "fnr", "--drop-prompt-frames").drop_prompt_frames is True

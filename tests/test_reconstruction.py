@@ -1,0 +1,208 @@
+"""Reconstruction guidance: the gradient step in closed form, exact x0, inexact schedulers refused."""
+
+import math
+
+import pytest
+import torch
+from diffusers import (
+    DDIMScheduler,
+    DDPMScheduler,
+    DPMSolverMultistepScheduler,
+    EulerAncestralDiscreteScheduler,
+    EulerDiscreteScheduler,
+    LMSDiscreteScheduler,
+    UniPCMultistepScheduler,
+)
+
+from models import GaussianVideoPrior
+from samplers import (
+    ForwardOverlap,
+    LongVideoSampler,
+    ReconstructionGuidance,
+    Recording,
+    RecordSpec,
+    StepContext,
+)
+from samplers.schedulers import x0_conversion_problem
+
+PRIOR = GaussianVideoPrior(num_frames=8, frame_shape=(2, 3, 3), lengthscale=2.0)
+SHAPE = (2, 2, 8, 3, 3)
+
+
+def randn(shape, seed):
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+@pytest.mark.parametrize("weight", [0.2, 1.0, 3.0])
+def test_one_step_is_the_closed_form_gradient_step(weight):
+    # With a linear x0 estimate xhat0(z) = A z along frames, grad_z |(A z)[:M] - x|^2 = 2 A_M^T (A_M z - x),
+    # so z <- z - weight * sqrt(abar) / 2 * 2 A_M^T (A_M z - x), written here without autograd.
+    n, m, abar = 6, 2, 0.36
+    a = randn((n, n), 0)
+    target = randn((2, 2, m, 3, 3), 1)  # x_prev: the previous clip's final frames N-M..N-1
+    previous = Recording(tuple(range(n - m, n)), torch.zeros(0, 2, 2, m, 3, 3), final=target)
+    z = randn((2, 2, n, 3, 3), 2)
+    context = StepContext(1, 0, 10, torch.tensor(500), m, n, previous,
+                          lambda x: torch.einsum("fg,bcghw->bcfhw", a, x), abar)  # fmt: skip
+    out = ReconstructionGuidance(weight)(z, context)
+    residual = torch.einsum("fg,bcghw->bcfhw", a[:m], z) - target
+    expected = z - weight * math.sqrt(abar) / 2 * 2 * torch.einsum("fg,bcfhw->bcghw", a[:m], residual)
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+    assert not out.requires_grad
+
+
+class X0Probe:
+    """A guidance that compares the sampler's predict_x0 with the prior's exact posterior mean."""
+
+    def __init__(self, scheduler, tolerance):
+        self.scheduler, self.tolerance, self.checked = scheduler, tolerance, 0
+
+    def record_spec(self, num_frames, prompt_frames, num_steps):
+        return RecordSpec(frames=(), steps=0)
+
+    def __call__(self, latents, context):
+        abar = float(self.scheduler.alphas_cumprod[int(context.timestep)].double())
+        assert context.alpha_bar == abar
+        exact = PRIOR.denoiser(self.scheduler).posterior_mean(latents, abar)
+        tol = self.tolerance
+        torch.testing.assert_close(context.predict_x0(latents), exact, rtol=tol, atol=tol)
+        self.checked += 1
+        return latents
+
+
+# Float64 round-off only, except where the prior's denoiser reads the noise level from the scheduler's
+# float32 `sigmas` (DPM-Solver, UniPC): abar then differs in its 8th digit, and the epsilon -> x0
+# conversion divides by sqrt(abar) ~ 0.06 at the noisiest step, hence 1e-6.
+@pytest.mark.parametrize(
+    ("make", "tolerance"),
+    [
+        (lambda: DDIMScheduler(clip_sample=False), 1e-10),
+        (lambda: DDIMScheduler(clip_sample=False, prediction_type="v_prediction"), 1e-10),
+        (lambda: DDIMScheduler(clip_sample=False, prediction_type="sample"), 1e-10),
+        (lambda: DDPMScheduler(clip_sample=False), 1e-10),
+        (lambda: DPMSolverMultistepScheduler(prediction_type="v_prediction"), 1e-6),
+        (lambda: UniPCMultistepScheduler(), 1e-6),
+    ],
+)
+def test_predict_x0_is_the_exact_posterior_mean(make, tolerance):
+    scheduler = make()
+    assert x0_conversion_problem(scheduler) is None
+    probe = X0Probe(scheduler, tolerance)
+    LongVideoSampler([probe], progress=False).sample(PRIOR.denoiser(scheduler), scheduler, SHAPE, 2, 4,
+                                                     generator=torch.Generator().manual_seed(0),
+                                                     dtype=torch.float64)  # fmt: skip
+    assert probe.checked == 8
+
+
+@pytest.mark.parametrize(
+    ("make", "why"),
+    [
+        (EulerDiscreteScheduler, "init_noise_sigma="),
+        (EulerAncestralDiscreteScheduler, "init_noise_sigma="),
+        (LMSDiscreteScheduler, "init_noise_sigma="),
+        (lambda: DPMSolverMultistepScheduler(use_karras_sigmas=True), "use_karras_sigmas=True"),
+    ],
+)
+def test_inexact_schedulers_are_refused_before_any_work(make, why):
+    scheduler, calls = make(), []
+
+    def denoiser(latents, t):
+        calls.append(t)
+        return latents
+
+    sampler = LongVideoSampler([ForwardOverlap(), ReconstructionGuidance(1.0)], progress=False)
+    with pytest.raises(ValueError, match=f"ReconstructionGuidance needs an exact x0 estimate.*{why}"):
+        sampler.sample(denoiser, scheduler, SHAPE, 2, 3, generator=torch.Generator().manual_seed(0))
+    assert calls == []
+    assert x0_conversion_problem(scheduler) is not None
+    # weight 0 is no guidance and runs anywhere
+    LongVideoSampler([ReconstructionGuidance(0.0)], progress=False).sample(
+        denoiser, scheduler, SHAPE, 2, 3, generator=torch.Generator().manual_seed(0)
+    )
+
+
+def sample(strategies, scheduler, clips=3, steps=6, **kwargs):
+    sampler = LongVideoSampler(strategies, prompt_frames=3, progress=False, **kwargs.pop("init", {}))
+    generator = torch.Generator().manual_seed(0)
+    return sampler.sample(PRIOR.denoiser(scheduler), scheduler, SHAPE, clips, steps, generator=generator,
+                          dtype=torch.float64, **kwargs)  # fmt: skip
+
+
+class FinalProbe:
+    """Asks for the final latents of the last M frames, as ReconstructionGuidance does, and keeps them."""
+
+    def __init__(self):
+        self.guidance, self.finals = ReconstructionGuidance(1.0), []
+
+    def record_spec(self, num_frames, prompt_frames, num_steps):
+        return self.guidance.record_spec(num_frames, prompt_frames, num_steps)
+
+    def __call__(self, latents, context):
+        if context.previous is not None and context.step_index == 0:
+            assert context.previous.frames == (5, 6, 7) and context.previous.latents.shape[0] == 0
+            self.finals.append(context.previous.at_end((5, 6, 7)))
+        return latents
+
+
+def test_the_target_is_the_previous_clips_final_latents_in_forward_order():
+    clips, probe = [], FinalProbe()
+    sample([probe], DDIMScheduler(clip_sample=False), on_clip=clips.append)
+    assert len(probe.finals) == 2
+    for i, final in enumerate(probe.finals):
+        assert torch.equal(final, clips[i].latents[:, :, 5:8])
+
+
+def test_no_final_latents_unless_asked():
+    with pytest.raises(ValueError, match=r"RecordSpec\(final=True\)"):
+        Recording((5, 6, 7), torch.zeros(1, 1, 1, 3, 1, 1)).at_end((5, 6, 7))
+
+
+def test_one_extra_denoiser_call_per_step_of_later_clips_and_no_grad_is_fine():
+    scheduler, calls = DDIMScheduler(clip_sample=False), []
+    exact = PRIOR.denoiser(scheduler)
+
+    def denoiser(latents, t):
+        calls.append(latents.requires_grad)
+        return exact(latents, t)
+
+    strategies = [ForwardOverlap(), ReconstructionGuidance(0.5)]
+    sampler = LongVideoSampler(strategies, prompt_frames=3, progress=False)
+    run = lambda: sampler.sample(denoiser, scheduler, SHAPE, 3, 6, generator=torch.Generator().manual_seed(0),  # noqa: E731
+                                 dtype=torch.float64).latents  # fmt: skip
+    with torch.no_grad():
+        quiet = run()
+    assert len(calls) == 6 * (1 + 2 * 2) and sum(calls) == 6 * 2  # the extra calls carry a graph
+    assert torch.equal(quiet, run())
+
+
+def test_guidance_pulls_the_prompt_frames_onto_the_previous_clip():
+    # A property of the whole loop on the exact backbone: the guided clip's first M frames end closer to
+    # the previous clip's last M frames (what they duplicate) than without guidance.
+    scheduler = DDIMScheduler(clip_sample=False)
+
+    def gap(strategies):
+        x = sample(strategies, scheduler, clips=2, steps=20, init={"drop_prompt_frames": False}).latents
+        return (x[:, :, 8:11] - x[:, :, 5:8]).square().mean().item()
+
+    assert gap([ReconstructionGuidance(1.0)]) < 0.2 * gap([])
+
+
+def test_a_denoiser_without_gradients_is_reported():
+    scheduler = DDIMScheduler(clip_sample=False)
+    exact = PRIOR.denoiser(scheduler)
+
+    def frozen(latents, t):  # like an adapter that runs its model under no_grad
+        with torch.no_grad():
+            return exact(latents, t)
+
+    sampler = LongVideoSampler([ReconstructionGuidance(0.2)], progress=False)
+    # With an epsilon model x0 = (z - sqrt(1-abar) eps) / sqrt(abar) would still depend on z: a silently
+    # partial gradient, which the sampler's predict_x0 refuses.
+    with pytest.raises(ValueError, match="the denoiser's output carries no gradient"):
+        sampler.sample(frozen, scheduler, SHAPE, 2, 3, generator=torch.Generator().manual_seed(0))
+
+
+@pytest.mark.parametrize("weight", [-1.0, float("nan"), float("inf")])
+def test_bad_weight(weight):
+    with pytest.raises(ValueError, match="weight must be in"):
+        ReconstructionGuidance(weight)
