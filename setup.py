@@ -24,11 +24,19 @@ setup(
         "einops>=0.7",
         "matplotlib>=3.7",
         "tqdm>=4.60",
+        "threadpoolctl>=3.1",  # one BLAS thread per sweep point: results independent of the thread count
         "imageio>=2.30",  # streamed MP4/GIF output
         "imageio-ffmpeg>=0.5",  # ships its own ffmpeg binary inside the wheel
     ],
     extras_require={
-        "dev": ["pytest>=7", "hypothesis>=6.80", "ruff>=0.5"],
+        "dev": [
+            "pytest>=7",
+            "hypothesis>=6.80",
+            "ruff>=0.5",
+            "nbclient>=0.7",  # tests/test_notebooks.py executes notebooks/
+            "nbformat>=5.7",
+            "ipykernel>=6",  # its wheel installs the "python3" kernelspec the notebooks name
+        ],
         "clip": ["transformers>=4.30"],  # CLIP text encoders of real Stable Diffusion checkpoints
     },
     entry_points={
@@ -37,6 +45,7 @@ setup(
             "vidrd-train=models.train:main",
             "vidrd-compare=benchmarks.compare:main",
             "vidrd-perf=benchmarks.perf:main",
+            "vidrd-sweep=benchmarks.sweep:main",
         ]
     },
 )

@@ -2,8 +2,12 @@
 
     python -m benchmarks.compare --out out/compare
 
-Every combination samples the same number of long videos from `GaussianVideoPrior` with DDIM; the
-reference row applies the same metrics to true videos of the process cut at the same clip starts.
+Every combination (by default the paper's strategies, then the peers) samples the same number of long
+videos from `GaussianVideoPrior` with DDIM; the reference row applies the same metrics to true videos of
+the process cut at the same clip starts. A composition that drops prompt frames (forward overlap) yields
+N - M frames per clip after the first: its autocorrelation error then spans lags 1..L/2 of that shorter
+video, and its seam windows sit at its own clip starts (the process is stationary, so the reference's
+windows anywhere are equivalent).
 Writes `compare.csv` and `compare.png` to --out and prints the table.
 """
 
@@ -30,6 +34,10 @@ from samplers.registry import parse_strategies
 from samplers.validation import check_int
 
 DEFAULT_COMBINATIONS = ("independent", "fnr", "fnr,pns:4", "fnr,pns:4,dsg:0.4", "dsg:0.4")
+# Peer strategies at the paper's default point (M=4, alpha=4, beta=0.4; recon's weight 0.2 suits 50 steps):
+# FreeNoise's shuffled noise reuse, the paper's composition on a PYoCo-progressive first clip, forward-order
+# overlap alone, and overlap with reconstruction guidance (Ho et al. 2022).
+PEER_COMBINATIONS = ("freenoise", "pyoco-progressive:4,fnr,pns:4,dsg:0.4", "overlap", "overlap,recon:0.2")
 METRICS = ("seam_jump_ratio", "mirror_correlation", "repetition", "autocorrelation_error", "frechet_distance")
 
 
@@ -59,14 +67,21 @@ class CompareConfig:
 
 def evaluate(video: torch.Tensor, clip_starts: list[int], config: CompareConfig, prior, reference) -> dict:
     """All metrics of one long video; `reference` is a true video of the process of the same length."""
-    length = video.shape[2]
-    true_acf = prior.autocorrelation(np.arange(length))
+    true_acf = prior.autocorrelation(np.arange(video.shape[2]))
+    return scores(video, clip_starts, reference, true_acf, config.prompt_frames, config.num_frames,
+                  config.window)  # fmt: skip
+
+
+def scores(video: torch.Tensor, clip_starts: list[int], reference: torch.Tensor, reference_acf: np.ndarray,
+           prompt_frames: int, num_frames: int, window: int) -> dict[str, float]:  # fmt: skip
+    """METRICS of `video` against true videos `reference` (at least as long: the Fréchet windows) and the
+    true autocorrelation by lag `reference_acf` (lags 0..L-1 at least: a kernel, or an empirical one)."""
     return {
         "seam_jump_ratio": metrics.seam_jump_ratio(video, clip_starts),
-        "mirror_correlation": metrics.mirror_correlation(video, clip_starts, skip=config.prompt_frames),
-        "repetition": metrics.repetition(video, min_lag=config.num_frames, reference=true_acf),
-        "autocorrelation_error": metrics.autocorrelation_error(video, true_acf),
-        "frechet_distance": metrics.frechet_distance(video, clip_starts, reference, window=config.window),
+        "mirror_correlation": metrics.mirror_correlation(video, clip_starts, skip=prompt_frames),
+        "repetition": metrics.repetition(video, min_lag=num_frames, reference=reference_acf),
+        "autocorrelation_error": metrics.autocorrelation_error(video, reference_acf),
+        "frechet_distance": metrics.frechet_distance(video, clip_starts, reference, window=window),
     }
 
 
@@ -148,7 +163,7 @@ def main(argv=None) -> None:
     parser.add_argument("--out", default="out/compare", help="folder for compare.csv and compare.png")
     parser.add_argument(
         "--combinations",
-        default=";".join(DEFAULT_COMBINATIONS),
+        default=";".join((*DEFAULT_COMBINATIONS, *PEER_COMBINATIONS)),
         help="';'-separated strategy lists, each like 'fnr,pns:4,dsg:0.4'",
     )
     for field in ("samples", "num_clips", "steps", "seed"):

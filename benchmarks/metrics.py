@@ -72,7 +72,8 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
 
     nan when either has zero variance (the correlation is undefined).
     """
-    a, b = np.ravel(a).astype(np.float64), np.ravel(b).astype(np.float64)
+    # np.asarray copies only what is not float64 already; ravel copies only what is not contiguous.
+    a, b = np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()
     if a.shape != b.shape or a.size == 0:
         raise ValueError(f"a and b must be non-empty with the same size; got {a.size} and {b.size}")
     a, b = a - a.mean(), b - b.mean()
@@ -131,7 +132,9 @@ def autocorrelation(latents: torch.Tensor, max_lag: int) -> np.ndarray:
     x = _video("latents", latents)
     length = x.shape[2]
     _int("max_lag", max_lag, 1, length - 1)
-    return np.array([pearson(x[:, :, : length - t], x[:, :, t:]) for t in range(max_lag + 1)])
+    # Frames as contiguous rows, so that every lagged slice is one block (no copy per lag).
+    rows = np.ascontiguousarray(rearrange(x, "b c f h w -> f (b c h w)"))
+    return np.array([pearson(rows[: length - t], rows[t:]) for t in range(max_lag + 1)])
 
 
 def autocorrelation_error(

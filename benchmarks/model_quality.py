@@ -29,7 +29,7 @@ from benchmarks.video_scores import (
 )
 from models.bundled import BUNDLED, load_pipeline
 from models.data.shapes import COLOURS, DIRECTIONS, SHAPES, MovingShapes, ShapesConfig, collate
-from samplers import ClassifierFreeGuidance, LongVideoSampler
+from samplers import ClassifierFreeGuidance, LongVideo, LongVideoSampler
 from samplers.validation import check_int, check_real
 
 CLASSIFIER = Path(__file__).resolve().parent / "weights" / "shapes-classifier"
@@ -39,6 +39,40 @@ def all_captions(repeats: int = 1) -> list[str]:
     """Every caption of the world ("a red circle moving right", ...), `repeats` times each."""
     combos = itertools.product(COLOURS, SHAPES, DIRECTIONS)
     return [f"a {c} {s} moving {d}" for c, s, d in combos for _ in range(repeats)]
+
+
+@torch.no_grad()
+def sample_videos(
+    pipe,
+    captions: list[str],
+    generator: torch.Generator,
+    sampler: LongVideoSampler | None = None,
+    num_frames: int = 8,
+    num_clips: int = 1,
+    steps: int = 25,
+    guidance: float = 7.5,
+) -> LongVideo:
+    """One long video per caption in one batch, with classifier-free guidance (the empty caption as the
+    unconditional one): latents (B, C, L, h, w) and clip starts."""
+    check_int("num_frames", num_frames, 2)
+    check_real("guidance", guidance, 0.0)
+    sampler = sampler or LongVideoSampler(progress=False)
+    cond = pipe.text_encoder.encode(captions)
+    uncond = pipe.text_encoder.encode([""]).expand_as(cond)
+    denoiser = ClassifierFreeGuidance(pipe.denoiser, guidance)
+    shape = pipe.clip_shape(len(captions), num_frames)
+    conditioning = {"cond": {"encoder_hidden_states": cond}, "uncond": {"encoder_hidden_states": uncond}}
+    return sampler.sample(denoiser, pipe.scheduler, shape, num_clips, steps, generator=generator,
+                          **conditioning)  # fmt: skip
+
+
+@torch.no_grad()
+def decode_clips(pipe, latents: torch.Tensor, clip_starts: list[int]) -> torch.Tensor:
+    """Frames (B, 3, L, H, W) in [-1, 1], decoded clip by clip as `VidRDPipeline` streams them: the
+    temporal decoder never mixes frames across a seam."""
+    bounds = [*clip_starts, latents.shape[2]]
+    clips = [pipe.vae.decode(latents[:, :, start:end]) for start, end in itertools.pairwise(bounds)]
+    return torch.cat(clips, dim=2).clamp(-1, 1)
 
 
 @torch.no_grad()
@@ -53,17 +87,9 @@ def generate_clips(
     num_clips: int = 1,
 ) -> torch.Tensor:
     """One video per caption, batched: (B, 3, L, H, W) in [-1, 1] (L = num_clips * num_frames)."""
-    check_int("num_frames", num_frames, 2)
-    check_real("guidance", guidance, 0.0)
-    sampler = sampler or LongVideoSampler(progress=False)
-    cond = pipe.text_encoder.encode(captions)
-    uncond = pipe.text_encoder.encode([""]).expand_as(cond)
-    denoiser = ClassifierFreeGuidance(pipe.denoiser, guidance)
-    shape = pipe.clip_shape(len(captions), num_frames)
-    conditioning = {"cond": {"encoder_hidden_states": cond}, "uncond": {"encoder_hidden_states": uncond}}
-    video = sampler.sample(denoiser, pipe.scheduler, shape, num_clips, steps,
-                           generator=torch.Generator().manual_seed(seed), **conditioning)  # fmt: skip
-    return pipe.vae.decode(video.latents).clamp(-1, 1)
+    generator = torch.Generator().manual_seed(seed)
+    video = sample_videos(pipe, captions, generator, sampler, num_frames, num_clips, steps, guidance)
+    return decode_clips(pipe, video.latents, video.clip_starts)
 
 
 def real_clips(count: int, num_frames: int, seed: int = 12345) -> torch.Tensor:

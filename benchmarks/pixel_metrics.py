@@ -160,7 +160,8 @@ def direction_reversals(
     return result
 
 
-def _mean(values: np.ndarray) -> float:
+def finite_mean(values: np.ndarray) -> float:
+    """The mean of the finite values; nan if there is none."""
     finite = values[np.isfinite(values)]
     return float(finite.mean()) if finite.size else float("nan")
 
@@ -177,7 +178,7 @@ def summary(
     speed = mean_inside_speed(track, starts)
     jumps = seam_velocity_jumps(track, starts)
     reversals = direction_reversals(track, starts, min_speed)
-    mean_jump = _mean(jumps)
+    mean_jump = finite_mean(jumps)
     return {
         "threshold": float(threshold),
         "min_speed": float(min_speed),

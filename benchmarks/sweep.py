@@ -1,0 +1,388 @@
+"""Ablation sweeps: combinations x M x alpha x beta x seeds (the paper's Figure 6), on two backbones.
+
+    python -m benchmarks.sweep --out out/sweep
+    torchrun --standalone --nproc_per_node=2 -m benchmarks.sweep --out out/sweep   # the same files
+    python -m benchmarks.sweep --backbone model --out out/sweep-model              # the bundled VidRD
+
+A grid point is a strategy template such as "fnr,pns:{alpha},dsg:{beta}" filled at one (M, alpha, beta),
+with one seed. On the analytic backbone (the default) it is sampled from `GaussianVideoPrior` with DDIM
+exactly as `benchmarks.compare` does and scored with `compare.evaluate`; the "reference process" points
+score true videos of the process at each M. On the model backbone (`benchmarks.sweep_model`) it is a
+batch of long videos of a saved VidRD, scored in latent space against encoded true videos of the shapes
+world, plus pixel metrics; its own grid (N=8 as the model was trained) is MODEL_SWEEP.
+Every point is a function of its own fields alone (its generators derive from its seed; torch and BLAS run
+on one thread while it is computed), so the ranks of a torchrun sweep each take points r, r+K, ... and
+rank 0 writes files byte-identical to a single-process run. Writes sweep.csv, sweep.json (config + rows)
+and one sweep_<parameter>.png per ablation to --out, and prints a table of means over seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import string
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import numpy as np
+import torch
+from diffusers import DDIMScheduler
+from threadpoolctl import threadpool_limits
+from tqdm.auto import tqdm
+
+from benchmarks import distributed, sweep_model
+from benchmarks.compare import METRICS, PEER_COMBINATIONS, CompareConfig, evaluate
+from benchmarks.sweep_model import PIXEL_METRICS, ModelBackbone
+from models import GaussianVideoPrior
+from models.bundled import missing_files
+from models.files import atomic_path
+from samplers import LongVideoSampler
+from samplers.registry import parse_strategies
+from samplers.validation import check_int, check_real
+
+REFERENCE = "reference process"  # the template of points that score true videos of the process
+PAPER = "fnr,pns:{alpha},dsg:{beta}"  # the paper's composition
+PARAMETERS = ("prompt_frames", "alpha", "beta")  # what an ablation can sweep
+FIELDS = ("point", "combination", "template", "prompt_frames", "alpha", "beta", "seed", "frames")
+COLUMNS = (*FIELDS, *METRICS)  # of the analytic backbone; the model backbone adds PIXEL_METRICS
+
+
+def placeholders(template: str) -> set[str]:
+    """The {names} of a template; ValueError unless they are among {alpha} and {beta}."""
+    try:
+        names = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    except ValueError as error:
+        raise ValueError(f"template {template!r} is not a valid format string: {error}") from error
+    if not names <= {"alpha", "beta"}:
+        raise ValueError(f"template {template!r} may use only {{alpha}} and {{beta}}; got {sorted(names)}")
+    return names
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    """One computation of the sweep; `GridPoint.at` drops the parameters that a template ignores."""
+
+    template: str  # strategies with {alpha}/{beta} placeholders, or REFERENCE
+    prompt_frames: int  # M
+    alpha: float | None  # fills {alpha}; None exactly when the template has no {alpha}
+    beta: float | None  # fills {beta}; None exactly when the template has no {beta}
+    seed: int  # the point's own seed: its sampler noise and reference videos derive from it alone
+
+    def __post_init__(self) -> None:
+        check_int("prompt_frames", self.prompt_frames, 1)
+        check_int("seed", self.seed, 0)
+        used = placeholders(self.template)
+        for name, high in (("alpha", float("inf")), ("beta", 1.0)):
+            value = getattr(self, name)
+            if (name in used) != (value is not None):
+                raise ValueError(
+                    f"{name} must be given exactly when template {self.template!r} has {{{name}}}; "
+                    f"got {value!r}"
+                )
+            if value is not None:  # stored as a float, so that 4 and 4.0 fill the template alike
+                object.__setattr__(self, name, check_real(name, value, 0.0, high))
+
+    @classmethod
+    def at(cls, template: str, prompt_frames: int, alpha: float, beta: float, seed: int) -> GridPoint:
+        used = placeholders(template)
+        return cls(template, prompt_frames, alpha if "alpha" in used else None,
+                   beta if "beta" in used else None, seed)  # fmt: skip
+
+    @property
+    def combination(self) -> str:
+        return self.template.format(alpha=self.alpha, beta=self.beta)
+
+
+@dataclass(frozen=True)
+class Ablation:
+    """One panel group of Figure 6: `parameter` swept, the others at the sweep's defaults."""
+
+    parameter: str  # "prompt_frames", "alpha" or "beta"
+    values: tuple[float, ...]  # its values, in plotting order
+    templates: tuple[str, ...]  # combinations, one line each in the plots
+
+    def __post_init__(self) -> None:
+        if self.parameter not in PARAMETERS:
+            raise ValueError(f"parameter must be one of {PARAMETERS}; got {self.parameter!r}")
+        if not self.values or not self.templates:
+            raise ValueError(
+                f"an ablation needs values and templates; got {self.values!r} and {self.templates!r}"
+            )
+
+
+DEFAULT_ABLATIONS = (
+    Ablation("prompt_frames", (1, 2, 3, 4, 6, 8), (PAPER, "fnr,pns:{alpha}")),
+    Ablation("alpha", (0.0, 0.5, 1.0, 2.0, 4.0, 8.0), (PAPER,)),
+    Ablation("beta", (0.0, 0.2, 0.4, 0.6, 0.8, 1.0), (PAPER, "dsg:{beta}")),
+)
+# ---- EXTRA COMBINATIONS: templates scored at the default point only (one row per seed), no figure. ----
+# The controls and compare's peer strategies. They are sampled with LongVideoSampler's default for dropping
+# prompt frames (frames a strategy duplicates, e.g. the overlap's).
+EXTRA_COMBINATIONS = ("independent", "fnr", *PEER_COMBINATIONS)
+BACKBONE = CompareConfig(samples=32)  # compare's setting (DDIM 50, N=16, l=3, 4 clips), fewer samples
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """The grid (ablations and extras at the defaults, each once per seed) and the backbone it runs on."""
+
+    ablations: tuple[Ablation, ...] = DEFAULT_ABLATIONS  # the figures; their points form the grid
+    extra_combinations: tuple[str, ...] = EXTRA_COMBINATIONS  # templates at the default point only
+    prompt_frames: int = 4  # M wherever it is not swept (the official config)
+    alpha: float = 4.0  # PNS weight wherever it is not swept
+    beta: float = 0.4  # DSG share of steps wherever it is not swept
+    seeds: tuple[int, ...] = (0, 1, 2)  # every point is computed once per seed
+    backbone: CompareConfig | ModelBackbone = BACKBONE  # analytic (N, K, T, l, ...) or a saved VidRD
+    device: str = "cpu"  # where sampling runs ("cuda" becomes cuda:LOCAL_RANK under torchrun)
+
+    def __post_init__(self) -> None:
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be distinct and at least one; got {self.seeds!r}")
+        for point in self.points():  # every template, value and seed checked before any work
+            check_int("prompt_frames", point.prompt_frames, 1, self.backbone.num_frames - 1)
+            if point.template != REFERENCE:
+                parse_strategies(point.combination)
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """What a row measures: compare.METRICS, and the pixel metrics on the model backbone."""
+        return (*METRICS, *PIXEL_METRICS) if isinstance(self.backbone, ModelBackbone) else METRICS
+
+    def defaults(self, **swept: float) -> dict[str, float]:
+        return {"prompt_frames": self.prompt_frames, "alpha": self.alpha, "beta": self.beta, **swept}
+
+    def lines(self) -> Iterator[tuple[str, dict[str, float]]]:
+        """(template, parameters) of every ablation value and extra combination, in table order."""
+        for ablation in self.ablations:
+            for template in ablation.templates:
+                for value in ablation.values:
+                    yield template, self.defaults(**{ablation.parameter: value})
+        for template in self.extra_combinations:
+            yield template, self.defaults()
+
+    def points(self) -> list[GridPoint]:
+        """Every distinct point once: the reference process at each M, then the lines; seeds innermost."""
+        lines = list(self.lines())
+        lines = [(REFERENCE, self.defaults(prompt_frames=p["prompt_frames"])) for _, p in lines] + lines
+        found = (GridPoint.at(template, **p, seed=seed) for template, p in lines for seed in self.seeds)
+        return list(dict.fromkeys(found))
+
+
+# ---- THE MODEL BACKBONE'S GRID: Figure 6 at N=8 (the bundled model's clip), 25 DDIM steps, guidance 7.5.
+# M=2 by default (the paper's 4 of 16 frames, as `vidrd generate`); recon's weight scales like 1/T, so 0.4
+# at 25 steps is compare's 0.2 at 50.
+MODEL_ABLATIONS = (
+    Ablation("prompt_frames", (1, 2, 4, 6), (PAPER,)),
+    Ablation("alpha", (0.0, 1.0, 4.0, 8.0), (PAPER,)),
+    Ablation("beta", (0.0, 0.4, 1.0), (PAPER, "dsg:{beta}")),
+)
+MODEL_SWEEP = SweepConfig(MODEL_ABLATIONS, ("independent", "overlap", "overlap,recon:0.4"), prompt_frames=2,
+                          seeds=(0,), backbone=ModelBackbone())  # fmt: skip
+PRESETS = {"analytic": SweepConfig(), "model": MODEL_SWEEP}  # --backbone: the default grid of each
+
+
+def point_generator(seed: int, stream: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """Stream 0 drives the sampler, 1 and 2 the true videos: a function of (seed, stream) only."""
+    state = np.random.SeedSequence([seed, stream]).generate_state(1, dtype=np.uint64)[0]
+    return torch.Generator(device).manual_seed(int(state))
+
+
+@contextmanager
+def single_threaded() -> Iterator[None]:
+    """torch, OpenMP and BLAS on one thread, so that float results do not depend on the thread count."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(limits=1):
+            yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def compute(point: GridPoint, config: SweepConfig, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """The row of one point: its fields, the sampled video's length and every metric of config.metrics."""
+    score = _model if isinstance(config.backbone, ModelBackbone) else _analytic
+    with single_threaded():
+        frames, values = score(point, config.backbone, device)
+    return {"combination": point.combination, **asdict(point), "frames": frames, **values}
+
+
+def _analytic(point: GridPoint, backbone: CompareConfig, device) -> tuple[int, dict[str, float]]:
+    """(frames, metrics) of the point on `GaussianVideoPrior`, as `benchmarks.compare` samples it."""
+    backbone = replace(backbone, prompt_frames=point.prompt_frames, seed=point.seed)
+    prior = GaussianVideoPrior(backbone.num_frames, backbone.frame_shape, backbone.lengthscale)
+    length, batch = backbone.num_frames * backbone.num_clips, backbone.samples
+    truth = prior.sample_long(length, batch, point_generator(point.seed, 1, device))
+    if point.template == REFERENCE:  # true videos cut at the clip starts, against a second draw
+        video, starts = truth, list(range(0, length, backbone.num_frames))
+        truth = prior.sample_long(length, batch, point_generator(point.seed, 2, device))
+    else:
+        scheduler = DDIMScheduler(clip_sample=False)
+        result = _sampler(point).sample(prior.denoiser(scheduler), scheduler, backbone.clip_shape,
+                                        backbone.num_clips, backbone.steps,
+                                        generator=point_generator(point.seed, 0, device))  # fmt: skip
+        video, starts = result.latents, result.clip_starts
+    return video.shape[2], evaluate(video, starts, backbone, prior, truth)
+
+
+def _model(point: GridPoint, backbone: ModelBackbone, device) -> tuple[int, dict[str, float]]:
+    """(frames, metrics) of the point on a saved VidRD; captions and true videos from stream 1 (CPU)."""
+    truth = point_generator(point.seed, 1)
+    if point.template == REFERENCE:
+        second = point_generator(point.seed, 2)
+        return sweep_model.score_reference(backbone, point.prompt_frames, truth, second, device)
+    noise = point_generator(point.seed, 0, device)
+    return sweep_model.score_sampler(_sampler(point), backbone, truth, noise, device)
+
+
+def _sampler(point: GridPoint) -> LongVideoSampler:
+    return LongVideoSampler(parse_strategies(point.combination), prompt_frames=point.prompt_frames,
+                            progress=False)  # fmt: skip
+
+
+def run(config: SweepConfig, rank: int = 0, world_size: int = 1, device=None, progress=False) -> list[dict]:
+    """Rows of this rank's share of the points (all of them for one process), each with its `point` index."""
+    indexed = distributed.shard(list(enumerate(config.points())), rank, world_size)
+    rows = []
+    for index, point in tqdm(indexed, disable=not progress, desc=f"rank {rank}"):
+        rows.append({"point": index, **compute(point, config, device or config.device)})
+    return rows
+
+
+def write_csv(rows: list[dict[str, Any]], config: SweepConfig, path) -> None:
+    """Floats as Python writes them (shortest round-trip repr); None (a parameter not used) as ''."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=[*FIELDS, *config.metrics], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def write_json(rows: list[dict[str, Any]], config: SweepConfig, path) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps({"config": asdict(config), "rows": rows}, indent=1) + "\n")
+
+
+def read_json(path) -> tuple[list[dict[str, Any]], SweepConfig]:
+    """The rows and the (re-validated) config of a sweep.json written by `write_json`."""
+    with open(path) as f:
+        saved = json.load(f)
+    config, backbone = saved["config"], saved["config"]["backbone"]
+    ablations = tuple(
+        Ablation(a["parameter"], tuple(a["values"]), tuple(a["templates"])) for a in config["ablations"]
+    )
+    if "model" in backbone:  # ModelBackbone's fields are JSON types already
+        backbone = ModelBackbone(**backbone)
+    else:
+        backbone = CompareConfig(**{**backbone, "frame_shape": tuple(backbone["frame_shape"])})
+    return saved["rows"], SweepConfig(
+        **{**config, "ablations": ablations, "extra_combinations": tuple(config["extra_combinations"]),
+           "seeds": tuple(config["seeds"]), "backbone": backbone}
+    )  # fmt: skip
+
+
+def _numbers(kind: type, text: str) -> tuple:
+    """'1,2,4' -> (1, 2, 4) with `kind` int or float; ValueError names the bad item."""
+    return tuple(kind(v) for v in text.split(",") if v.strip())
+
+
+FLAGS = {"prompt_frames": "--prompt-frames", "alpha": "--alphas", "beta": "--betas"}  # the swept values
+
+
+def parse_args(argv=None) -> tuple[argparse.Namespace, SweepConfig]:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--out", default="out/sweep", help="folder for sweep.csv, sweep.json and the plots")
+    parser.add_argument("--backbone", choices=tuple(PRESETS), default="analytic", help="what samples videos")
+    parser.add_argument("--model", help=f"saved VidRD of --backbone model (default {ModelBackbone.model})")
+    parser.add_argument("--ablations", default=",".join(PARAMETERS), help=f"some of {PARAMETERS}, or ''")
+    for name, flag in FLAGS.items():
+        parser.add_argument(flag, help=f"values of the {name} ablation (default {_preset_help(name)})")
+    parser.add_argument("--extras", help="';'-separated extra templates at the default point ('' for none)")
+    for flag, field, what in (
+        ("--seeds", None, "seeds 0..n-1 per point"),
+        ("--samples", "samples", "videos per point"),
+        ("--num-clips", "num_clips", "clips"),
+        ("--steps", "steps", "DDIM steps"),
+    ):
+        parser.add_argument(flag, type=int, help=f"{what} (default {_preset_help(field)})")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda (nccl under torchrun)")
+    parser.add_argument("--no-plots", action="store_true", help="write the CSV and JSON only")
+    parser.add_argument("--progress", action="store_true", help="a progress bar per rank")
+    args = parser.parse_args(argv)
+    preset = PRESETS[args.backbone]
+    names = [n.strip() for n in args.ablations.split(",") if n.strip()]
+    if not set(names) <= set(PARAMETERS):
+        parser.error(f"--ablations must name some of {PARAMETERS}; got {names}")
+    swept = {a.parameter: a for a in preset.ablations}
+    texts = {name: getattr(args, flag[2:].replace("-", "_")) for name, flag in FLAGS.items()}
+    texts = {name: _listed(swept[name].values) if text is None else text for name, text in texts.items()}
+    try:
+        values = {n: _numbers(int if n == "prompt_frames" else float, text) for n, text in texts.items()}
+    except ValueError as error:
+        parser.error(f"--prompt-frames takes integers, --alphas and --betas numbers: {error}")
+    extras = ";".join(preset.extra_combinations) if args.extras is None else args.extras
+    config = replace(
+        preset,
+        ablations=tuple(replace(swept[n], values=values[n]) for n in names),
+        extra_combinations=tuple(t.strip() for t in extras.split(";") if t.strip()),
+        seeds=tuple(range(len(preset.seeds) if args.seeds is None else args.seeds)),
+        backbone=_backbone(parser, args, preset.backbone),
+        device=args.device,
+    )
+    return args, config
+
+
+def _listed(values) -> str:
+    return ",".join(f"{v:g}" for v in values)
+
+
+def _preset_help(field: str | None) -> str:
+    """'analytic 32, model 4': a backbone field of each preset (None: the seeds; a parameter: its values)."""
+    shown = {}
+    for key, preset in PRESETS.items():
+        if field is None:
+            shown[key] = len(preset.seeds)
+        elif field in PARAMETERS:
+            shown[key] = _listed(next(a for a in preset.ablations if a.parameter == field).values)
+        else:
+            shown[key] = getattr(preset.backbone, field)
+    return ", ".join(f"{key} {value}" for key, value in shown.items())
+
+
+def _backbone(parser, args: argparse.Namespace, preset: CompareConfig | ModelBackbone):
+    """The preset's backbone with the flags given; --model must name a saved pipeline (checked here)."""
+    given = {"samples": args.samples, "num_clips": args.num_clips, "steps": args.steps}
+    if isinstance(preset, ModelBackbone):
+        given["model"] = args.model
+    elif args.model is not None:
+        parser.error("--model applies to --backbone model only")
+    backbone = replace(preset, **{k: v for k, v in given.items() if v is not None})
+    if isinstance(backbone, ModelBackbone) and missing_files(backbone.model):
+        parser.error(f"--model must be a saved VidRD pipeline; {missing_files(backbone.model)[0]} is missing")
+    return backbone
+
+
+def main(argv=None) -> None:
+    from benchmarks.sweep_report import format_table, plot_ablations  # it imports this module
+
+    args, config = parse_args(argv)  # every point validated here, before any work, on every rank
+    with distributed.process_group(config.device) as (rank, world_size, device):
+        rows = run(config, rank, world_size, device, args.progress)
+        gathered = distributed.gather_to_first(rows, rank, world_size)
+    if gathered is None:  # not rank 0: rank 0 writes
+        return
+    rows = sorted((row for part in gathered for row in part), key=lambda row: row["point"])
+    write_csv(rows, config, f"{args.out}/sweep.csv")
+    write_json(rows, config, f"{args.out}/sweep.json")
+    print(format_table(rows, config))
+    if not args.no_plots:
+        plot_ablations(rows, config, args.out)
+    print(f"wrote {len(rows)} rows ({world_size} process(es)) to {args.out}/sweep.csv, sweep.json")
+
+
+if __name__ == "__main__":
+    main()

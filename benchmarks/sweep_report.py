@@ -1,0 +1,130 @@
+"""The sweep's table and figures: each ablation's metrics against its swept parameter, over seeds."""
+
+from __future__ import annotations
+
+from dataclasses import astuple
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from benchmarks.sweep import REFERENCE, Ablation, GridPoint, SweepConfig
+from benchmarks.sweep_model import ModelBackbone
+from models.files import atomic_path
+
+SHORT = {"seam_jump_ratio": "seam-jump", "mirror_correlation": "mirror", "repetition": "repetition",
+         "autocorrelation_error": "acf-error", "frechet_distance": "frechet", "velocity_jump": "vel-jump",
+         "reversals_per_seam": "reversals", "speed_inside": "speed"}  # fmt: skip
+PLOTTED = ("seam_jump_ratio", "mirror_correlation", "repetition")  # continuity and looping
+PIXEL_PLOTTED = ("velocity_jump", "reversals_per_seam")  # the same in pixels (model backbone)
+LABELS = {"prompt_frames": "M (prompt frames)", "alpha": "alpha (PNS)", "beta": "beta (DSG)"}
+
+
+def by_point(rows: list[dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
+    """Rows keyed by their point's fields (astuple(GridPoint)), as `series` looks them up."""
+    return {
+        (row["template"], row["prompt_frames"], row["alpha"], row["beta"], row["seed"]): row for row in rows
+    }
+
+
+def series(by_key: dict[tuple, dict], config: SweepConfig, ablation: Ablation, template: str) -> dict:
+    """metric -> array (values, seeds) of `template` along the ablation (rows looked up by point)."""
+    out = {metric: np.empty((len(ablation.values), len(config.seeds))) for metric in config.metrics}
+    for i, value in enumerate(ablation.values):
+        for k, seed in enumerate(config.seeds):
+            point = GridPoint.at(template, **config.defaults(**{ablation.parameter: value}), seed=seed)
+            row = by_key[astuple(point)]
+            for metric in config.metrics:
+                out[metric][i, k] = row[metric]
+    return out
+
+
+def _fixed(config: SweepConfig, swept: str | None = None) -> str:
+    """The parameters held at their defaults, as text: "M=4, alpha=4"."""
+    fixed = {k: v for k, v in config.defaults().items() if k != swept}
+    return ", ".join(f"{'M' if k == 'prompt_frames' else k}={v:g}" for k, v in fixed.items())
+
+
+def format_table(rows: list[dict[str, Any]], config: SweepConfig) -> str:
+    """Means over seeds, one block per ablation (the reference process first), then the extras."""
+    by_key, metrics = by_point(rows), config.metrics
+    head = "".join(f"{SHORT[m]:>12}" for m in metrics)
+    lines = []
+    for ablation in config.ablations:
+        lines += [f"{ablation.parameter} swept ({_fixed(config, ablation.parameter)}); mean over "
+                  f"{len(config.seeds)} seeds x {config.backbone.samples} videos",
+                  f"{'template':<28}{ablation.parameter:>14}{head}"]  # fmt: skip
+        for template in (REFERENCE, *ablation.templates):
+            means = {m: v.mean(axis=1) for m, v in series(by_key, config, ablation, template).items()}
+            for i, value in enumerate(ablation.values):
+                cells = "".join(f"{means[m][i]:>12.4g}" for m in metrics)
+                lines.append(f"{template:<28}{value:>14g}{cells}")
+        lines.append("")
+    if config.extra_combinations:
+        lines += [f"extra combinations ({_fixed(config)})", f"{'combination':<42}{head}"]
+        for combination, means in extra_means(rows, config).items():
+            lines.append(f"{combination:<42}" + "".join(f"{means[m]:>12.4g}" for m in metrics))
+    return "\n".join(lines)
+
+
+def extra_means(rows: list[dict[str, Any]], config: SweepConfig) -> dict[str, dict[str, float]]:
+    """combination -> metric -> mean over seeds, for every extra combination (at the default point)."""
+    by_key, out = by_point(rows), {}
+    for template in config.extra_combinations:
+        points = [GridPoint.at(template, **config.defaults(), seed=seed) for seed in config.seeds]
+        found = [by_key[astuple(point)] for point in points]
+        out[found[0]["combination"]] = {m: float(np.mean([r[m] for r in found])) for m in config.metrics}
+    return out
+
+
+def backbone_name(config: SweepConfig) -> str:
+    """The backbone in a few words, for titles."""
+    b = config.backbone
+    if isinstance(b, ModelBackbone):
+        return f"VidRD {Path(b.model).name}, guidance {b.guidance:g}, N={b.num_frames}, DDIM {b.steps}"
+    return f"Gaussian-process backbone, DDIM {b.steps}"
+
+
+def plot_ablation(rows: list[dict[str, Any]], config: SweepConfig, ablation: Ablation, path) -> None:
+    """Continuity and looping against the swept parameter: mean over seeds, min-max band, reference dashed."""
+    by_key = by_point(rows)
+    x = np.asarray(ablation.values, dtype=float)
+    plotted = (*PLOTTED, *(m for m in PIXEL_PLOTTED if m in config.metrics))
+    fig, axes = plt.subplots(1, len(plotted), figsize=(5 * len(plotted), 4.2))
+    reference = series(by_key, config, ablation, REFERENCE)
+    for template in ablation.templates:
+        values = series(by_key, config, ablation, template)
+        for ax, metric in zip(axes, plotted, strict=True):
+            (line,) = ax.plot(x, values[metric].mean(axis=1), marker="o", label=template)
+            ax.fill_between(x, values[metric].min(axis=1), values[metric].max(axis=1),
+                            color=line.get_color(), alpha=0.2)  # fmt: skip
+    for ax, metric in zip(axes, plotted, strict=True):
+        ref = reference[metric].mean(axis=1)
+        if np.allclose(ref, ref[0], rtol=0, atol=1e-12):  # the same at every value: a horizontal line
+            ax.axhline(ref[0], color="black", linestyle="--", label=REFERENCE)
+        else:  # mirror correlation pools offsets j >= M, so its reference moves with M
+            ax.plot(x, ref, color="black", linestyle="--", label=REFERENCE)
+        if metric == "seam_jump_ratio":  # from a duplicated frame (~0) to a cut (>> 1)
+            ax.set_yscale("log")
+        ax.set_xlabel(LABELS[ablation.parameter])
+        ax.set_title(metric)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"{ablation.parameter} ablation ({_fixed(config, ablation.parameter)}), "
+                 f"{backbone_name(config)}; mean and min-max over {len(config.seeds)} seeds x "
+                 f"{config.backbone.samples} videos")  # fmt: skip
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+def plot_ablations(rows: list[dict[str, Any]], config: SweepConfig, out, prefix: str = "sweep") -> list[Path]:
+    """One `prefix`_<parameter>.png per ablation in `out`."""
+    paths = [Path(out) / f"{prefix}_{ablation.parameter}.png" for ablation in config.ablations]
+    for ablation, path in zip(config.ablations, paths, strict=True):
+        plot_ablation(rows, config, ablation, path)
+    return paths
