@@ -212,7 +212,8 @@ class _ClipRun:
         self.num_inference_steps = num_inference_steps
         self.step_kwargs = step_kwargs(scheduler, generator)
         self.spec = spec  # what the guidances record of every clip
-        self.exact_x0 = x0_conversion_problem(scheduler) is None  # whether steps carry predict_x0
+        # Whether steps carry predict_x0: for guidances, where the scheduler converts its output exactly.
+        self.exact_x0 = bool(sampler.guidances) and x0_conversion_problem(scheduler) is None
 
     def denoise(self, i, noise, previous, cond, bar) -> tuple[torch.Tensor, Recording | None]:
         """Denoise clip i from its initial noise; return its latents and what the guidances recorded."""
@@ -223,10 +224,12 @@ class _ClipRun:
         record = noise.new_empty((spec.steps, *noise.shape[:2], len(spec.frames), *noise.shape[3:]))
         frames = torch.tensor(spec.frames, dtype=torch.long, device=noise.device)
         latents = noise * scheduler.init_noise_sigma
+        # abar_t of every step, read once per clip (a host copy of the timesteps, no sync per step)
+        abars = [alpha_bar(scheduler, t) for t in timesteps.cpu()] if self.exact_x0 else None
         for s, t in enumerate(timesteps):
-            predict_x0, abar = self._x0_closure(t, cond, i, s) if self.exact_x0 else (None, None)
+            predict_x0 = self._x0_closure(t, cond, i, s) if self.exact_x0 else None
             context = StepContext(i, s, num_steps, t, sampler.prompt_frames, num_frames, previous,
-                                  predict_x0=predict_x0, alpha_bar=abar)  # fmt: skip
+                                  predict_x0=predict_x0, alpha_bar=abars[s] if abars else None)  # fmt: skip
             for guidance in sampler.guidances:
                 latents = guidance(latents, context)
             if s < spec.steps:
@@ -240,9 +243,9 @@ class _ClipRun:
         final = latents.index_select(2, frames) if spec.final else None
         return latents, Recording(frames=spec.frames, latents=record, final=final)
 
-    def _x0_closure(self, t, cond, i, s) -> tuple[Callable[[torch.Tensor], torch.Tensor], float]:
-        """(z -> the denoiser's x0 estimate at step s, abar_t): one more denoiser call per use,
-        differentiable where the denoiser is."""
+    def _x0_closure(self, t, cond, i, s) -> Callable[[torch.Tensor], torch.Tensor]:
+        """z -> the denoiser's x0 estimate at step s: one more denoiser call per use, differentiable where
+        the denoiser is."""
 
         def predict_x0(latents: torch.Tensor) -> torch.Tensor:
             output = self._call_denoiser(self.scheduler.scale_model_input(latents, t), t, cond, i, s)
@@ -253,7 +256,7 @@ class _ClipRun:
                 )
             return x0_from_output(self.scheduler, output, latents, t)
 
-        return predict_x0, alpha_bar(self.scheduler, t)
+        return predict_x0
 
     def _call_denoiser(self, model_input, t, cond, i, s) -> torch.Tensor:
         output = self.denoiser(model_input, t, **cond)
