@@ -28,6 +28,28 @@ def fresh_noise(like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
+class UnitVarianceMix:
+    """Mixes a kept unit-variance part with weight `kept_weight` = alpha / sqrt(1 + alpha^2) and a fresh one
+    with standard deviation `fresh_std` = 1 / sqrt(1 + alpha^2): the squares sum to 1, so the result is
+    unit variance. alpha = 0 keeps nothing, alpha = inf keeps everything (PNS, the PYoCo priors)."""
+
+    alpha: float = 4.0
+
+    def __post_init__(self) -> None:
+        check_real("alpha", self.alpha, 0.0)
+
+    @property
+    def kept_weight(self) -> float:
+        """alpha / sqrt(1 + alpha^2): the kept part's weight (its correlation with the result)."""
+        return 1.0 if math.isinf(self.alpha) else self.alpha / math.hypot(1.0, self.alpha)
+
+    @property
+    def fresh_std(self) -> float:
+        """1 / sqrt(1 + alpha^2): the standard deviation (not the variance) of the fresh part."""
+        return 1.0 / math.hypot(1.0, self.alpha)
+
+
+@dataclass(frozen=True)
 class IndependentNoise:
     """The control: every clip starts from its own fresh noise (the candidate, unchanged)."""
 
@@ -46,7 +68,7 @@ class FNR:
 
 
 @dataclass(frozen=True)
-class PNS:
+class PNS(UnitVarianceMix):
     """Past-dependent noise sampling with weight `alpha` (0 = fresh noise, inf = keep the candidate).
 
     Frames j < M keep the candidate; frames j >= M become
@@ -56,19 +78,6 @@ class PNS:
     """
 
     alpha: float = 4.0
-
-    def __post_init__(self) -> None:
-        check_real("alpha", self.alpha, 0.0)
-
-    @property
-    def kept_weight(self) -> float:
-        """alpha / sqrt(1 + alpha^2): the candidate's weight (its correlation with the result)."""
-        return 1.0 if math.isinf(self.alpha) else self.alpha / math.hypot(1.0, self.alpha)
-
-    @property
-    def fresh_std(self) -> float:
-        """1 / sqrt(1 + alpha^2): the standard deviation (not the variance) of the fresh part."""
-        return 1.0 / math.hypot(1.0, self.alpha)
 
     def __call__(self, noise: torch.Tensor, context: NoiseContext) -> torch.Tensor:
         if context.previous_noise is None:

@@ -16,65 +16,34 @@ frame j; the shared noise is drawn from the context's generator.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
-from .noise import fresh_noise
+from .noise import UnitVarianceMix, fresh_noise
 from .protocols import NoiseContext
-from .validation import check_real
-
-
-def _kept_weight(alpha: float) -> float:
-    """a / sqrt(1 + a^2), 1 at a = inf."""
-    return 1.0 if math.isinf(alpha) else alpha / math.hypot(1.0, alpha)
 
 
 @dataclass(frozen=True)
-class PYoCoMixed:
-    """Clip 0's frames share one noise with weight sqrt(a^2 / (1+a^2)); a = 0 is i.i.d. noise."""
+class PYoCoMixed(UnitVarianceMix):
+    """Clip 0's frames share one noise with weight `kept_weight` = sqrt(a^2 / (1+a^2)), each frame's own
+    part has standard deviation `fresh_std` = sqrt(1 / (1+a^2)); a = 0 is i.i.d. noise."""
 
     alpha: float = 1.0
-
-    def __post_init__(self) -> None:
-        check_real("alpha", self.alpha, 0.0)
-
-    @property
-    def shared_std(self) -> float:
-        """sqrt(a^2 / (1+a^2)): the shared part's standard deviation."""
-        return _kept_weight(self.alpha)
-
-    @property
-    def individual_std(self) -> float:
-        """sqrt(1 / (1+a^2)): each frame's own part's standard deviation."""
-        return 1.0 / math.hypot(1.0, self.alpha)
 
     def __call__(self, noise: torch.Tensor, context: NoiseContext) -> torch.Tensor:
         if context.previous_noise is not None:  # later clips keep their candidate
             return noise
         shared = fresh_noise(noise[:, :, :1], context.generator)  # (B, C, 1, H, W), broadcast over frames
-        return self.shared_std * shared + self.individual_std * noise
+        return self.kept_weight * shared + self.fresh_std * noise
 
 
 @dataclass(frozen=True)
-class PYoCoProgressive:
-    """Clip 0's frames form an AR(1) chain with correlation rho = a / sqrt(1+a^2) between neighbours."""
+class PYoCoProgressive(UnitVarianceMix):
+    """Clip 0's frames form an AR(1) chain: eps_j = `kept_weight` * eps_{j-1} + `fresh_std` * ind_j, so
+    neighbours correlate by rho = a / sqrt(1+a^2)."""
 
     alpha: float = 1.0
-
-    def __post_init__(self) -> None:
-        check_real("alpha", self.alpha, 0.0)
-
-    @property
-    def kept_weight(self) -> float:
-        """rho = a / sqrt(1+a^2): the previous frame's weight."""
-        return _kept_weight(self.alpha)
-
-    @property
-    def fresh_std(self) -> float:
-        """1 / sqrt(1+a^2): the standard deviation (not the variance) of each frame's own part."""
-        return 1.0 / math.hypot(1.0, self.alpha)
 
     def __call__(self, noise: torch.Tensor, context: NoiseContext) -> torch.Tensor:
         if context.previous_noise is not None:

@@ -3,6 +3,7 @@
 import pytest
 import torch
 from diffusers import DDIMScheduler
+from test_sampler import Spy  # records every denoiser input
 
 from models import GaussianVideoPrior
 from samplers import DSG, FNR, PNS, ForwardOverlap, LongVideoSampler, Recording, StepContext
@@ -41,15 +42,6 @@ def test_first_clip_is_left_alone():
 def test_bad_beta(beta):
     with pytest.raises(ValueError, match=r"beta must be in \[0.0, 1.0\]"):
         ForwardOverlap(beta)
-
-
-class Spy:
-    def __init__(self, denoiser):
-        self.denoiser, self.inputs = denoiser, []
-
-    def __call__(self, latents, t):
-        self.inputs.append(latents.clone())
-        return self.denoiser(latents, t)
 
 
 @pytest.mark.parametrize(("beta", "n", "m"), [(1.0, 8, 3), (0.5, 6, 4)])

@@ -66,9 +66,9 @@ def test_progressive_prior_statistics(alpha, n, seed):
 @given(alpha=st.floats(0.0, 1e6))
 def test_weights_are_standard_deviations_whose_squares_sum_to_one(alpha):
     mixed, progressive = PYoCoMixed(alpha), PYoCoProgressive(alpha)
-    assert mixed.shared_std**2 + mixed.individual_std**2 == pytest.approx(1.0, abs=1e-12)
+    assert mixed.kept_weight**2 + mixed.fresh_std**2 == pytest.approx(1.0, abs=1e-12)
     assert progressive.kept_weight**2 + progressive.fresh_std**2 == pytest.approx(1.0, abs=1e-12)
-    assert mixed.shared_std**2 == pytest.approx(alpha**2 / (1 + alpha**2), abs=1e-12)
+    assert mixed.kept_weight**2 == pytest.approx(alpha**2 / (1 + alpha**2), abs=1e-12)
 
 
 def test_limits_by_hand():
@@ -96,11 +96,11 @@ class OfficialMixed(PYoCoMixed):
     """The official code's confusion: a^2/(1+a^2) and 1/(1+a^2) used as standard deviations."""
 
     @property
-    def shared_std(self):
+    def kept_weight(self):
         return self.alpha**2 / (1 + self.alpha**2)
 
     @property
-    def individual_std(self):
+    def fresh_std(self):
         return 1 / (1 + self.alpha**2)
 
 
