@@ -220,14 +220,14 @@ def job_from_args(args: argparse.Namespace) -> GenerateJob:
     """Every check that can be made before any work."""
     clips = check_int("clips", args.clips, 1)
     frames = check_int("frames", args.frames, 2)
-    check_int("prompt_frames", args.prompt_frames, 1, frames - 1)
     check_int("steps", args.steps, 1)
     check_int("fps", args.fps, 1)
     check_int("seed", args.seed, 0, 2**63 - 1)
     check_int("threads", args.threads, 1)
-    strategies = check_strategies(args.strategies)
-    drop = args.drop_prompt_frames  # None: the sampler's rule (drop where a strategy duplicates them)
-    drop = LongVideoSampler(strategies).drop_prompt_frames if drop is None else drop
+    # The sampler the job will build: every strategy's constraints on N and M checked before any work,
+    # and None for dropping resolved by its rule (drop where a strategy duplicates the prompt frames).
+    sampler = LongVideoSampler(check_strategies(args.strategies), args.prompt_frames, args.drop_prompt_frames)
+    sampler.check_clip(frames)
     return GenerateJob(
         prompt=args.prompt,
         prompts=split_prompts(args.prompt, clips),
@@ -242,7 +242,7 @@ def job_from_args(args: argparse.Namespace) -> GenerateJob:
         model=check_model(args.model),
         format=args.format,
         fps=args.fps,
-        drop_prompt_frames=drop,
+        drop_prompt_frames=sampler.drop_prompt_frames,
         progress=args.progress,
     )
 

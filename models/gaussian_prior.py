@@ -125,7 +125,8 @@ class ExactDenoiser:
         self.prior, self.scheduler, self.prediction_type = prior, scheduler, prediction_type
         _warn_if_clipping(scheduler)
         alphas_cumprod = np.asarray(scheduler.alphas_cumprod, dtype=np.float64)
-        self._train_sigmas = np.sqrt((1.0 - alphas_cumprod) / alphas_cumprod)  # VP -> VE noise level
+        with np.errstate(divide="ignore"):  # abar = 0 (zero terminal SNR) is sigma = inf, abar 0 again below
+            self._train_sigmas = np.sqrt((1.0 - alphas_cumprod) / alphas_cumprod)  # VP -> VE noise level
 
     def __call__(self, latents: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
         abar = self.alpha_bar(timestep)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from einops import rearrange
@@ -99,7 +99,7 @@ class TemporalTextAttention(nn.Module):
         self.kv = nn.Linear(context_dim, 2 * channels, bias=False)
         self.out = zero_linear(channels)
 
-    def forward(self, x: torch.Tensor, num_frames: int, context: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         _, _, h, w = x.shape
         tokens = rearrange(x, "n c h w -> n (h w) c")
         q = rearrange(self.q(self.norm(tokens)), "n t (m d) -> n m t d", m=self.heads)
@@ -131,9 +131,9 @@ class TemporalHook:
     and rebinds `layer` and `owner` to the copies (a closure would keep calling the original's layers)."""
 
     layer: nn.Module
-    owner: nn.Module  # the video model; its attributes named below are read at every call
+    owner: nn.Module = field(repr=False)  # the video model; its attributes named below are read per call
     switch: str  # the owner's bool attribute that enables the layer (e.g. "use_temporal_conv")
-    inputs: tuple[str, ...] = ("_num_frames",)  # the owner's attributes passed after the block output
+    inputs: tuple[str, ...]  # the owner's attributes passed after the block output (e.g. "_num_frames")
 
     def __call__(self, module: nn.Module, args, output):
         if not getattr(self.owner, self.switch):

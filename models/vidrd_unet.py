@@ -54,6 +54,7 @@ class VidRDUNet(LocalModelMixin, ConfigMixin):
         self._context: torch.Tensor | None = None  # the folded caption embedding of the current call
         self.use_temporal_conv = temporal_conv  # runtime switches; False runs the image model per frame
         self.use_temporal_attention = temporal_attention
+        self.use_temporal_text_attention = text_attention
         self._num_frames = 1
         if temporal_conv:
             inflate(self.unet, RESNET_BLOCKS, TemporalConv, self.temporal_convs, self, "use_temporal_conv")
@@ -61,11 +62,16 @@ class VidRDUNet(LocalModelMixin, ConfigMixin):
             dim = unet_config["cross_attention_dim"]
             make_text = lambda c: TemporalTextAttention(c, dim, attention_heads)  # noqa: E731
             inflate(self.unet, TRANSFORMER_BLOCKS, make_text, self.temporal_text_attentions, self,
-                    "use_temporal_attention", inputs=("_num_frames", "_context"))  # fmt: skip
+                    "use_temporal_text_attention", inputs=("_context",))  # fmt: skip
         if temporal_attention:
             make = lambda channels: TemporalAttention(channels, attention_heads)  # noqa: E731
             inflate(self.unet, TRANSFORMER_BLOCKS, make, self.temporal_attentions, self,
                     "use_temporal_attention")  # fmt: skip
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Copies and pickles leave the last call's caption embedding behind (it may carry a graph, which
+        `copy.deepcopy` refuses)."""
+        return {**super().__getstate__(), "_context": None}
 
     @classmethod
     def from_unet2d(cls, unet: UNet2DConditionModel, **temporal: Any) -> VidRDUNet:

@@ -21,13 +21,13 @@ from .protocols import NoiseContext
 from .validation import check_int
 
 
-def chunk_sources(num_frames: int, window: int, stride: int) -> list[tuple[int, range]]:
-    """(j0, source frames) of every chunk of clip i; sources index [-N, N) (negative: clip i-1)."""
-    chunks = []
-    for j0 in range(0, num_frames, stride):
-        length = min(stride, num_frames - j0)
-        chunks.append((j0, range(j0 - window, j0 - window + length)))
-    return chunks
+def chunk_sources(num_frames: int, window: int, stride: int) -> list[range]:
+    """The source frames of every chunk of clip i, in chunk order; sources index [-N, N) (negative: clip
+    i-1). The chunk starting at frame j0 has length min(stride, N - j0) and sources j0-window, ..."""
+    return [
+        range(j0 - window, j0 - window + min(stride, num_frames - j0))
+        for j0 in range(0, num_frames, stride)
+    ]
 
 
 @dataclass(frozen=True)
@@ -41,21 +41,18 @@ class FreeNoise:
         check_int("window", self.window, 1)
         check_int("stride", self.stride, 1, self.window)
 
+    def check_clip(self, num_frames: int, prompt_frames: int) -> None:
+        """The window reaches back at most one clip: stride <= window <= N (the sampler asks up front)."""
+        check_int("window", self.window, self.stride, num_frames)
+
     def __call__(self, noise: torch.Tensor, context: NoiseContext) -> torch.Tensor:
         previous = context.previous_noise
         if previous is None:  # clip 0 keeps its candidate
             return noise
         n = noise.shape[2]
-        if self.window > n:
-            raise ValueError(
-                f"window must be in [stride, N] = [{self.stride}, {n}] for clips of N={n}; got {self.window}"
-            )
-        if previous.shape != noise.shape:
-            raise ValueError(
-                f"previous noise must have the clip's shape {tuple(noise.shape)}; got {tuple(previous.shape)}"
-            )
+        self.check_clip(n, context.prompt_frames)
         frames = list(previous.unbind(dim=2))  # frames[n + j] is frame j of the concatenation
-        for _, sources in chunk_sources(n, self.window, self.stride):
+        for sources in chunk_sources(n, self.window, self.stride):
             order = torch.randperm(len(sources), generator=context.generator, device=context.generator.device)
             frames += [frames[n + sources[k]] for k in order.tolist()]
         return torch.stack(frames[n:], dim=2).to(noise)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .protocols import RecordSpec, StepContext
+from .protocols import RecordSpec, StepContext, last_frames
 from .validation import check_real
 
 
@@ -39,7 +39,7 @@ class DSG:
     def record_spec(self, num_frames: int, prompt_frames: int, num_steps: int) -> RecordSpec:
         # The last M frames (mirrors of frames M-1..0), during the steps at which frame 0 is held.
         steps = min(num_steps, math.ceil(dsg_threshold(0, prompt_frames, num_steps, self.beta)))
-        return RecordSpec(frames=tuple(range(num_frames - prompt_frames, num_frames)), steps=steps)
+        return RecordSpec(frames=last_frames(num_frames, prompt_frames), steps=steps)
 
     def __call__(self, latents: torch.Tensor, context: StepContext) -> torch.Tensor:
         if context.previous is None:

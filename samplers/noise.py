@@ -77,8 +77,6 @@ class PNS(UnitVarianceMix):
     noise, which is the paper's formula. Clip 0 is left unchanged.
     """
 
-    alpha: float = 4.0
-
     def __call__(self, noise: torch.Tensor, context: NoiseContext) -> torch.Tensor:
         if context.previous_noise is None:
             return noise

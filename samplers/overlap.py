@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .protocols import RecordSpec, StepContext
+from .protocols import RecordSpec, StepContext, last_frames
 from .validation import check_real
 
 
@@ -37,12 +37,12 @@ class ForwardOverlap:
         return min(num_steps, math.ceil(self.beta * num_steps))
 
     def record_spec(self, num_frames: int, prompt_frames: int, num_steps: int) -> RecordSpec:
-        frames = tuple(range(num_frames - prompt_frames, num_frames))
+        frames = last_frames(num_frames, prompt_frames)
         return RecordSpec(frames=frames, steps=self.held_steps(num_steps))
 
     def __call__(self, latents: torch.Tensor, context: StepContext) -> torch.Tensor:
         if context.previous is None or context.step_index >= self.held_steps(context.num_steps):
             return latents
         n, m = context.num_frames, context.prompt_frames
-        tail = context.previous.at(context.step_index, tuple(range(n - m, n)))  # forward order
+        tail = context.previous.at(context.step_index, last_frames(n, m))  # forward order
         return torch.cat([tail.to(latents), latents[:, :, m:]], dim=2)

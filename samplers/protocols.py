@@ -57,6 +57,11 @@ class RecordSpec:
     final: bool = False  # also keep those frames of the clip's final (denoised) latents
 
 
+def last_frames(num_frames: int, count: int) -> tuple[int, ...]:
+    """The indices N-count..N-1 of a clip's last `count` frames, in forward order."""
+    return tuple(range(num_frames - count, num_frames))
+
+
 @dataclass(frozen=True)
 class Recording:
     """The previous clip's recorded latents: `latents[s, :, :, k]` is frame `frames[k]` at step s."""
@@ -102,10 +107,11 @@ class LatentGuidance(Protocol):
     `record_spec` declares what of the current clip must be kept for the next one; the sampler records
     the union over all guidances and nothing else (memory O(M * T), not O(N * T)).
 
-    Optional hooks the sampler honours when a strategy has them: `check_scheduler(scheduler)`, called
-    before any work (raise ValueError where the strategy cannot be exact with that scheduler), and
-    `duplicates_prompt_frames` (True: the clip's first M frames repeat the previous clip, so the sampler
-    drops them from the output unless told otherwise).
+    Optional hooks the sampler honours when a strategy (guidance or initializer) has them, all before
+    any work: `check_scheduler(scheduler)` and `check_clip(num_frames, prompt_frames)` (raise ValueError
+    where the strategy cannot work with that scheduler or clip length), `duplicates_prompt_frames` (True:
+    the clip's first M frames repeat the previous clip, so the sampler drops them from the output unless
+    told otherwise) and `needs_x0` (True: the steps' contexts must carry `predict_x0` and `alpha_bar`).
     """
 
     def record_spec(self, num_frames: int, prompt_frames: int, num_steps: int) -> RecordSpec: ...

@@ -168,6 +168,18 @@ class LongVideoSampler:
                 start += latents.shape[2]
         return LongVideo(latents=torch.cat(kept, dim=2) if return_latents else None, clip_starts=starts)
 
+    def check_clip(self, num_frames: int) -> None:
+        """ValueError unless clips of N = `num_frames` suit M and every strategy (its optional
+        `check_clip(num_frames, prompt_frames)` hook); callers may run it before loading a model."""
+        if not self.prompt_frames < num_frames:
+            raise ValueError(
+                f"prompt_frames must be in [1, N-1] = [1, {num_frames - 1}] for clips of N={num_frames} "
+                f"frames; got {self.prompt_frames}"
+            )
+        for strategy in (*self.initializers, *self.guidances):
+            if callable(getattr(strategy, "check_clip", None)):
+                strategy.check_clip(num_frames, self.prompt_frames)
+
     def _validate(self, denoiser, scheduler, clip_shape, num_clips, num_inference_steps, generator):
         """Every check that can be made before any work; returns clip_shape as a tuple."""
         if not callable(denoiser):
@@ -183,12 +195,7 @@ class LongVideoSampler:
             isinstance(d, Integral) and not isinstance(d, bool) and d > 0 for d in shape
         ):
             raise ValueError(f"clip_shape must be 5 positive ints (B, C, N, H, W); got {clip_shape!r}")
-        num_frames = shape[2]
-        if not self.prompt_frames < num_frames:
-            raise ValueError(
-                f"prompt_frames must be in [1, N-1] = [1, {num_frames - 1}] for clips of N={num_frames} "
-                f"frames; got {self.prompt_frames}"
-            )
+        self.check_clip(shape[2])
         check_int("num_clips", num_clips, 1)
         check_int("num_inference_steps", num_inference_steps, 1)
         return tuple(int(d) for d in shape)
@@ -212,8 +219,10 @@ class _ClipRun:
         self.num_inference_steps = num_inference_steps
         self.step_kwargs = step_kwargs(scheduler, generator)
         self.spec = spec  # what the guidances record of every clip
-        # Whether steps carry predict_x0: for guidances, where the scheduler converts its output exactly.
-        self.exact_x0 = bool(sampler.guidances) and x0_conversion_problem(scheduler) is None
+        # Whether steps carry predict_x0: for guidances that declare `needs_x0`, where the scheduler
+        # converts its output exactly (else those guidances refused the scheduler up front).
+        wanted = any(getattr(g, "needs_x0", False) for g in sampler.guidances)
+        self.exact_x0 = wanted and x0_conversion_problem(scheduler) is None
 
     def denoise(self, i, noise, previous, cond, bar) -> tuple[torch.Tensor, Recording | None]:
         """Denoise clip i from its initial noise; return its latents and what the guidances recorded."""
@@ -227,9 +236,10 @@ class _ClipRun:
         # abar_t of every step, read once per clip (a host copy of the timesteps, no sync per step)
         abars = [alpha_bar(scheduler, t) for t in timesteps.cpu()] if self.exact_x0 else None
         for s, t in enumerate(timesteps):
-            predict_x0 = self._x0_closure(t, cond, i, s) if self.exact_x0 else None
+            abar = abars[s] if abars else None
+            predict_x0 = self._x0_closure(t, abar, cond, i, s) if abars else None
             context = StepContext(i, s, num_steps, t, sampler.prompt_frames, num_frames, previous,
-                                  predict_x0=predict_x0, alpha_bar=abars[s] if abars else None)  # fmt: skip
+                                  predict_x0=predict_x0, alpha_bar=abar)  # fmt: skip
             for guidance in sampler.guidances:
                 latents = guidance(latents, context)
             if s < spec.steps:
@@ -243,7 +253,7 @@ class _ClipRun:
         final = latents.index_select(2, frames) if spec.final else None
         return latents, Recording(frames=spec.frames, latents=record, final=final)
 
-    def _x0_closure(self, t, cond, i, s) -> Callable[[torch.Tensor], torch.Tensor]:
+    def _x0_closure(self, t, abar, cond, i, s) -> Callable[[torch.Tensor], torch.Tensor]:
         """z -> the denoiser's x0 estimate at step s: one more denoiser call per use, differentiable where
         the denoiser is."""
 
@@ -254,7 +264,7 @@ class _ClipRun:
                     "a guidance differentiates the x0 estimate, but the denoiser's output carries no "
                     f"gradient (does it run under torch.no_grad or detach?) at clip {i}, step {s}"
                 )
-            return x0_from_output(self.scheduler, output, latents, t)
+            return x0_from_output(self.scheduler, output, latents, abar)
 
         return predict_x0
 

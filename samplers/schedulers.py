@@ -127,9 +127,9 @@ def alpha_bar(scheduler: Any, timestep: torch.Tensor) -> float:
     return float(scheduler.alphas_cumprod[int(t)].double())
 
 
-def x0_from_output(scheduler: Any, output: torch.Tensor, latents: torch.Tensor, timestep) -> torch.Tensor:
-    """x0 = (z - sqrt(1-abar) eps) / sqrt(abar), sqrt(abar) z - sqrt(1-abar) v, or the sample itself."""
-    abar = alpha_bar(scheduler, timestep)
+def x0_from_output(scheduler: Any, output: torch.Tensor, latents: torch.Tensor, abar: float) -> torch.Tensor:
+    """x0 = (z - sqrt(1-abar) eps) / sqrt(abar), sqrt(abar) z - sqrt(1-abar) v, or the sample itself, with
+    abar = `alpha_bar(scheduler, t)` of the step."""
     a, b = abar**0.5, (1.0 - abar) ** 0.5
     prediction_type = scheduler.config.prediction_type
     if prediction_type == "epsilon":

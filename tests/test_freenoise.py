@@ -103,10 +103,21 @@ def test_bad_parameters(kwargs, match):
         FreeNoise(**kwargs)
 
 
-def test_window_longer_than_the_clip_is_refused_at_call_time():
-    previous = randn((1, 1, 6, 1, 1), 0)
-    message = r"window must be in \[stride, N\] = \[4, 6\] for clips of N=6; got 8"
+def test_window_longer_than_the_clip_is_refused_before_any_work():
+    message = r"window must be an integer in \[4, 6\]; got 8"
+    calls = []
+
+    def denoiser(latents, t):
+        calls.append(t)
+        return latents
+
+    sampler = LongVideoSampler([FreeNoise(8, 4)], prompt_frames=2, progress=False)
     with pytest.raises(ValueError, match=message):
+        sampler.sample(denoiser, DDIMScheduler(clip_sample=False), (1, 1, 6, 1, 1), 2, 3,
+                       generator=torch.Generator().manual_seed(0))  # fmt: skip
+    assert calls == []  # refused before clip 0 was denoised
+    previous = randn((1, 1, 6, 1, 1), 0)
+    with pytest.raises(ValueError, match=message):  # and when called on its own
         FreeNoise(8, 4)(previous, context(previous))
 
 

@@ -81,31 +81,12 @@ def test_notebook_executes_without_error(executed, path):
     assert all(c.execution_count for c in notebook.cells if c.cell_type == "code")
 
 
-def _table(text: str, header: str) -> dict[str, list[float]]:
-    """The rows `name value value ...` printed after the line starting with `header`, up to a blank or
-    non-numeric line."""
-    lines = text.splitlines()
-    start = next(k for k, line in enumerate(lines) if line.startswith(header)) + 1
-    rows = {}
-    for line in lines[start:]:
-        try:
-            name, *values = line.split()
-            rows[name] = [float(v) for v in values]
-        except ValueError:  # a blank line, or text
-            break
-    return rows
-
-
 def test_walkthrough_results(executed):
+    # The walkthrough asserts the facts of the exact backbone itself (a failing assert fails the execution
+    # test above); here: it ran in the small setting, checked the palindrome and drew every figure.
     notebook = executed(ROOT / "notebooks" / "walkthrough.ipynb")
     text = _text(notebook)
     assert text.startswith("small setting")
-    table = _table(text, "strategies ")  # seam-jump ratio, mirror correlation, acf error, seconds
-    assert {"reference", "independent", "fnr", "fnr,pns:4,dsg:0.4"} <= set(table)
-    (recon,) = (name for name in table if name.startswith("overlap,recon:"))
-    assert table["fnr"][0] < 0.1 and table["fnr"][1] > 0.99  # FNR: a frozen frame and a palindrome
-    assert table["independent"][0] > 5  # a cut
-    assert 0.5 < table[recon][0] < 2 and table[recon][2] < 0.2  # continuous, the process's statistics
     assert "FNR: max |clip 1 - clip 0 reversed|" in text
     images = [o for o in _outputs(notebook, "display_data") if "image/png" in o.data]
     assert len(images) >= 4  # autocorrelation, bars, contact sheets, centroid tracks

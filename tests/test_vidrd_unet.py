@@ -162,10 +162,15 @@ def test_optional_text_attention_starts_as_identity_and_reads_the_caption(unet2d
     other = torch.randn(context.shape, generator=gen(11))
     with torch.no_grad():
         a, b = model(latents, torch.tensor(10), context), model(latents, torch.tensor(10), other)
-        model.use_temporal_attention = False  # switches the caption layers off with Temp-Attn
+        model.use_temporal_text_attention = False  # the caption layers have their own switch
         off = model(latents, torch.tensor(10), context)
     assert (a - b).abs().max() > 1e-4
-    assert (off - per_frame(unet2d, latents, 10, context)).abs().max() > 0  # Temp-Conv still on
+    assert (off - per_frame(unet2d, latents, 10, context)).abs().max() > 0  # Temp-Conv, Temp-Attn still on
+    # Built without Temp-Attn, the caption layers still run (they used to share its switch and never did).
+    alone = VidRDUNet.from_unet2d(unet2d, temporal_attention=False, temporal_text_attention=True).eval()
+    perturb_temporal(alone)
+    with torch.no_grad():
+        assert (alone(latents, 10, context) - alone(latents, 10, other)).abs().max() > 1e-4
 
 
 def test_a_deep_copy_runs_its_own_temporal_layers(unet2d):
@@ -188,6 +193,9 @@ def test_a_deep_copy_runs_its_own_temporal_layers(unet2d):
         clone.use_temporal_conv = clone.use_temporal_attention = False  # the switches are per model
         assert torch.equal(original(latents, 10, context), before)
     double = copy.deepcopy(original).double()  # e.g. for float64 gradient checks
+    trained = VidRDUNet.from_unet2d(unet2d, temporal_text_attention=True)
+    trained(latents, 10, context.clone().requires_grad_(True)).sum().backward()
+    copy.deepcopy(trained)  # after a forward whose caption carries a graph (an EMA copy in training)
     with torch.no_grad():
         torch.testing.assert_close(double(latents.double(), 10, context.double()).float(), before,
                                    rtol=1e-4, atol=1e-5)  # fmt: skip

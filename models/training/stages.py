@@ -153,8 +153,8 @@ def train_t2i(recipe: RecipeConfig, loop: LoopConfig) -> Path:
 
 
 def _ddpm_config() -> dict:
-    ddim_only = ("set_alpha_to_one", "steps_offset", "timestep_spacing")
-    return {k: v for k, v in TINY_SCHEDULER.items() if k not in ddim_only}
+    """The training scheduler's config: the sampling one less DDIM's `set_alpha_to_one`."""
+    return {k: v for k, v in TINY_SCHEDULER.items() if k != "set_alpha_to_one"}
 
 
 def temporal_batch(recipe: RecipeConfig, config: ShapesConfig, g: torch.Generator):
