@@ -12,8 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.compare import REFERENCE
 from benchmarks.document import number
-from benchmarks.sweep import PAPER, REFERENCE, SweepConfig
+from benchmarks.number_lists import format_numbers
+from benchmarks.sweep import PAPER_TEMPLATE, SweepConfig
 from benchmarks.sweep_report import by_point, series
 from benchmarks.tradeoff import SEAM_BAND
 
@@ -44,14 +46,14 @@ CHECKS = (
     Check(
         "Seam-jump ratio falls as M rises (fnr,pns:alpha,dsg:beta)",
         "prompt_frames",
-        PAPER,
+        PAPER_TEMPLATE,
         "seam_jump_ratio",
         -1,
     ),
     Check(
         "Seam-jump ratio falls as beta rises, with FNR (fnr,pns:alpha,dsg:beta)",
         "beta",
-        PAPER,
+        PAPER_TEMPLATE,
         "seam_jump_ratio",
         -1,
     ),
@@ -65,14 +67,14 @@ CHECKS = (
     Check(
         "Mirror correlation rises with alpha (fnr,pns:alpha,dsg:beta)",
         "alpha",
-        PAPER,
+        PAPER_TEMPLATE,
         "mirror_correlation",
         +1,
     ),
     Check(
         "Mirror correlation beyond the prompt frames hardly moves with M (fnr,pns:alpha,dsg:beta)",
         "prompt_frames",
-        PAPER,
+        PAPER_TEMPLATE,
         "mirror_correlation",
         0,
     ),
@@ -82,14 +84,14 @@ CHECKS = (
 # The same claims in pixels, for a sweep of the model backbone (benchmarks.sweep_model): looping shows as
 # the motion reversing at a seam, continuity as a small velocity jump there.
 PIXEL_CHECKS = (
-    Check("Velocity jump at the seams falls as M rises (fnr,pns:alpha,dsg:beta)", "prompt_frames", PAPER,
-          "velocity_jump", -1),
+    Check("Velocity jump at the seams falls as M rises (fnr,pns:alpha,dsg:beta)", "prompt_frames",
+          PAPER_TEMPLATE, "velocity_jump", -1),
     Check("Direction reversals at the seams rise with M, 'severe looping' (fnr,pns:alpha,dsg:beta)",
-          "prompt_frames", PAPER, "reversals_per_seam", +1),
-    Check("Direction reversals at the seams rise with alpha (fnr,pns:alpha,dsg:beta)", "alpha", PAPER,
-          "reversals_per_seam", +1),
-    Check("Velocity jump at the seams falls as beta rises, with FNR (fnr,pns:alpha,dsg:beta)", "beta", PAPER,
-          "velocity_jump", -1),
+          "prompt_frames", PAPER_TEMPLATE, "reversals_per_seam", +1),
+    Check("Direction reversals at the seams rise with alpha (fnr,pns:alpha,dsg:beta)", "alpha",
+          PAPER_TEMPLATE, "reversals_per_seam", +1),
+    Check("Velocity jump at the seams falls as beta rises, with FNR (fnr,pns:alpha,dsg:beta)", "beta",
+          PAPER_TEMPLATE, "velocity_jump", -1),
 )  # fmt: skip
 MODEL_CHECKS = (*CHECKS, *PIXEL_CHECKS)
 
@@ -121,7 +123,7 @@ def check(rows: list[dict[str, Any]], config: SweepConfig, spec: Check) -> Claim
         reference = means(rows, config, spec.parameter, REFERENCE, spec.metric)[1]
         text = (
             f"{name} stays within [{number(y.min())}, {number(y.max())}] (range {number(spread)}; "
-            f"'hardly moves' means a range <= {FLAT:g}) over {symbol} = {', '.join(f'{p:g}' for p in x)} "
+            f"'hardly moves' means a range <= {FLAT:g}) over {symbol} = {format_numbers(x, ', ')} "
             f"({seeds}), where the reference process has {number(reference.min())} to "
             f"{number(reference.max())}."
         )

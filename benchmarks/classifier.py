@@ -17,8 +17,6 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -28,6 +26,7 @@ from einops import rearrange, reduce
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from benchmarks.threads import limit_threads
 from models.data.shapes import COLOURS, DIRECTIONS, SHAPES, MovingShapes, ShapesConfig
 from models.files import atomic_path
 from models.seeding import seeded
@@ -81,17 +80,6 @@ class AugmentConfig:
         check_real("noise_std", self.noise_std, 0.0, 1.0)
         check_real("blur_prob", self.blur_prob, 0.0, 1.0)
         check_real("max_blur_sigma", self.max_blur_sigma, 0.0, 5.0)
-
-
-@contextmanager
-def num_threads(threads: int) -> Iterator[None]:
-    """Run a block with `threads` intra-op threads, restoring the previous count afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _block(c_in: int, c_out: int, pool: tuple[int, int, int]) -> nn.Sequential:
@@ -225,7 +213,7 @@ def train_classifier(
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=lr, total_steps=max(steps, 1))
     model.train()
-    with num_threads(threads):
+    with limit_threads(threads):
         for step in range(steps):
             videos, labels = shapes_batch(dataset, range(step * batch, (step + 1) * batch))
             loss = _loss(model, augment(videos, augmentation, generator), labels)

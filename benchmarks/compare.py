@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -27,13 +28,16 @@ import torch
 from diffusers import DDIMScheduler
 
 from benchmarks import metrics
+from benchmarks.figures import save_figure
 from models import GaussianVideoPrior
 from models.files import atomic_path
 from samplers import LongVideoSampler
 from samplers.registry import parse_strategies
 from samplers.validation import check_int
 
-DEFAULT_COMBINATIONS = ("independent", "fnr", "fnr,pns:4", "fnr,pns:4,dsg:0.4", "dsg:0.4")
+REFERENCE = "reference process"  # the row (and the sweep's points) that score true videos of the process
+PAPER = "fnr,pns:4,dsg:0.4"  # the paper's composition at its default point (alpha=4, beta=0.4)
+DEFAULT_COMBINATIONS = ("independent", "fnr", "fnr,pns:4", PAPER, "dsg:0.4")
 # Peer strategies at the paper's default point (M=4, alpha=4, beta=0.4; recon's weight 0.2 suits 50 steps):
 # FreeNoise's shuffled noise reuse, the paper's composition on a PYoCo-progressive first clip, forward-order
 # overlap alone, and overlap with reconstruction guidance (Ho et al. 2022).
@@ -90,29 +94,45 @@ def run(
 ) -> list[dict[str, Any]]:
     """One row per combination plus the reference process; every combination uses the same seed."""
     parsed = {name: parse_strategies(name) for name in combinations}  # validate all before any work
-    prior = GaussianVideoPrior(config.num_frames, config.frame_shape, config.lengthscale)
-    scheduler = DDIMScheduler(clip_sample=False)
-    length = config.num_frames * config.num_clips
-    starts = [i * config.num_frames for i in range(config.num_clips)]
-    reference = prior.sample_long(length, config.samples, torch.Generator().manual_seed(config.seed + 1))
-    fresh = _independent_reference(prior, config)
-    rows = [{"strategies": "reference process", **evaluate(reference, starts, config, prior, fresh)}]
+    prior = make_prior(config)
+    reference = true_videos(config, prior, torch.Generator().manual_seed(config.seed + 1))
+    fresh = true_videos(config, prior, torch.Generator().manual_seed(config.seed + 2))
+    rows = [{"strategies": REFERENCE, **score_reference(config, prior, reference, fresh)[1]}]
     for name, strategies in parsed.items():
-        sampler = LongVideoSampler(strategies, prompt_frames=config.prompt_frames, progress=progress)
         generator = torch.Generator().manual_seed(config.seed)
-        video = sampler.sample(prior.denoiser(scheduler), scheduler, config.clip_shape, config.num_clips,
-                               config.steps, generator=generator)  # fmt: skip
-        rows.append(
-            {"strategies": name, **evaluate(video.latents, video.clip_starts, config, prior, reference)}
-        )
+        values = score_sampler(config, prior, strategies, generator, reference, progress)[1]
+        rows.append({"strategies": name, **values})
     return rows
 
 
-def _independent_reference(prior: GaussianVideoPrior, config: CompareConfig) -> torch.Tensor:
-    """A second, independent draw of the process: the Fréchet reference for the reference row itself."""
-    return prior.sample_long(
-        config.num_frames * config.num_clips, config.samples, torch.Generator().manual_seed(config.seed + 2)
-    )
+def make_prior(config: CompareConfig) -> GaussianVideoPrior:
+    """The analytic backbone of `config`: the Gaussian process with its clip length, frames and kernel."""
+    return GaussianVideoPrior(config.num_frames, config.frame_shape, config.lengthscale)
+
+
+def true_videos(config: CompareConfig, prior: GaussianVideoPrior, generator: torch.Generator) -> torch.Tensor:
+    """`samples` true long videos of the process, K clips long: (B, C, N * K, H, W)."""
+    return prior.sample_long(config.num_frames * config.num_clips, config.samples, generator)
+
+
+def score_sampler(config: CompareConfig, prior: GaussianVideoPrior, strategies: Sequence[Any],
+                  generator: torch.Generator, reference: torch.Tensor,
+                  progress: bool = False) -> tuple[int, dict[str, float]]:  # fmt: skip
+    """(frames, METRICS) of the long videos `strategies` sample from `prior` with DDIM (noise from
+    `generator`), against the true videos `reference` (`true_videos`)."""
+    scheduler = DDIMScheduler(clip_sample=False)
+    sampler = LongVideoSampler(strategies, prompt_frames=config.prompt_frames, progress=progress)
+    video = sampler.sample(prior.denoiser(scheduler), scheduler, config.clip_shape, config.num_clips,
+                           config.steps, generator=generator)  # fmt: skip
+    return video.latents.shape[2], evaluate(video.latents, video.clip_starts, config, prior, reference)
+
+
+def score_reference(config: CompareConfig, prior: GaussianVideoPrior, truth: torch.Tensor,
+                    second: torch.Tensor) -> tuple[int, dict[str, float]]:  # fmt: skip
+    """(frames, METRICS) of the true videos `truth` cut at the clip starts, against a second, independent
+    draw `second` (the Fréchet reference of the reference row itself)."""
+    starts = list(range(0, truth.shape[2], config.num_frames))
+    return truth.shape[2], evaluate(truth, starts, config, prior, second)
 
 
 def format_table(rows: list[dict[str, Any]], config: CompareConfig) -> str:
@@ -144,15 +164,12 @@ def plot(rows: list[dict[str, Any]], path, title: str) -> None:
         ax.bar_label(bars, fmt="%.3g", fontsize=8)
         if metric == "seam_jump_ratio":  # spans a duplicated frame (~0) to a cut (>> 1)
             ax.set_yscale("log")
-        ax.axhline(reference[metric], color="black", linestyle="--", label="reference process")
+        ax.axhline(reference[metric], color="black", linestyle="--", label=REFERENCE)
         ax.set_xticks(range(len(combos)), [r["strategies"] for r in combos], rotation=45, ha="right")
         ax.set_title(metric)
     axes[0].legend()
     fig.suptitle(title)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv=None) -> None:

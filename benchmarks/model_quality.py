@@ -66,12 +66,11 @@ def sample_videos(
                           **conditioning)  # fmt: skip
 
 
-@torch.no_grad()
 def decode_clips(pipe, latents: torch.Tensor, clip_starts: list[int]) -> torch.Tensor:
-    """Frames (B, 3, L, H, W) in [-1, 1], decoded clip by clip as `VidRDPipeline` streams them: the
-    temporal decoder never mixes frames across a seam."""
+    """Frames (B, 3, L, H, W) in [-1, 1], decoded clip by clip by `VidRDPipeline.decode_clip`, as the
+    pipeline streams them."""
     bounds = [*clip_starts, latents.shape[2]]
-    clips = [pipe.vae.decode(latents[:, :, start:end]) for start, end in itertools.pairwise(bounds)]
+    clips = [pipe.decode_clip(latents[:, :, start:end]) for start, end in itertools.pairwise(bounds)]
     return torch.cat(clips, dim=2).clamp(-1, 1)
 
 

@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.number_lists import parse_numbers
+
 
 def child(num_clips: int, num_frames: int, steps: int, out: Path) -> dict[str, float]:
     import torch
@@ -62,7 +64,7 @@ def main(argv=None) -> None:
     if args.child is not None:
         print(json.dumps(child(args.child, args.frames, args.steps, args.out)))
         return
-    counts = [int(c) for c in args.clips.split(",")]
+    counts = parse_numbers(args.clips, int)
     results = {n: [run_child(n, args) for _ in range(args.repeats)] for n in counts}
     print(f"tiny VidRD pipeline, {args.frames} frames/clip, {args.steps} DDIM steps, CFG, streamed to MP4, "
           f"medians of {args.repeats} child processes, 1 thread")  # fmt: skip

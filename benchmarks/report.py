@@ -11,7 +11,10 @@ reconstruction-guidance weight's trade-off and the best composition in the accep
 bundled model's frames at every seam with its pixel metrics; (5) performance measured in this run.
 Everything is computed in this process on one thread and written into a temporary folder beside --out;
 its files replace those of --out only once all of them exist (the page last), so a failure midway
-leaves a previous report as it was.
+leaves a previous report as it was. Files of the report's own names that this run did not write (e.g.
+section 2b's, from an earlier run with --sweep-model) are then removed from --out.
+Section 1 samples the strategy combinations; section 2's sweep holds the ablations only (the report runs
+it with no extra combinations, and leaves out those of a --sweep file), so no combination shows twice.
 """
 
 from __future__ import annotations
@@ -29,8 +32,9 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -38,15 +42,22 @@ import torch
 
 from benchmarks import compare, perf, seams, sweep, tradeoff
 from benchmarks.claims import CHECKS, MODEL_CHECKS, claims
+from benchmarks.compare import CompareConfig
 from benchmarks.document import Block, Code, Heading, Image, Paragraph, Table, number, to_html, to_markdown
+from benchmarks.number_lists import format_numbers, parse_numbers
 from benchmarks.sweep_model import ModelBackbone
 from benchmarks.sweep_report import SHORT, extra_means, plot_ablations
+from benchmarks.threads import limit_threads
 from models.bundled import BUNDLED, missing_files
 from samplers.validation import check_int
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "benchmarks" / "report"
 PAGES = ("report.md", "report.html")  # moved into --out last, once every file they show is there
+# The names of what a report writes (patterns): files of --out that match one and that a run did not
+# write are stale and removed; every other file of --out is left alone.
+OWN_NAMES = (*PAGES, "compare.png", "sweep.json", "sweep_*.png", "sweep_model.json", "tradeoff.csv",
+             "tradeoff_*.png", "seams.png")  # fmt: skip
 TITLE = "Reuse & Diffuse kit: benchmark report"
 REPORT_PATHSPEC = f":(exclude){DEFAULT_OUT.relative_to(ROOT).as_posix()}"  # the committed report itself
 
@@ -66,17 +77,19 @@ class PerfConfig:
             check_int(name, getattr(self, name), 1)
 
 
-DEFAULTS = (sweep.SweepConfig(), tradeoff.TradeoffConfig(), seams.SeamsConfig(), PerfConfig())
+# Section 2's sweep: the default ablations only. Section 1 samples the strategy combinations, which the
+# sweep's default extras would sample a second time (on other seeds: other numbers for the same names).
+SWEEP = sweep.SweepConfig(extra_combinations=())
 
 
 @dataclass(frozen=True)
 class ReportConfig:
-    sweep: sweep.SweepConfig = DEFAULTS[0]  # the Figure-6 sweep, run here unless sweep_json is set
+    sweep: sweep.SweepConfig = SWEEP  # the Figure-6 sweep, run here unless sweep_json is set
     sweep_json: Path | None = None  # a sweep.json (benchmarks.sweep) to read instead of running the sweep
     sweep_model_json: Path | None = None  # a sweep.json of `benchmarks.sweep --backbone model`: section 2b
-    tradeoff: tradeoff.TradeoffConfig = DEFAULTS[1]  # sections 1 and 3
-    seams: seams.SeamsConfig = DEFAULTS[2]  # section 4
-    perf: PerfConfig = DEFAULTS[3]  # section 5
+    tradeoff: tradeoff.TradeoffConfig = field(default_factory=tradeoff.TradeoffConfig)  # sections 1 and 3
+    seams: seams.SeamsConfig = field(default_factory=seams.SeamsConfig)  # section 4
+    perf: PerfConfig = field(default_factory=PerfConfig)  # section 5
     command: str = "python -m benchmarks.report"  # the command line quoted at the top of the page
 
     def check_inputs(self, out: Path) -> None:
@@ -86,36 +99,60 @@ class ReportConfig:
         missing = missing_files(self.seams.model)
         if missing:
             raise ValueError(f"model must be a saved VidRD pipeline; {missing[0]} is missing")
-        if self.sweep_json is not None and not Path(self.sweep_json).is_file():
-            raise ValueError(f"sweep_json must be a sweep.json file; got {str(self.sweep_json)!r}")
-        found = self.sweep_model_json
-        if found is not None and not (
-            Path(found).is_file() and isinstance(sweep.read_json(found)[1].backbone, ModelBackbone)
-        ):
-            raise ValueError(f"sweep_model_json must be a sweep.json of --backbone model; got {str(found)!r}")
+        if self.sweep_json is not None:
+            read_sweep("sweep_json", self.sweep_json, CompareConfig)
+        if self.sweep_model_json is not None:
+            read_sweep("sweep_model_json", self.sweep_model_json, ModelBackbone)
+
+
+BACKBONE_FLAGS = {CompareConfig: "--backbone analytic", ModelBackbone: "--backbone model"}
+
+
+def read_sweep(name: str, path: Path, backbone: type) -> tuple[list[dict], sweep.SweepConfig]:
+    """The rows and config of the sweep.json at `path`; ValueError naming `name` unless it is one whose
+    backbone is a `backbone` (CompareConfig: `benchmarks.sweep`; ModelBackbone: `--backbone model`)."""
+    wanted = f"{name} must be a sweep.json of {BACKBONE_FLAGS[backbone]}; got {str(path)!r}"
+    try:
+        rows, config = sweep.read_json(path)
+    except (OSError, ValueError, TypeError, KeyError) as error:  # missing, not JSON, or not a sweep's
+        raise ValueError(f"{wanted} ({type(error).__name__}: {error})") from error
+    if not isinstance(config.backbone, backbone):
+        raise ValueError(wanted)
+    return rows, config
 
 
 @contextmanager
 def staging(out: Path) -> Iterator[Path]:
-    """A fresh folder beside `out`; on success its files replace `out`'s of the same names (pages last)."""
+    """A fresh folder beside `out`; on success its files replace `out`'s of the same names (pages last),
+    then `out`'s files of the report's own names (OWN_NAMES) that this run did not write are removed."""
     out.parent.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         yield folder
         out.mkdir(exist_ok=True)
-        for path in sorted(folder.iterdir(), key=lambda p: (p.name in PAGES, p.name)):
-            path.chmod(0o644)  # atomic_path's temporary files are private; a report is for reading
+        written = sorted(folder.iterdir(), key=lambda p: (p.name in PAGES, p.name))
+        for path in written:
             os.replace(path, out / path.name)  # one rename per file
+        names = {path.name for path in written}
+        for path in sorted(out.iterdir()):  # stale: the new page no longer shows them
+            own = any(fnmatchcase(path.name, pattern) for pattern in OWN_NAMES)
+            if own and path.name not in names and path.is_file():
+                path.unlink()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
 def build(config: ReportConfig, out=DEFAULT_OUT) -> Path:
-    """Compute everything, write the page and its files into `out`; returns `out`."""
-    began = time.perf_counter()
+    """Check the inputs, compute everything, write the page and its files into `out`; returns `out`."""
     out = Path(out)
     config.check_inputs(out)
-    with staging(out) as folder, sweep.single_threaded():
+    return _build(config, out)
+
+
+def _build(config: ReportConfig, out: Path) -> Path:
+    """`build` with inputs already checked (`parse_args` checks them)."""
+    began = time.perf_counter()
+    with staging(out) as folder, limit_threads(1):
         sweep_rows, sweep_config, sweep_seconds = _sweep(config)
         rows = tradeoff.run(config.tradeoff)
         videos = seams.generate(config.seams)
@@ -140,7 +177,7 @@ def build(config: ReportConfig, out=DEFAULT_OUT) -> Path:
 def _sweep(config: ReportConfig) -> tuple[list[dict], sweep.SweepConfig, float | None]:
     """The sweep's rows and config, run here (timed, single process) or read from sweep_json (no time)."""
     if config.sweep_json is not None:
-        rows, sweep_config = sweep.read_json(config.sweep_json)
+        rows, sweep_config = read_sweep("sweep_json", config.sweep_json, CompareConfig)
         return rows, sweep_config, None
     began = time.perf_counter()
     rows = sweep.run(config.sweep)
@@ -176,10 +213,10 @@ def regenerate_commands(config: ReportConfig) -> str:
     s, t = config.seams, config.tradeoff.backbone
     lines = [
         f"{config.command}   # this page, everything below",
-        "python -m benchmarks.sweep --out out/sweep      # section 2 alone (add --sweep "
+        "python -m benchmarks.sweep --out out/sweep --extras ''   # section 2 alone (add --sweep "
         "out/sweep/sweep.json to the report to reuse it)",
         f"python -m benchmarks.tradeoff --out out/tradeoff --samples {t.samples} --steps {t.steps} "
-        f"--weights {_listed(config.tradeoff.weights)}   # sections 1 and 3",
+        f"--weights {format_numbers(config.tradeoff.weights)}   # sections 1 and 3",
         "python -m benchmarks.perf                       # section 5 with more repeats",
     ]
     if config.sweep_model_json is not None:
@@ -212,11 +249,6 @@ def header(config: ReportConfig) -> list[Block]:
     ]
 
 
-def _listed(values, sep: str = ",") -> str:
-    """Numbers as the command line takes them: 0,0.05,0.1."""
-    return sep.join(f"{v:g}" for v in values)
-
-
 def _bundled(path) -> bool:
     """Whether `path` is the bundled tiny VidRD's folder."""
     return Path(path).resolve() == BUNDLED.resolve()
@@ -231,7 +263,7 @@ def _shown(path: Path) -> str:
 # ---------------------------------------------------------------------------------------------- sections
 
 
-def _setting(b: compare.CompareConfig, per_point: bool = False) -> str:
+def _setting(b: CompareConfig, per_point: bool = False) -> str:
     """The analytic setting in words; `per_point` leaves out M and the seed (a sweep sets them per point)."""
     c, h, w = b.frame_shape
     fixed = "" if per_point else f"M={b.prompt_frames}, "
@@ -247,7 +279,7 @@ def _metric_row(name: str, row: dict[str, Any], metrics=compare.METRICS) -> tupl
 
 
 def table_section(rows: list[dict], config: tradeoff.TradeoffConfig, folder: Path) -> list[Block]:
-    shown = [r for r in rows if r["strategies"] in (tradeoff.REFERENCE, *config.combinations)]
+    shown = [r for r in rows if r["strategies"] in (compare.REFERENCE, *config.combinations)]
     title = "Gaussian-process backbone, DDIM: " + _setting(config.backbone)
     compare.plot(shown, folder / "compare.png", title)
     in_band = {r["strategies"]: "yes" if tradeoff.in_band(r) else "no" for r in shown}
@@ -271,16 +303,22 @@ def table_section(rows: list[dict], config: tradeoff.TradeoffConfig, folder: Pat
 
 
 def sweep_section(rows: list[dict], config: sweep.SweepConfig, folder: Path, source) -> list[Block]:
+    """Section 2: the ablations and the claims; a sweep's extra combinations are section 1's, not shown."""
     origin = "run in this process" if source is None else f"read from `{source}`"
+    extras = (
+        " Its extra combinations at the default point are left out here: section 1 shows those combinations."
+        if config.extra_combinations
+        else ""
+    )
     return [
         Heading(2, "2. The paper's Figure-6 ablations"),
         Paragraph(
             f"The sweep ({origin}; its rows are in `sweep.json`): {_setting(config.backbone, True)} per "
             f"point, seeds {list(config.seeds)}; each ablation moves one parameter with the others at "
             f"M={config.prompt_frames}, alpha={config.alpha:g}, beta={config.beta:g}. Lines are means "
-            "over seeds, bands min-max, the dashed line the reference process."
+            f"over seeds, bands min-max, the dashed line the reference process.{extras}"
         ),
-        *_ablations(rows, config, folder, "sweep", CHECKS),
+        *_ablations(rows, config, folder, "sweep", CHECKS, extras=False),
     ]
 
 
@@ -288,7 +326,7 @@ def model_sweep_section(source: Path | None, folder: Path) -> list[Block]:
     """Section 2b from a sweep.json of the model backbone; nothing without one."""
     if source is None:
         return []
-    rows, config = sweep.read_json(source)
+    rows, config = read_sweep("sweep_model_json", source, ModelBackbone)
     b = config.backbone
     return [
         Heading(2, f"2b. The ablations on {'the bundled model' if _bundled(b.model) else 'a saved VidRD'}"),
@@ -310,8 +348,9 @@ def model_sweep_section(source: Path | None, folder: Path) -> list[Block]:
     ]
 
 
-def _ablations(rows: list[dict], config: sweep.SweepConfig, folder: Path, name: str, checks) -> list[Block]:
-    """The sweep's plots, its rows as `name`.json, the paper's claims and the extras' table."""
+def _ablations(rows: list[dict], config: sweep.SweepConfig, folder: Path, name: str, checks,
+               extras: bool = True) -> list[Block]:  # fmt: skip
+    """The sweep's plots, its rows as `name`.json, the paper's claims and (`extras`) the extras' table."""
     images = plot_ablations(rows, config, folder, name)
     sweep.write_json(rows, config, folder / f"{name}.json")
     blocks: list[Block] = [
@@ -320,7 +359,7 @@ def _ablations(rows: list[dict], config: sweep.SweepConfig, folder: Path, name: 
     ]
     for claim in claims(rows, config, checks):
         blocks.append(Paragraph(f"**{claim.statement}.** {claim.text}"))
-    means = extra_means(rows, config)
+    means = extra_means(rows, config) if extras else {}
     if means:
         blocks += [
             Paragraph("Extra combinations at the default point (means over seeds):"),
@@ -348,9 +387,10 @@ def tradeoff_section(rows: list[dict], config: tradeoff.TradeoffConfig, folder: 
     return [
         Heading(2, "3. Reconstruction guidance: the weight's trade-off"),
         Paragraph(
-            f"`{tradeoff.CURVE_LABEL}` for w = {_listed(config.weights, ', ')} in the setting of "
-            "section 1 (rows in `tradeoff.csv`). The green areas are the acceptance band; the dotted red "
-            f"line is the paper's `{tradeoff.PAPER_COMPOSITION}`, the dashed black one the reference process."
+            f"`{tradeoff.CURVE_LABEL}` for w = {format_numbers(config.weights, ', ')} in the setting of "
+            "section 1 (rows in `tradeoff.csv`; w = 0 is the overlap alone). The green areas are the "
+            f"acceptance band; the dotted red line is the paper's `{compare.PAPER}`, the dashed black one "
+            "the reference process."
         ),
         Image("tradeoff_curve.png", "metrics against the reconstruction-guidance weight"),
         Table(("w", *(SHORT[m] for m in tradeoff.PANELS), "in band"), table),
@@ -474,7 +514,7 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, ReportConfig]:
         "--samples", type=int, default=t.backbone.samples, help="videos per combination, sections 1 and 3"
     )
     parser.add_argument("--steps", type=int, default=t.backbone.steps, help="DDIM steps of sections 1 and 3")
-    parser.add_argument("--weights", default=_listed(t.weights), help="recon weights of section 3")
+    parser.add_argument("--weights", default=format_numbers(t.weights), help="recon weights of section 3")
     parser.add_argument("--model", type=Path, default=s.model, help="saved VidRD pipeline (section 4)")
     parser.add_argument("--caption", default=s.caption, help="caption of section 4")
     parser.add_argument("--clips", type=int, default=s.clips, help="clips of section 4")
@@ -483,7 +523,7 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, ReportConfig]:
     parser.add_argument("--perf-backbones", default=",".join(p.backbones), help=f"of {list(perf.BACKBONES)}")
     args = parser.parse_args(argv)
     try:
-        weights = tuple(float(w) for w in args.weights.split(",") if w.strip())
+        weights = parse_numbers(args.weights)
     except ValueError as error:
         parser.error(f"--weights takes numbers: {error}")
     argv_shown = sys.argv[1:] if argv is None else list(argv)
@@ -506,9 +546,9 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, ReportConfig]:
 
 
 def main(argv=None) -> None:
-    args, config = parse_args(argv)  # everything validated before any work
+    args, config = parse_args(argv)  # everything validated before any work, once
     began = time.perf_counter()
-    out = build(config, args.out)
+    out = _build(config, args.out)
     print(f"wrote {out}/report.md and report.html in {time.perf_counter() - began:.0f} s")
 
 

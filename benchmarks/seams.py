@@ -23,16 +23,22 @@ import torch
 from einops import rearrange
 
 from benchmarks import pixel_metrics
+from benchmarks.compare import PAPER
+from benchmarks.figures import save_figure
 from models.bundled import BUNDLED, load_pipeline
 from models.cli import LatentRecorder, latent_metrics
 from models.contact_sheet import SEAM_RGB
-from models.files import atomic_path
 from samplers import LongVideoSampler
 from samplers.registry import parse_strategies
 from samplers.validation import check_int, check_real
 
-PAPER = "fnr,pns:4,dsg:0.4"
 RECON_SCALE = 10.0  # recon weight x DDIM steps that gives seam-jump ~1 on the analytic backbone
+
+
+def recon_composition(steps: int) -> str:
+    """Overlap with reconstruction guidance at `steps` DDIM steps: weight RECON_SCALE / steps (1/T)."""
+    check_int("steps", steps, 1)
+    return f"overlap,recon:{RECON_SCALE / steps:g}"
 
 
 @dataclass(frozen=True)
@@ -58,7 +64,7 @@ class SeamsConfig:
 
     @property
     def compositions(self) -> tuple[str, ...]:
-        return PAPER, "overlap", f"overlap,recon:{RECON_SCALE / self.steps:g}"
+        return PAPER, "overlap", recon_composition(self.steps)
 
 
 @dataclass(frozen=True)
@@ -132,7 +138,4 @@ def plot(videos: list[SeamVideo], config: SeamsConfig, path) -> None:
         f"guidance {config.guidance:g}, seed {config.seed}",
         fontsize=9,
     )
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)

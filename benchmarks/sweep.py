@@ -6,10 +6,11 @@
 
 A grid point is a strategy template such as "fnr,pns:{alpha},dsg:{beta}" filled at one (M, alpha, beta),
 with one seed. On the analytic backbone (the default) it is sampled from `GaussianVideoPrior` with DDIM
-exactly as `benchmarks.compare` does and scored with `compare.evaluate`; the "reference process" points
-score true videos of the process at each M. On the model backbone (`benchmarks.sweep_model`) it is a
-batch of long videos of a saved VidRD, scored in latent space against encoded true videos of the shapes
-world, plus pixel metrics; its own grid (N=8 as the model was trained) is MODEL_SWEEP.
+and scored by `benchmarks.compare`'s own functions (`score_sampler`, `score_reference`), with generators
+of the point's seed; the "reference process" points score true videos of the process at each M. On the
+model backbone (`benchmarks.sweep_model`) it is a batch of long videos of a saved VidRD, scored in latent
+space against encoded true videos of the shapes world, plus pixel metrics; its own grid (N=8 as the model
+was trained) is MODEL_SWEEP.
 Every point is a function of its own fields alone (its generators derive from its seed; torch and BLAS run
 on one thread while it is computed), so the ranks of a torchrun sweep each take points r, r+K, ... and
 rank 0 writes files byte-identical to a single-process run. Writes sweep.csv, sweep.json (config + rows)
@@ -22,32 +23,30 @@ import argparse
 import csv
 import json
 import string
+import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import numpy as np
 import torch
-from diffusers import DDIMScheduler
-from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from benchmarks import distributed, sweep_model
-from benchmarks.compare import METRICS, PEER_COMBINATIONS, CompareConfig, evaluate
+from benchmarks import compare, distributed, seams, sweep_model
+from benchmarks.compare import METRICS, PEER_COMBINATIONS, REFERENCE, CompareConfig
+from benchmarks.number_lists import format_numbers, parse_numbers
 from benchmarks.sweep_model import PIXEL_METRICS, ModelBackbone
-from models import GaussianVideoPrior
+from benchmarks.threads import limit_threads
 from models.bundled import missing_files
 from models.files import atomic_path
 from samplers import LongVideoSampler
 from samplers.registry import parse_strategies
 from samplers.validation import check_int, check_real
 
-REFERENCE = "reference process"  # the template of points that score true videos of the process
-PAPER = "fnr,pns:{alpha},dsg:{beta}"  # the paper's composition
+# REFERENCE (compare's) is the template of the points that score true videos of the process.
+PAPER_TEMPLATE = "fnr,pns:{alpha},dsg:{beta}"  # the paper's composition, at any (alpha, beta)
 PARAMETERS = ("prompt_frames", "alpha", "beta")  # what an ablation can sweep
 FIELDS = ("point", "combination", "template", "prompt_frames", "alpha", "beta", "seed", "frames")
-COLUMNS = (*FIELDS, *METRICS)  # of the analytic backbone; the model backbone adds PIXEL_METRICS
 
 
 def placeholders(template: str) -> set[str]:
@@ -75,7 +74,7 @@ class GridPoint:
         check_int("prompt_frames", self.prompt_frames, 1)
         check_int("seed", self.seed, 0)
         used = placeholders(self.template)
-        for name, high in (("alpha", float("inf")), ("beta", 1.0)):
+        for name, high in (("alpha", sys.float_info.max), ("beta", 1.0)):  # alpha: any finite weight
             value = getattr(self, name)
             if (name in used) != (value is not None):
                 raise ValueError(
@@ -91,6 +90,11 @@ class GridPoint:
         return cls(template, prompt_frames, alpha if "alpha" in used else None,
                    beta if "beta" in used else None, seed)  # fmt: skip
 
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> GridPoint:
+        """The point a row was computed at (a row of `compute`, or one read back from sweep.json)."""
+        return cls(*(row[field.name] for field in fields(cls)))
+
     @property
     def combination(self) -> str:
         return self.template.format(alpha=self.alpha, beta=self.beta)
@@ -101,7 +105,7 @@ class Ablation:
     """One panel group of Figure 6: `parameter` swept, the others at the sweep's defaults."""
 
     parameter: str  # "prompt_frames", "alpha" or "beta"
-    values: tuple[float, ...]  # its values, in plotting order
+    values: tuple[float, ...]  # its values, strictly increasing (the plots' x axis)
     templates: tuple[str, ...]  # combinations, one line each in the plots
 
     def __post_init__(self) -> None:
@@ -111,12 +115,14 @@ class Ablation:
             raise ValueError(
                 f"an ablation needs values and templates; got {self.values!r} and {self.templates!r}"
             )
+        if any(b <= a for a, b in zip(self.values, self.values[1:], strict=False)):
+            raise ValueError(f"values must be strictly increasing; got {self.values!r}")
 
 
 DEFAULT_ABLATIONS = (
-    Ablation("prompt_frames", (1, 2, 3, 4, 6, 8), (PAPER, "fnr,pns:{alpha}")),
-    Ablation("alpha", (0.0, 0.5, 1.0, 2.0, 4.0, 8.0), (PAPER,)),
-    Ablation("beta", (0.0, 0.2, 0.4, 0.6, 0.8, 1.0), (PAPER, "dsg:{beta}")),
+    Ablation("prompt_frames", (1, 2, 3, 4, 6, 8), (PAPER_TEMPLATE, "fnr,pns:{alpha}")),
+    Ablation("alpha", (0.0, 0.5, 1.0, 2.0, 4.0, 8.0), (PAPER_TEMPLATE,)),
+    Ablation("beta", (0.0, 0.2, 0.4, 0.6, 0.8, 1.0), (PAPER_TEMPLATE, "dsg:{beta}")),
 )
 # ---- EXTRA COMBINATIONS: templates scored at the default point only (one row per seed), no figure. ----
 # The controls and compare's peer strategies. They are sampled with LongVideoSampler's default for dropping
@@ -141,6 +147,11 @@ class SweepConfig:
     def __post_init__(self) -> None:
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be distinct and at least one; got {self.seeds!r}")
+        if not self.ablations and not self.extra_combinations:
+            raise ValueError(
+                "a sweep needs points: at least one of ablations and extra_combinations; got "
+                f"ablations={self.ablations!r}, extra_combinations={self.extra_combinations!r}"
+            )
         for point in self.points():  # every template, value and seed checked before any work
             check_int("prompt_frames", point.prompt_frames, 1, self.backbone.num_frames - 1)
             if point.template != REFERENCE:
@@ -172,15 +183,22 @@ class SweepConfig:
 
 
 # ---- THE MODEL BACKBONE'S GRID: Figure 6 at N=8 (the bundled model's clip), 25 DDIM steps, guidance 7.5.
-# M=2 by default (the paper's 4 of 16 frames, as `vidrd generate`); recon's weight scales like 1/T, so 0.4
-# at 25 steps is compare's 0.2 at 50.
+# M=2 by default (the paper's 4 of 16 frames, as `vidrd generate`).
 MODEL_ABLATIONS = (
-    Ablation("prompt_frames", (1, 2, 4, 6), (PAPER,)),
-    Ablation("alpha", (0.0, 1.0, 4.0, 8.0), (PAPER,)),
-    Ablation("beta", (0.0, 0.4, 1.0), (PAPER, "dsg:{beta}")),
+    Ablation("prompt_frames", (1, 2, 4, 6), (PAPER_TEMPLATE,)),
+    Ablation("alpha", (0.0, 1.0, 4.0, 8.0), (PAPER_TEMPLATE,)),
+    Ablation("beta", (0.0, 0.4, 1.0), (PAPER_TEMPLATE, "dsg:{beta}")),
 )
-MODEL_SWEEP = SweepConfig(MODEL_ABLATIONS, ("independent", "overlap", "overlap,recon:0.4"), prompt_frames=2,
-                          seeds=(0,), backbone=ModelBackbone())  # fmt: skip
+
+
+def model_extras(steps: int) -> tuple[str, ...]:
+    """The model grid's extras at `steps` DDIM steps: the controls, and the overlap with reconstruction
+    guidance, whose weight scales like 1/T (seams.RECON_SCALE / steps: 0.4 at 25, compare's 0.2 at 50)."""
+    return ("independent", "overlap", seams.recon_composition(steps))
+
+
+MODEL_SWEEP = SweepConfig(MODEL_ABLATIONS, model_extras(ModelBackbone().steps), prompt_frames=2, seeds=(0,),
+                          backbone=ModelBackbone())  # fmt: skip
 PRESETS = {"analytic": SweepConfig(), "model": MODEL_SWEEP}  # --backbone: the default grid of each
 
 
@@ -190,42 +208,25 @@ def point_generator(seed: int, stream: int, device: torch.device | str = "cpu") 
     return torch.Generator(device).manual_seed(int(state))
 
 
-@contextmanager
-def single_threaded() -> Iterator[None]:
-    """torch, OpenMP and BLAS on one thread, so that float results do not depend on the thread count."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with threadpool_limits(limits=1):
-            yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def compute(point: GridPoint, config: SweepConfig, device: torch.device | str = "cpu") -> dict[str, Any]:
     """The row of one point: its fields, the sampled video's length and every metric of config.metrics."""
     score = _model if isinstance(config.backbone, ModelBackbone) else _analytic
-    with single_threaded():
+    with limit_threads(1):
         frames, values = score(point, config.backbone, device)
     return {"combination": point.combination, **asdict(point), "frames": frames, **values}
 
 
 def _analytic(point: GridPoint, backbone: CompareConfig, device) -> tuple[int, dict[str, float]]:
-    """(frames, metrics) of the point on `GaussianVideoPrior`, as `benchmarks.compare` samples it."""
+    """(frames, metrics) of the point on `GaussianVideoPrior`, sampled and scored by compare's functions;
+    true videos from streams 1 (and 2, the reference's second draw), the sampler's noise from stream 0."""
     backbone = replace(backbone, prompt_frames=point.prompt_frames, seed=point.seed)
-    prior = GaussianVideoPrior(backbone.num_frames, backbone.frame_shape, backbone.lengthscale)
-    length, batch = backbone.num_frames * backbone.num_clips, backbone.samples
-    truth = prior.sample_long(length, batch, point_generator(point.seed, 1, device))
+    prior = compare.make_prior(backbone)
+    truth = compare.true_videos(backbone, prior, point_generator(point.seed, 1, device))
     if point.template == REFERENCE:  # true videos cut at the clip starts, against a second draw
-        video, starts = truth, list(range(0, length, backbone.num_frames))
-        truth = prior.sample_long(length, batch, point_generator(point.seed, 2, device))
-    else:
-        scheduler = DDIMScheduler(clip_sample=False)
-        result = _sampler(point).sample(prior.denoiser(scheduler), scheduler, backbone.clip_shape,
-                                        backbone.num_clips, backbone.steps,
-                                        generator=point_generator(point.seed, 0, device))  # fmt: skip
-        video, starts = result.latents, result.clip_starts
-    return video.shape[2], evaluate(video, starts, backbone, prior, truth)
+        second = compare.true_videos(backbone, prior, point_generator(point.seed, 2, device))
+        return compare.score_reference(backbone, prior, truth, second)
+    noise = point_generator(point.seed, 0, device)
+    return compare.score_sampler(backbone, prior, parse_strategies(point.combination), noise, truth)
 
 
 def _model(point: GridPoint, backbone: ModelBackbone, device) -> tuple[int, dict[str, float]]:
@@ -283,11 +284,6 @@ def read_json(path) -> tuple[list[dict[str, Any]], SweepConfig]:
     )  # fmt: skip
 
 
-def _numbers(kind: type, text: str) -> tuple:
-    """'1,2,4' -> (1, 2, 4) with `kind` int or float; ValueError names the bad item."""
-    return tuple(kind(v) for v in text.split(",") if v.strip())
-
-
 FLAGS = {"prompt_frames": "--prompt-frames", "alpha": "--alphas", "beta": "--betas"}  # the swept values
 
 
@@ -319,25 +315,28 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, SweepConfig]:
         parser.error(f"--ablations must name some of {PARAMETERS}; got {names}")
     swept = {a.parameter: a for a in preset.ablations}
     texts = {name: getattr(args, flag[2:].replace("-", "_")) for name, flag in FLAGS.items()}
-    texts = {name: _listed(swept[name].values) if text is None else text for name, text in texts.items()}
+    texts = {n: format_numbers(swept[n].values) if text is None else text for n, text in texts.items()}
     try:
-        values = {n: _numbers(int if n == "prompt_frames" else float, text) for n, text in texts.items()}
+        values = {n: parse_numbers(text, int if n == "prompt_frames" else float) for n, text in texts.items()}
     except ValueError as error:
         parser.error(f"--prompt-frames takes integers, --alphas and --betas numbers: {error}")
-    extras = ";".join(preset.extra_combinations) if args.extras is None else args.extras
+    backbone = _backbone(parser, args, preset.backbone)
     config = replace(
         preset,
         ablations=tuple(replace(swept[n], values=values[n]) for n in names),
-        extra_combinations=tuple(t.strip() for t in extras.split(";") if t.strip()),
+        extra_combinations=_extras(args.extras, preset, backbone),
         seeds=tuple(range(len(preset.seeds) if args.seeds is None else args.seeds)),
-        backbone=_backbone(parser, args, preset.backbone),
+        backbone=backbone,
         device=args.device,
     )
     return args, config
 
 
-def _listed(values) -> str:
-    return ",".join(f"{v:g}" for v in values)
+def _extras(text: str | None, preset: SweepConfig, backbone) -> tuple[str, ...]:
+    """--extras, or the preset's (the model's at the backbone's steps: --steps moves recon's weight)."""
+    if text is not None:
+        return tuple(t.strip() for t in text.split(";") if t.strip())
+    return model_extras(backbone.steps) if isinstance(backbone, ModelBackbone) else preset.extra_combinations
 
 
 def _preset_help(field: str | None) -> str:
@@ -347,7 +346,7 @@ def _preset_help(field: str | None) -> str:
         if field is None:
             shown[key] = len(preset.seeds)
         elif field in PARAMETERS:
-            shown[key] = _listed(next(a for a in preset.ablations if a.parameter == field).values)
+            shown[key] = format_numbers(next(a for a in preset.ablations if a.parameter == field).values)
         else:
             shown[key] = getattr(preset.backbone, field)
     return ", ".join(f"{key} {value}" for key, value in shown.items())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import astuple
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +11,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from benchmarks.sweep import REFERENCE, Ablation, GridPoint, SweepConfig
+from benchmarks.compare import REFERENCE
+from benchmarks.figures import save_figure
+from benchmarks.sweep import Ablation, GridPoint, SweepConfig
 from benchmarks.sweep_model import ModelBackbone
-from models.files import atomic_path
 
 SHORT = {"seam_jump_ratio": "seam-jump", "mirror_correlation": "mirror", "repetition": "repetition",
          "autocorrelation_error": "acf-error", "frechet_distance": "frechet", "velocity_jump": "vel-jump",
@@ -24,20 +24,18 @@ PIXEL_PLOTTED = ("velocity_jump", "reversals_per_seam")  # the same in pixels (m
 LABELS = {"prompt_frames": "M (prompt frames)", "alpha": "alpha (PNS)", "beta": "beta (DSG)"}
 
 
-def by_point(rows: list[dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
-    """Rows keyed by their point's fields (astuple(GridPoint)), as `series` looks them up."""
-    return {
-        (row["template"], row["prompt_frames"], row["alpha"], row["beta"], row["seed"]): row for row in rows
-    }
+def by_point(rows: list[dict[str, Any]]) -> dict[GridPoint, dict[str, Any]]:
+    """Rows keyed by their point (`GridPoint.of`), as `series` looks them up."""
+    return {GridPoint.of(row): row for row in rows}
 
 
-def series(by_key: dict[tuple, dict], config: SweepConfig, ablation: Ablation, template: str) -> dict:
+def series(by_key: dict[GridPoint, dict], config: SweepConfig, ablation: Ablation, template: str) -> dict:
     """metric -> array (values, seeds) of `template` along the ablation (rows looked up by point)."""
     out = {metric: np.empty((len(ablation.values), len(config.seeds))) for metric in config.metrics}
     for i, value in enumerate(ablation.values):
         for k, seed in enumerate(config.seeds):
             point = GridPoint.at(template, **config.defaults(**{ablation.parameter: value}), seed=seed)
-            row = by_key[astuple(point)]
+            row = by_key[point]
             for metric in config.metrics:
                 out[metric][i, k] = row[metric]
     return out
@@ -76,7 +74,7 @@ def extra_means(rows: list[dict[str, Any]], config: SweepConfig) -> dict[str, di
     by_key, out = by_point(rows), {}
     for template in config.extra_combinations:
         points = [GridPoint.at(template, **config.defaults(), seed=seed) for seed in config.seeds]
-        found = [by_key[astuple(point)] for point in points]
+        found = [by_key[point] for point in points]
         out[found[0]["combination"]] = {m: float(np.mean([r[m] for r in found])) for m in config.metrics}
     return out
 
@@ -116,10 +114,7 @@ def plot_ablation(rows: list[dict[str, Any]], config: SweepConfig, ablation: Abl
     fig.suptitle(f"{ablation.parameter} ablation ({_fixed(config, ablation.parameter)}), "
                  f"{backbone_name(config)}; mean and min-max over {len(config.seeds)} seeds x "
                  f"{config.backbone.samples} videos")  # fmt: skip
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_ablations(rows: list[dict[str, Any]], config: SweepConfig, out, prefix: str = "sweep") -> list[Path]:

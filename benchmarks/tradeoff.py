@@ -4,7 +4,8 @@
 
 "overlap,recon:w" at every weight w, beside compare's default combinations and the peer strategies, all
 sampled by `benchmarks.compare.run` in compare's setting (DDIM 50, N=16, M=4, lengthscale 3, 4 clips)
-with 64 videos each and one seed (common random numbers across combinations). A small weight leaves the
+with 64 videos each and one seed (common random numbers across combinations). At w = 0 the curve is the
+overlap alone ("overlap,recon:0" samples the same bits), sampled once. A small weight leaves the
 overlap's jump at every seam; a large one over-smooths the seam (ratio < 1) and bends the autocorrelation.
 The acceptance band: seam-jump ratio in [0.8, 1.25] and autocorrelation error < 0.05.
 Writes tradeoff.csv, tradeoff_curve.png (the metrics against w) and tradeoff_scatter.png (seam-jump ratio
@@ -25,20 +26,20 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from benchmarks import compare
-from benchmarks.compare import DEFAULT_COMBINATIONS, PEER_COMBINATIONS, CompareConfig
+from benchmarks.compare import DEFAULT_COMBINATIONS, PAPER, PEER_COMBINATIONS, REFERENCE, CompareConfig
 from benchmarks.document import number
-from benchmarks.sweep import single_threaded
-from models.files import atomic_path
+from benchmarks.figures import save_figure
+from benchmarks.number_lists import format_numbers, parse_numbers
+from benchmarks.threads import limit_threads
 from samplers.registry import parse_strategies
 from samplers.validation import check_real
 
 WEIGHTS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 1.0)
-CURVE = "overlap,recon:{weight:g}"  # the composition along the curve
+OVERLAP = "overlap"  # the curve at w = 0 (recon:0 guides nothing)
+CURVE = OVERLAP + ",recon:{weight:g}"  # the composition along the curve at w > 0
 CURVE_LABEL = "overlap,recon:w"
 SEAM_BAND = (0.8, 1.25)  # acceptable seam-jump ratios (1 is ideal)
 ACF_LIMIT = 0.05  # acceptable autocorrelation error (strictly below)
-PAPER_COMPOSITION = "fnr,pns:4,dsg:0.4"  # the reference lines of the curve
-REFERENCE = "reference process"  # compare.run's first row
 PANELS = ("seam_jump_ratio", "autocorrelation_error", "mirror_correlation")  # the curve's metrics
 FLOOR = 1e-3  # the scatter shows smaller seam-jump ratios (frozen seams) at this value
 
@@ -61,11 +62,13 @@ class TradeoffConfig:
             parse_strategies(name)
 
     def curve_names(self) -> list[str]:
-        return [CURVE.format(weight=w) for w in self.weights]
+        """The composition at each weight: the overlap alone at w = 0, which recon:0 equals bit for bit."""
+        return [CURVE.format(weight=w) if w > 0 else OVERLAP for w in self.weights]
 
 
 def run(config: TradeoffConfig, progress: bool = False) -> list[dict[str, Any]]:
-    """compare.run's rows (the reference process first) for the combinations, then the curve's new names."""
+    """compare.run's rows (the reference process first) for the combinations, then the curve's new names
+(each distinct composition sampled once)."""
     names = dict.fromkeys([*config.combinations, *config.curve_names()])  # each distinct name once
     return compare.run(config.backbone, list(names), progress)
 
@@ -113,13 +116,8 @@ def describe_best(rows: list[dict[str, Any]], config: TradeoffConfig) -> str:
 def _reference_lines(ax, rows: list[dict[str, Any]], metric: str) -> None:
     by_name = {row["strategies"]: row for row in rows}
     ax.axhline(by_name[REFERENCE][metric], color="black", linestyle="--", label=REFERENCE)
-    if PAPER_COMPOSITION in by_name:
-        ax.axhline(
-            by_name[PAPER_COMPOSITION][metric],
-            color="tab:red",
-            linestyle=":",
-            label=f"paper: {PAPER_COMPOSITION}",
-        )
+    if PAPER in by_name:
+        ax.axhline(by_name[PAPER][metric], color="tab:red", linestyle=":", label=f"paper: {PAPER}")
 
 
 def plot_curve(rows: list[dict[str, Any]], config: TradeoffConfig, path) -> None:
@@ -143,7 +141,7 @@ def plot_curve(rows: list[dict[str, Any]], config: TradeoffConfig, path) -> None
         f"N={b.num_frames}, M={b.prompt_frames}, l={b.lengthscale:g}, {b.num_clips} clips, "
         f"{b.samples} videos, seed {b.seed}"
     )
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_scatter(rows: list[dict[str, Any]], config: TradeoffConfig, path) -> None:
@@ -180,14 +178,7 @@ def plot_scatter(rows: list[dict[str, Any]], config: TradeoffConfig, path) -> No
     ax.set_ylabel("autocorrelation error")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="(seam-jump, acf error)")
     ax.set_title("continuity (seam-jump ratio) vs long-lag statistics (autocorrelation error)")
-    _save(fig, path)
-
-
-def _save(fig, path) -> None:
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv=None) -> None:
@@ -196,18 +187,18 @@ def main(argv=None) -> None:
     )
     defaults = TradeoffConfig()
     parser.add_argument("--out", default="out/tradeoff", help="folder for tradeoff.csv and the two plots")
-    parser.add_argument("--weights", default=",".join(f"{w:g}" for w in WEIGHTS), help="comma-separated")
+    parser.add_argument("--weights", default=format_numbers(WEIGHTS), help="comma-separated")
     for field in ("samples", "steps", "seed"):
         parser.add_argument(f"--{field}", type=int, default=getattr(defaults.backbone, field))
     parser.add_argument("--progress", action="store_true", help="show tqdm progress bars")
     args = parser.parse_args(argv)
     try:
-        weights = tuple(float(w) for w in args.weights.split(",") if w.strip())
+        weights = parse_numbers(args.weights)
     except ValueError as error:
         parser.error(f"--weights takes numbers: {error}")
     backbone = replace(defaults.backbone, samples=args.samples, steps=args.steps, seed=args.seed)
     config = TradeoffConfig(backbone=backbone, weights=weights)
-    with single_threaded():  # BLAS threads only spin on a small machine
+    with limit_threads(1):  # BLAS threads only spin on a small machine
         rows = run(config, args.progress)
     print(compare.format_table(rows, backbone))
     print(describe_best(rows, config))

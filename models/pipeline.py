@@ -118,6 +118,10 @@ class VidRDPipeline:
         }
 
     @torch.no_grad()
+    def decode_clip(self, latents: torch.Tensor) -> torch.Tensor:
+        """One clip's latents (B, C, N, h, w) -> frames (B, 3, N, H, W), about [-1, 1] (not clamped), in the
+        VAE's dtype. A clip at a time: the temporal decoder never mixes frames across a seam."""
+        return self.vae.decode(latents.to(self.vae.dtype))
+
     def _decode_into(self, clip: Clip, sink: FrameSink) -> None:
-        frames = self.vae.decode(clip.latents.to(self.vae.dtype))
-        sink.write(to_uint8_frames(frames)[0])
+        sink.write(to_uint8_frames(self.decode_clip(clip.latents))[0])

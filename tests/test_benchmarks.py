@@ -1,10 +1,18 @@
 """The main job and its plumbing: strategy strings, atomic files, the comparison table."""
 
 import csv
+import os
+import stat
 
+import matplotlib.pyplot as plt
 import pytest
+import torch
+from threadpoolctl import threadpool_info
 
 from benchmarks.compare import METRICS, CompareConfig, main, run
+from benchmarks.figures import save_figure
+from benchmarks.number_lists import format_numbers, parse_numbers
+from benchmarks.threads import limit_threads
 from models.files import atomic_path
 from samplers import DSG, FNR, PNS, IndependentNoise
 from samplers.registry import parse_strategies
@@ -39,6 +47,46 @@ def test_atomic_path_keeps_the_old_file_on_failure(tmp_path):
     with atomic_path(target) as tmp:
         tmp.write_text("new")
     assert target.read_text() == "new"
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o002])
+def test_atomic_path_gives_the_mode_of_a_plain_open(tmp_path, umask):
+    previous = os.umask(umask)
+    try:
+        with atomic_path(tmp_path / "atomic.csv") as tmp:
+            tmp.write_text("new")
+        (tmp_path / "plain.csv").write_text("new")
+    finally:
+        os.umask(previous)
+    modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in tmp_path.iterdir()}
+    assert modes == {"atomic.csv": 0o666 & ~umask, "plain.csv": 0o666 & ~umask}  # not mkstemp's 0o600
+
+
+def test_number_lists_read_back_what_they_write():
+    assert parse_numbers("1, 2,,4 ", int) == (1, 2, 4) and parse_numbers("") == ()
+    assert format_numbers((0.0, 0.05, 1.0, 1e-9)) == "0,0.05,1,1e-09"
+    assert parse_numbers(format_numbers((0.0, 0.05, 1.0, 1e-9))) == (0.0, 0.05, 1.0, 1e-9)
+    assert format_numbers((1, 2.5), ", ") == "1, 2.5"
+    with pytest.raises(ValueError, match="'x'"):
+        parse_numbers("1,x")
+
+
+def test_limit_threads_sets_torch_and_blas_and_restores_them():
+    threads = torch.get_num_threads()
+    with limit_threads(1):
+        assert torch.get_num_threads() == 1
+        assert {pool["num_threads"] for pool in threadpool_info()} <= {1}
+    assert torch.get_num_threads() == threads
+    with pytest.raises(ValueError, match="threads must be an integer"):
+        limit_threads(0).__enter__()
+
+
+def test_save_figure_writes_a_png_and_closes_the_figure(tmp_path):
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    save_figure(fig, tmp_path / "plot.png", dpi=50)
+    assert (tmp_path / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not plt.fignum_exists(fig.number) and list(tmp_path.iterdir()) == [tmp_path / "plot.png"]
 
 
 TINY = CompareConfig(samples=8, frame_shape=(2, 4, 4), num_frames=8, prompt_frames=2, num_clips=3, steps=8)

@@ -4,7 +4,7 @@ import itertools
 
 import torch
 
-from benchmarks.model_quality import all_captions, generate_clips
+from benchmarks.model_quality import all_captions, decode_clips, generate_clips
 from benchmarks.video_scores import caption_labels
 from models.data.shapes import COLOURS, DIRECTIONS, SHAPES
 from models.tiny import tiny_pipeline
@@ -33,3 +33,11 @@ def test_generate_clips_is_one_batched_clip_per_caption():
     # O(1e-5) after decoding (1.3e-5 measured), so 1e-4 separates the two.
     alone = generate_clips(pipe, ["a red circle moving right"], num_frames=6, steps=2)
     torch.testing.assert_close(alone[0], videos[0], rtol=0, atol=1e-4)
+
+
+def test_decode_clips_decodes_each_clip_alone_in_the_vae_dtype():
+    pipe = tiny_pipeline(seed=0)
+    latents = torch.randn(pipe.clip_shape(1, 7), generator=torch.Generator().manual_seed(0))
+    frames = decode_clips(pipe, latents.double(), [0, 4])  # clips of 4 and 3 frames, float64 latents
+    clips = [pipe.decode_clip(latents[:, :, :4]), pipe.decode_clip(latents[:, :, 4:])]
+    assert frames.dtype == pipe.vae.dtype and torch.equal(frames, torch.cat(clips, dim=2).clamp(-1, 1))

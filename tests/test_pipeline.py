@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from models.cli import LatentRecorder
 from models.tiny import tiny_pipeline
 from models.video_io import VideoFileSink, to_uint8_frames
 from samplers import DSG, FNR, PNS, LongVideoSampler
@@ -122,6 +123,17 @@ def test_bad_arguments_fail_before_any_work(pipe, monkeypatch, kwargs, match):
     prompt = kwargs.pop("prompt", "a red circle")
     with pytest.raises(ValueError, match=match):
         run(pipe, prompt, **kwargs)
+
+
+def test_decode_clip_is_what_the_pipeline_streams(pipe):
+    # The frames of a call are its clips' latents through `decode_clip`, one clip at a time; latents of
+    # another dtype are cast to the VAE's first.
+    recorder = LatentRecorder(paper_sampler())
+    out = run(pipe, sampler=recorder)
+    decoded = np.concatenate([to_uint8_frames(pipe.decode_clip(latents))[0] for latents in recorder.clips])
+    assert len(recorder.clips) == 3 and np.array_equal(out.frames, decoded)
+    wide = pipe.decode_clip(recorder.clips[0].double())
+    assert wide.dtype == pipe.vae.dtype and torch.equal(wide, pipe.decode_clip(recorder.clips[0]))
 
 
 def test_to_uint8_frames_maps_the_range_exactly():

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+import os
 import re
+import stat
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from benchmarks import report
@@ -14,19 +17,20 @@ from benchmarks.claims import claims
 from benchmarks.compare import CompareConfig
 from benchmarks.document import Code, Heading, Image, Paragraph, Table, to_html, to_markdown
 from benchmarks.report import PerfConfig, ReportConfig, build, parse_args
-from benchmarks.seams import SeamsConfig
-from benchmarks.sweep import PAPER, Ablation, SweepConfig, write_json
+from benchmarks.seams import SeamsConfig, SeamVideo, seam_row
+from benchmarks.sweep import PAPER_TEMPLATE, Ablation, SweepConfig, write_json
 from benchmarks.sweep_model import ModelBackbone
 from benchmarks.tradeoff import TradeoffConfig
 from models.bundled import save_pipeline
+from models.contact_sheet import SEAM_RGB
 from models.tiny import tiny_pipeline
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TINY = CompareConfig(samples=4, frame_shape=(2, 4, 4), num_frames=8, prompt_frames=2, num_clips=3, steps=4)
 ABLATIONS = (
-    Ablation("prompt_frames", (1, 2, 4), (PAPER,)),
-    Ablation("alpha", (0.0, 1.0, 4.0), (PAPER,)),
-    Ablation("beta", (0.0, 0.4, 1.0), (PAPER, "dsg:{beta}")),
+    Ablation("prompt_frames", (1, 2, 4), (PAPER_TEMPLATE,)),
+    Ablation("alpha", (0.0, 1.0, 4.0), (PAPER_TEMPLATE,)),
+    Ablation("beta", (0.0, 0.4, 1.0), (PAPER_TEMPLATE, "dsg:{beta}")),
 )
 SECTIONS = ("## 1. ", "## 2. ", "## 3. ", "## 4. ", "## 5. ")
 
@@ -45,9 +49,18 @@ def tiny_config(model: Path) -> ReportConfig:
     )
 
 
+STALE = ("sweep_model.json", "sweep_model_alpha.png", "sweep_gamma.png")  # of the report's names, not written
+KEPT = ("notes.txt", "sweep_notes.md")  # not of the report's names
+
+
 @pytest.fixture(scope="module")
 def built(model, tmp_path_factory) -> Path:
-    return build(tiny_config(model), tmp_path_factory.mktemp("report") / "report")
+    """The tiny report, built over a previous one that had section 2b and files of the user's."""
+    out = tmp_path_factory.mktemp("report") / "report"
+    out.mkdir()
+    for name in (*STALE, *KEPT, "report.md"):
+        (out / name).write_text("previous")
+    return build(tiny_config(model), out)
 
 
 # ---------------------------------------------------------------- the page
@@ -77,6 +90,23 @@ def test_report_has_every_section_and_every_image(built):
     assert "frames/s" in markdown and "ratio sampler / bare" in markdown
     leftovers = [p.name for p in built.parent.iterdir() if p.name.startswith(".report")]
     assert leftovers == []  # the staging folder is gone
+
+
+def test_report_removes_its_stale_files_and_keeps_the_others(built):
+    names = {p.name for p in built.iterdir()}
+    assert not names & set(STALE) and set(KEPT) <= names  # section 2b's files went with section 2b
+    assert all((built / name).read_text() == "previous" for name in KEPT)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in built.iterdir() if p.name not in KEPT}
+    assert modes == dict.fromkeys(modes, 0o666 & ~umask)  # as a plain open() makes them, not private
+
+
+def test_section_2_leaves_the_combinations_to_section_1(built):
+    assert ReportConfig().sweep.extra_combinations == ()  # the report's own sweep: the ablations only
+    section2 = (built / "report.md").read_text().split("## 2. ")[1].split("## 3. ")[0]
+    assert "Extra combinations" not in section2 and "`overlap`" not in section2  # the tiny sweep's extra
+    assert "Its extra combinations at the default point are left out here" in section2
 
 
 def test_html_shows_what_the_markdown_shows(built):
@@ -143,7 +173,7 @@ CONFIG = SweepConfig(ablations=ABLATIONS, extra_combinations=(), seeds=(0, 1))
 
 def test_claims_hold_where_the_constructed_trends_hold():
     def seam(template, m, alpha, beta):
-        return 0.5 / m * (1 - beta / 2) if template == PAPER else 10.0 * (1.0 - (beta or 0.0)) + 0.01
+        return 0.5 / m * (1 - beta / 2) if template == PAPER_TEMPLATE else 10.0 * (1.0 - (beta or 0.0)) + 0.01
 
     def mirror(template, m, alpha, beta):
         return 0.0 if alpha is None else alpha / math.hypot(1.0, alpha)
@@ -160,7 +190,7 @@ def test_claims_hold_where_the_constructed_trends_hold():
 
 def test_claims_fail_where_the_constructed_trends_do_not():
     def seam(template, m, alpha, beta):
-        return 0.1 * m + (beta if template == PAPER else 0.5 - abs((beta or 0.0) - 0.4))
+        return 0.1 * m + (beta if template == PAPER_TEMPLATE else 0.5 - abs((beta or 0.0) - 0.4))
 
     def mirror(template, m, alpha, beta):
         return 0.1 * m + (0.0 if alpha is None else 1.0 / (1.0 + alpha))
@@ -190,6 +220,15 @@ def test_model_sweep_section_shows_its_plots_claims_and_pixel_columns(model, tmp
     assert report_config.sweep_model_json == tmp_path / "model.json"
     with pytest.raises(ValueError, match=r"sweep_model_json must be a sweep\.json of --backbone model"):
         parse_args(["--model", str(model), "--sweep-model", str(tmp_path / "analytic.json")])
+    # Both sweep files are checked alike: the backbone of their kind, and a readable sweep.json at all.
+    assert parse_args(["--model", str(model), "--sweep", str(tmp_path / "analytic.json")])[1].sweep_json
+    (tmp_path / "broken.json").write_text("{")
+    checks = {"--sweep": ("sweep_json", "analytic", "model.json"),
+              "--sweep-model": ("sweep_model_json", "model", "analytic.json")}  # fmt: skip
+    for flag, (name, kind, other_kind) in checks.items():
+        for path in (other_kind, "broken.json", "missing.json"):
+            with pytest.raises(ValueError, match=rf"{name} must be a sweep\.json of --backbone {kind}"):
+                parse_args(["--model", str(model), flag, str(tmp_path / path)])
     assert report.model_sweep_section(None, tmp_path) == []  # no section without a model sweep
     markdown = to_markdown(report.model_sweep_section(tmp_path / "model.json", tmp_path))
     assert markdown.startswith("## 2b. The ablations on a saved VidRD")
@@ -202,6 +241,24 @@ def test_model_sweep_section_shows_its_plots_claims_and_pixel_columns(model, tmp
     assert len(verdicts) == 9 and verdicts[0] == "Holds" and verdicts[5:] == ["Does not hold"] * 4
     head = "| combination | seam-jump | mirror | repetition | acf-error | frechet | "
     assert head + "vel-jump | reversals | speed |" in markdown
+
+
+def test_seam_row_shows_the_frames_either_side_of_every_seam():
+    # 8 frames of 2 x 2 pixels; frame f has the value 30 f + 2 r + c at row r, column c (all channels).
+    f, r, c = np.meshgrid(np.arange(8), np.arange(2), np.arange(2), indexing="ij")
+    frames = np.repeat((30 * f + 2 * r + c)[..., None], 3, axis=-1).astype(np.uint8)  # (8, 2, 2, 3)
+    video = SeamVideo("x", frames, [0, 3, 6], seconds=0.0, metrics={})
+
+    def column(frame: int, col: int) -> np.ndarray:
+        return frames[frame][:, col]  # (2, 3)
+
+    red, white = np.array([SEAM_RGB] * 2, np.uint8), np.full((2, 3), 255, np.uint8)
+    expected = [column(1, 0), column(1, 1), column(2, 0), column(2, 1), red,  # seam 3: frames 1, 2 | 3, 4
+                column(3, 0), column(3, 1), column(4, 0), column(4, 1), white,
+                column(4, 0), column(4, 1), column(5, 0), column(5, 1), red,  # seam 6: frames 4, 5 | 6, 7
+                column(6, 0), column(6, 1), column(7, 0), column(7, 1)]  # fmt: skip
+    row = seam_row(video, context=2, gap=1)
+    assert row.dtype == np.uint8 and np.array_equal(row, np.stack(expected, axis=1))  # (2, 19, 3)
 
 
 # ---------------------------------------------------------------- the document

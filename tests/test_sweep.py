@@ -4,17 +4,18 @@ import csv
 import math
 import subprocess
 import sys
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import numpy as np
 import pytest
 import torch
 from threadpoolctl import threadpool_limits
 
-from benchmarks.compare import PEER_COMBINATIONS
+from benchmarks.compare import METRICS, PEER_COMBINATIONS
+from benchmarks.seams import recon_composition
 from benchmarks.sweep import (
     BACKBONE,
-    PAPER,
+    PAPER_TEMPLATE,
     REFERENCE,
     Ablation,
     GridPoint,
@@ -25,7 +26,7 @@ from benchmarks.sweep import (
     run,
     write_json,
 )
-from benchmarks.sweep_report import series
+from benchmarks.sweep_report import by_point, extra_means, format_table, series
 
 # ---------------------------------------------------------------- the grid
 
@@ -37,10 +38,10 @@ def test_default_grid_holds_the_figure_6_ablations_once_each():
     found = {(p.template, p.prompt_frames, p.alpha, p.beta) for p in points}
     seeds = {p.seed for p in points}
     expected = (
-        {(t, m, 4.0, 0.4) for m in (1, 2, 3, 4, 6, 8) for t in (PAPER,)}
+        {(t, m, 4.0, 0.4) for m in (1, 2, 3, 4, 6, 8) for t in (PAPER_TEMPLATE,)}
         | {("fnr,pns:{alpha}", m, 4.0, None) for m in (1, 2, 3, 4, 6, 8)}
-        | {(PAPER, 4, a, 0.4) for a in (0, 0.5, 1, 2, 4, 8)}
-        | {(PAPER, 4, 4.0, b) for b in (0, 0.2, 0.4, 0.6, 0.8, 1)}
+        | {(PAPER_TEMPLATE, 4, a, 0.4) for a in (0, 0.5, 1, 2, 4, 8)}
+        | {(PAPER_TEMPLATE, 4, 4.0, b) for b in (0, 0.2, 0.4, 0.6, 0.8, 1)}
         | {("dsg:{beta}", 4, None, b) for b in (0, 0.2, 0.4, 0.6, 0.8, 1)}
         | {(REFERENCE, m, None, None) for m in (1, 2, 3, 4, 6, 8)}
         | {(t, 4, None, None) for t in ("independent", "fnr", *PEER_COMBINATIONS)}  # literal: no placeholder
@@ -50,7 +51,7 @@ def test_default_grid_holds_the_figure_6_ablations_once_each():
 
 
 def test_grid_point_fills_its_template_and_drops_what_it_ignores():
-    point = GridPoint.at(PAPER, prompt_frames=4, alpha=4, beta=0.4, seed=0)
+    point = GridPoint.at(PAPER_TEMPLATE, prompt_frames=4, alpha=4, beta=0.4, seed=0)
     assert point.combination == "fnr,pns:4.0,dsg:0.4" and isinstance(point.alpha, float)
     dsg = GridPoint.at("dsg:{beta}", 4, alpha=8.0, beta=0.2, seed=0)
     assert dsg == GridPoint("dsg:{beta}", 4, None, 0.2, 0) and dsg.combination == "dsg:0.2"
@@ -61,13 +62,17 @@ def test_grid_point_fills_its_template_and_drops_what_it_ignores():
     ("make", "match"),
     [
         (lambda: GridPoint.at("dsg:{gamma}", 4, 1.0, 0.4, 0), r"may use only \{alpha\} and \{beta\}"),
-        (lambda: GridPoint.at(PAPER, 4, -1.0, 0.4, 0), r"alpha must be in \[0.0, inf\]; got -1.0"),
-        (lambda: GridPoint.at(PAPER, 4, 4.0, 1.5, 0), r"beta must be in \[0.0, 1.0\]; got 1.5"),
+        (lambda: GridPoint.at(PAPER_TEMPLATE, 4, -1.0, 0.4, 0), r"alpha must be in \[0.0, 1.79.*\]; got -1"),
+        (lambda: GridPoint.at(PAPER_TEMPLATE, 4, math.inf, 0.4, 0), r"alpha must be in .*\]; got inf"),
+        (lambda: GridPoint.at(PAPER_TEMPLATE, 4, 4.0, 1.5, 0), r"beta must be in \[0.0, 1.0\]; got 1.5"),
         (lambda: GridPoint("dsg:{beta}", 4, 1.0, 0.4, 0), r"alpha must be given exactly when"),
         (lambda: SweepConfig(seeds=(0, 0)), "seeds must be distinct"),
         (lambda: SweepConfig(prompt_frames=16), r"prompt_frames must be an integer in \[1, 15\]; got 16"),
         (lambda: SweepConfig(extra_combinations=("fnr,bogus",)), "strategy must be one of"),
-        (lambda: Ablation("gamma", (1.0,), (PAPER,)), "parameter must be one of"),
+        (lambda: Ablation("gamma", (1.0,), (PAPER_TEMPLATE,)), "parameter must be one of"),
+        (lambda: Ablation("alpha", (1.0, 1.0), (PAPER_TEMPLATE,)), r"strictly increasing; got \(1.0, 1.0\)"),
+        (lambda: Ablation("beta", (0.4, 0.2), ("dsg:{beta}",)), r"strictly increasing; got \(0.4, 0.2\)"),
+        (lambda: SweepConfig(ablations=(), extra_combinations=()), "needs points: .*ablations.*extra_comb"),
     ],
 )
 def test_bad_grids_fail_up_front(make, match):
@@ -75,14 +80,25 @@ def test_bad_grids_fail_up_front(make, match):
         make()
 
 
-def test_default_extras_hold_the_peers_at_the_default_point():
-    assert SweepConfig().extra_combinations == ("independent", "fnr", *PEER_COMBINATIONS)
-    assert "overlap,recon:0.2" in PEER_COMBINATIONS  # the composition that closes the gap (compare)
+def test_default_extras_give_recon_the_weight_of_the_backbones_steps():
+    # recon's weight scales like 1/T: the peers' "overlap,recon:0.2" is the one for compare's 50 steps, the
+    # model grid's that of its own steps (benchmarks.seams.recon_composition).
+    assert BACKBONE.steps == 50 and recon_composition(BACKBONE.steps) == "overlap,recon:0.2"
+    assert recon_composition(BACKBONE.steps) in SweepConfig().extra_combinations
+    assert recon_composition(25) == "overlap,recon:0.4"
+
+
+def test_an_empty_grid_or_unordered_values_fail_on_the_command_line(tmp_path):
+    with pytest.raises(ValueError, match="needs points"):
+        main(["--out", str(tmp_path), "--ablations", "", "--extras", ""])
+    with pytest.raises(ValueError, match="values must be strictly increasing"):
+        main(["--out", str(tmp_path), "--ablations", "alpha", "--alphas", "4,0"])
+    assert not any(tmp_path.iterdir())
 
 
 def test_sweep_json_reads_back_as_the_rows_and_config_it_was_written_from(tmp_path):
     backbone = replace(BACKBONE, samples=2, frame_shape=(1, 2, 2))
-    ablations = (Ablation("alpha", (0.0, 2.5), (PAPER,)),)
+    ablations = (Ablation("alpha", (0.0, 2.5), (PAPER_TEMPLATE,)),)
     config = SweepConfig(ablations, ("fnr",), seeds=(3, 5), backbone=backbone)
     rows = [{"point": 0, "combination": "fnr", "alpha": None, "seam_jump_ratio": 0.25}]
     write_json(rows, config, tmp_path / "sweep.json")
@@ -95,6 +111,53 @@ def test_bad_template_fails_before_any_file_is_written(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+# ---------------------------------------------------------------- the table of means
+
+TABLE_CONFIG = SweepConfig((Ablation("beta", (0.0, 0.5), ("dsg:{beta}",)),), ("fnr",), seeds=(0, 1),
+                           backbone=replace(BACKBONE, samples=2))  # fmt: skip
+BASES = {REFERENCE: 0.0, "dsg:0.0": 10.0, "dsg:0.5": 20.0, "fnr": 30.0}
+
+
+def table_rows() -> list[dict]:
+    """Hand-made rows, last point first: metric j of a point is BASES[combination] + j + seed."""
+    rows = []
+    for point in TABLE_CONFIG.points():
+        values = {m: BASES[point.combination] + j + point.seed for j, m in enumerate(METRICS)}
+        rows.append({"combination": point.combination, **asdict(point), **values})
+    return rows[::-1]
+
+
+def test_extra_means_average_the_seeds_of_each_extra_combination():
+    # fnr at the default point: seeds 0 and 1 give 30 + j and 31 + j, mean 30.5 + j.
+    assert extra_means(table_rows(), TABLE_CONFIG) == {
+        "fnr": {"seam_jump_ratio": 30.5, "mirror_correlation": 31.5, "repetition": 32.5,
+                "autocorrelation_error": 33.5, "frechet_distance": 34.5}}  # fmt: skip
+
+
+# The reference process ignores beta: the same point (means 0.5 + j) on both lines of the ablation.
+TABLE = """\
+beta swept (M=4, alpha=4); mean over 2 seeds x 2 videos
+template                              beta   seam-jump      mirror  repetition   acf-error     frechet
+reference process                        0         0.5         1.5         2.5         3.5         4.5
+reference process                      0.5         0.5         1.5         2.5         3.5         4.5
+dsg:{beta}                               0        10.5        11.5        12.5        13.5        14.5
+dsg:{beta}                             0.5        20.5        21.5        22.5        23.5        24.5
+
+extra combinations (M=4, alpha=4, beta=0.4)
+combination                                  seam-jump      mirror  repetition   acf-error     frechet
+fnr                                               30.5        31.5        32.5        33.5        34.5"""
+
+
+def test_format_table_shows_the_means_of_every_line_and_extra():
+    assert format_table(table_rows(), TABLE_CONFIG) == TABLE
+
+
+def test_rows_are_found_by_their_grid_point():
+    rows = table_rows()
+    assert [GridPoint.of(row) for row in rows] == TABLE_CONFIG.points()[::-1]
+    assert by_point(rows)[GridPoint.at("dsg:{beta}", 4, 4.0, 0.5, seed=1)]["seam_jump_ratio"] == 21.0
+
+
 # ---------------------------------------------------------------- determinism and torchrun
 
 TINY = ["--samples", "4", "--num-clips", "2", "--steps", "5", "--seeds", "2", "--ablations", "beta",
@@ -103,9 +166,9 @@ TINY = ["--samples", "4", "--num-clips", "2", "--steps", "5", "--seeds", "2", "-
 
 def test_a_point_depends_on_its_fields_only():
     # Same point, different history: other points first, the global RNG moved, and two threads for torch
-    # and BLAS instead of one (without `single_threaded`, BLAS's pooled dot products differ in the last bits).
+    # and BLAS instead of one (without `limit_threads`, BLAS's pooled dot products differ in the last bits).
     config = SweepConfig(backbone=replace(BACKBONE, samples=4, num_clips=2, steps=5), seeds=(0, 1))
-    point = GridPoint.at(PAPER, 4, 4.0, 0.4, seed=1)
+    point = GridPoint.at(PAPER_TEMPLATE, 4, 4.0, 0.4, seed=1)
     threads = torch.get_num_threads()
     try:
         with threadpool_limits(limits=1):
@@ -113,7 +176,7 @@ def test_a_point_depends_on_its_fields_only():
         torch.manual_seed(123)
         torch.set_num_threads(2)
         with threadpool_limits(limits=2):
-            compute(GridPoint.at(PAPER, 2, 1.0, 0.8, seed=0), config)
+            compute(GridPoint.at(PAPER_TEMPLATE, 2, 1.0, 0.8, seed=0), config)
             again = compute(point, config)
     finally:
         torch.set_num_threads(threads)
@@ -155,9 +218,9 @@ def test_torchrun_shards_write_the_single_process_files_byte_for_byte(tmp_path):
 M_VALUES, ALPHAS, BETAS = (1, 2, 3, 4, 6, 8), (0.0, 0.5, 1.0, 2.0, 4.0, 8.0), (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 FIGURE_6 = SweepConfig(
     ablations=(
-        Ablation("prompt_frames", M_VALUES, (PAPER,)),
-        Ablation("alpha", ALPHAS, (PAPER,)),
-        Ablation("beta", BETAS, (PAPER, "dsg:{beta}")),
+        Ablation("prompt_frames", M_VALUES, (PAPER_TEMPLATE,)),
+        Ablation("alpha", ALPHAS, (PAPER_TEMPLATE,)),
+        Ablation("beta", BETAS, (PAPER_TEMPLATE, "dsg:{beta}")),
     ),
     extra_combinations=(),
     seeds=(0,),
@@ -167,8 +230,7 @@ FIGURE_6 = SweepConfig(
 
 @pytest.fixture(scope="module")
 def figure6():
-    rows = run(FIGURE_6)
-    by_key = {(r["template"], r["prompt_frames"], r["alpha"], r["beta"], r["seed"]): r for r in rows}
+    by_key = by_point(run(FIGURE_6))
 
     def along(parameter: str, template: str, metric: str) -> np.ndarray:
         ablation = next(a for a in FIGURE_6.ablations if a.parameter == parameter)
@@ -180,7 +242,7 @@ def figure6():
 def test_seam_jump_falls_as_m_rises(figure6):
     # Each step of M divides the ratio by >= 2.86 (0.24 at M=1 down to 2.3e-7 at M=8).
     # Note that 1 is ideal: every value here is a frozen, duplicated seam, and larger M freezes it more.
-    jump = figure6("prompt_frames", PAPER, "seam_jump_ratio")
+    jump = figure6("prompt_frames", PAPER_TEMPLATE, "seam_jump_ratio")
     assert np.all(jump[:-1] > 2.0 * jump[1:]), jump
     assert jump[0] < 0.5
 
@@ -189,7 +251,7 @@ def test_mirror_correlation_hardly_moves_with_m(figure6):
     # Not the paper's "larger M, more looping": beyond the prompt frames the mirror correlation is set by
     # PNS's kept weight alpha / sqrt(1 + alpha^2) = 0.9701 at alpha=4 and stays within 0.003 of it for
     # every M and seed (the reference process: <= 0.066 at M=1, ~0 from M=3 on).
-    mirror = figure6("prompt_frames", PAPER, "mirror_correlation")
+    mirror = figure6("prompt_frames", PAPER_TEMPLATE, "mirror_correlation")
     reference = figure6("prompt_frames", REFERENCE, "mirror_correlation")
     assert np.all(np.abs(mirror - 4 / math.sqrt(17)) < 0.005), mirror
     assert np.all(reference < 0.08) and np.all(mirror - reference > 0.89)
@@ -198,7 +260,7 @@ def test_mirror_correlation_hardly_moves_with_m(figure6):
 def test_repetition_rises_a_little_with_m(figure6):
     # What does grow with M is the peak autocorrelation at lags >= N: 0.945 at M=1 to 0.970 at M=8, each
     # step by >= 0.0019 (M=1 -> 8: >= 0.023); asserted as no fall and a rise of > 0.015 end to end.
-    repetition = figure6("prompt_frames", PAPER, "repetition")
+    repetition = figure6("prompt_frames", PAPER_TEMPLATE, "repetition")
     assert np.all(np.diff(repetition) > 0), repetition
     assert repetition[-1] - repetition[0] > 0.015
 
@@ -207,7 +269,7 @@ def test_mirror_correlation_rises_with_alpha(figure6):
     # 0.05 -> 0.47 -> 0.72 -> 0.90 -> 0.97 -> 0.99: each step rises by >= 0.0207 (alpha 4 -> 8). It follows
     # the kept weight alpha / sqrt(1 + alpha^2) of PNS within 0.059 (largest at alpha=0, where the
     # duplicated prompt frames leak through the kernel into j >= M), asserted within 0.08.
-    mirror = figure6("alpha", PAPER, "mirror_correlation")
+    mirror = figure6("alpha", PAPER_TEMPLATE, "mirror_correlation")
     assert np.all(np.diff(mirror) > 0.01), mirror
     kept = np.array([a / math.hypot(1.0, a) for a in ALPHAS])
     assert np.all(np.abs(mirror - kept) < 0.08), mirror - kept
@@ -218,7 +280,7 @@ def test_mirror_correlation_rises_with_alpha(figure6):
     [
         # With FNR+PNS the held frames already share their noise: beta 0 -> 0.2 lowers the ratio by only
         # 0.94% (1.0094x for every seed and sample count), the later steps by >= 1.129x.
-        (PAPER, 1.004),
+        (PAPER_TEMPLATE, 1.004),
         # DSG alone: 18.8 (a cut, = independent noise) at beta=0, then 0.14, 0.125, 0.053, 1.5e-3, 1.5e-6;
         # the smallest step (0.2 -> 0.4) is >= 1.129x.
         ("dsg:{beta}", 1.05),

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from benchmarks import sweep
-from benchmarks.sweep import FIELDS, MODEL_SWEEP, PAPER, REFERENCE, GridPoint, compute, parse_args
+from benchmarks.sweep import FIELDS, MODEL_SWEEP, PAPER_TEMPLATE, REFERENCE, GridPoint, compute, parse_args
 from benchmarks.sweep_model import PIXEL_METRICS, ModelBackbone, pixel_scores, true_videos
 from models.bundled import save_pipeline
-from models.data.shapes import ShapesConfig, ShapeSpec, render
+from models.data.shapes import BACKGROUNDS, ShapesConfig, ShapeSpec, render, sample_spec
 from models.tiny import tiny_pipeline
 
 
@@ -23,7 +23,7 @@ def model(tmp_path_factory) -> str:
 
 def tiny(model: str) -> sweep.SweepConfig:
     backbone = ModelBackbone(model=model, samples=2, num_frames=4, num_clips=2, steps=2, window=4)
-    ablations = (sweep.Ablation("beta", (0.4,), (PAPER,)),)
+    ablations = (sweep.Ablation("beta", (0.4,), (PAPER_TEMPLATE,)),)
     return sweep.SweepConfig(ablations, ("overlap",), prompt_frames=1, seeds=(0,), backbone=backbone)
 
 
@@ -39,7 +39,7 @@ def test_rows_have_every_column_and_the_reference_rows_are_finite(model, tmp_pat
         assert next(csv.reader(f)) == [*FIELDS, *config.metrics]
     # reference at M=1 and 2, the paper at M=1 and 2, the overlap at the default M=2
     assert [(r["template"], r["prompt_frames"]) for r in rows] == [
-        (REFERENCE, 1), (REFERENCE, 2), (PAPER, 1), (PAPER, 2), ("overlap", 2)]  # fmt: skip
+        (REFERENCE, 1), (REFERENCE, 2), (PAPER_TEMPLATE, 1), (PAPER_TEMPLATE, 2), ("overlap", 2)]  # fmt: skip
     for row in rows:
         assert set(row) == {*FIELDS, *config.metrics}
     assert [r["frames"] for r in rows] == [16, 16, 16, 16, 14]  # the overlap drops M=2 frames of clip 1
@@ -50,7 +50,7 @@ def test_rows_have_every_column_and_the_reference_rows_are_finite(model, tmp_pat
 
 def test_a_model_point_depends_on_its_fields_only(model):
     config = tiny(model)
-    point = GridPoint.at(PAPER, 1, 4.0, 0.4, seed=1)
+    point = GridPoint.at(PAPER_TEMPLATE, 1, 4.0, 0.4, seed=1)
     first = compute(point, config)
     torch.manual_seed(123)
     compute(GridPoint.at("overlap", 1, 4.0, 0.4, seed=0), config)
@@ -63,10 +63,20 @@ def test_a_model_point_depends_on_its_fields_only(model):
 def test_true_videos_are_bouncing_shapes_of_their_captions():
     backbone = ModelBackbone(samples=3, num_frames=4, num_clips=3, window=4)
     captions, frames = true_videos(backbone, sweep.point_generator(5, 1))
-    again, same = true_videos(backbone, sweep.point_generator(5, 1))
-    assert captions == again and np.array_equal(frames, same)  # a function of (seed, stream)
     assert frames.shape == (3, 12, 32, 32, 3) and frames.dtype == np.uint8
-    assert all(c.startswith("a ") and " moving " in c for c in captions)
+    # Rebuilt: the same stream draws the same specs, one per video, in a bouncing world of L = 12 frames.
+    world = ShapesConfig(size=32, num_frames=12, bounce=True)
+    generator = sweep.point_generator(5, 1)
+    specs = [sample_spec(world, generator) for _ in range(3)]
+    assert captions == [f"a {s.colour} {s.shape} moving {s.direction}" for s in specs]
+    assert captions == ["a green circle moving left", "a blue triangle moving up",
+                        "a yellow circle moving left"]  # fmt: skip
+    for spec, video in zip(specs, frames, strict=True):
+        assert np.array_equal(video, render(spec, world))
+    # The first bounces off the left wall: its sprite (whole-pixel moves) goes 2 px left a frame, then right.
+    shape = np.any(frames[0] != BACKGROUNDS[specs[0].background], axis=-1)  # (L, H, W)
+    left_edge = [np.flatnonzero(mask.any(axis=0))[0] for mask in shape]
+    assert np.diff(left_edge).tolist() == [-2] * 4 + [2] * 7
 
 
 def square(x: float, num_frames: int) -> np.ndarray:
@@ -104,8 +114,13 @@ def test_the_model_grid_is_figure_6_at_eight_frames():
     _, config = parse_args(["--backbone", "model"])
     assert config == MODEL_SWEEP and config.backbone.num_frames == 8 and config.backbone.steps == 25
     found = {(a.parameter, a.values, a.templates) for a in config.ablations}
-    assert found == {("prompt_frames", (1, 2, 4, 6), (PAPER,)), ("alpha", (0.0, 1.0, 4.0, 8.0), (PAPER,)),
-                     ("beta", (0.0, 0.4, 1.0), (PAPER, "dsg:{beta}"))}  # fmt: skip
-    assert "overlap,recon:0.4" in config.extra_combinations  # recon's weight for 25 steps
+    assert found == {("prompt_frames", (1, 2, 4, 6), (PAPER_TEMPLATE,)),
+                     ("alpha", (0.0, 1.0, 4.0, 8.0), (PAPER_TEMPLATE,)),
+                     ("beta", (0.0, 0.4, 1.0), (PAPER_TEMPLATE, "dsg:{beta}"))}  # fmt: skip
+    assert config.extra_combinations == ("independent", "overlap", "overlap,recon:0.4")  # recon's at 25 steps
+    _, fifty = parse_args(["--backbone", "model", "--steps", "50"])  # recon's weight scales like 1/T
+    assert fifty.extra_combinations == ("independent", "overlap", "overlap,recon:0.2")
+    _, given = parse_args(["--backbone", "model", "--steps", "50", "--extras", "overlap,recon:0.4"])
+    assert given.extra_combinations == ("overlap,recon:0.4",)
     with pytest.raises(ValueError, match="num_clips must be an integer"):
         ModelBackbone(num_clips=1)

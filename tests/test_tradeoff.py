@@ -6,8 +6,9 @@ import csv
 
 import pytest
 
-from benchmarks.compare import METRICS, CompareConfig
-from benchmarks.tradeoff import REFERENCE, TradeoffConfig, best, describe_best, in_band, main, run
+from benchmarks import compare
+from benchmarks.compare import METRICS, REFERENCE, CompareConfig
+from benchmarks.tradeoff import TradeoffConfig, best, curve, describe_best, in_band, main, run
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -41,13 +42,19 @@ def test_run_puts_each_name_once_and_weight_zero_is_the_overlap_alone():
     tiny = CompareConfig(
         samples=3, frame_shape=(2, 4, 4), num_frames=8, prompt_frames=2, num_clips=3, steps=4
     )
-    config = TradeoffConfig(backbone=tiny, weights=(0.0, 0.2), combinations=("overlap", "overlap,recon:0.2"))
+    # recon:0 guides nothing: it samples the overlap's videos bit for bit, so the curve reads the overlap
+    same = compare.run(tiny, ["overlap", "overlap,recon:0"])
+    assert all(same[1][m] == same[2][m] for m in METRICS)
+    config = TradeoffConfig(backbone=tiny, weights=(0.0, 0.2), combinations=("fnr", "overlap,recon:0.2"))
+    assert config.curve_names() == ["overlap", "overlap,recon:0.2"]
     rows = run(config)
     names = [r["strategies"] for r in rows]
-    assert names == [REFERENCE, "overlap", "overlap,recon:0.2", "overlap,recon:0"]
+    assert names == [REFERENCE, "fnr", "overlap,recon:0.2", "overlap"]  # each sampled once
     by_name = {r["strategies"]: r for r in rows}
-    assert all(by_name["overlap,recon:0"][m] == by_name["overlap"][m] for m in METRICS)  # bit for bit
+    assert all(by_name["overlap"][m] == same[1][m] for m in METRICS)
     assert by_name["overlap,recon:0.2"]["seam_jump_ratio"] != by_name["overlap"]["seam_jump_ratio"]
+    along = curve(rows, config)["seam_jump_ratio"].tolist()
+    assert along == [by_name["overlap"]["seam_jump_ratio"], by_name["overlap,recon:0.2"]["seam_jump_ratio"]]
 
 
 @pytest.mark.parametrize(
@@ -63,8 +70,8 @@ def test_main_writes_the_table_and_both_plots(tmp_path, capsys):
     main(["--out", str(tmp_path), "--samples", "2", "--steps", "3", "--weights", "0,0.2"])
     with open(tmp_path / "tradeoff.csv") as f:
         names = [r["strategies"] for r in csv.DictReader(f)]
-    assert names[0] == REFERENCE and names[-1] == "overlap,recon:0" and "overlap,recon:0.2" in names
-    assert len(names) == len(set(names))
+    assert names[0] == REFERENCE and "overlap" in names and "overlap,recon:0.2" in names
+    assert "overlap,recon:0" not in names and len(names) == len(set(names))  # w = 0 is the overlap's row
     for name in ("tradeoff_curve.png", "tradeoff_scatter.png"):
         assert (tmp_path / name).read_bytes()[:8] == PNG_SIGNATURE
     assert "composition" in capsys.readouterr().out
