@@ -13,8 +13,12 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["samplers*", "models*", "benchmarks*"]),
     package_data={  # the bundled tiny VidRD and the shapes classifier that scores it
-        "models": ["weights/tiny-vidrd/*/*.json", "weights/tiny-vidrd/*/*.safetensors"],
-        "benchmarks": ["weights/shapes-classifier/*"],
+        "models": [
+            "weights/tiny-vidrd/manifest.json",  # sha256 of every file below: load_pipeline checks it
+            "weights/tiny-vidrd/*/*.json",
+            "weights/tiny-vidrd/*/*.safetensors",
+        ],
+        "benchmarks": ["weights/shapes-classifier/*"],  # with its manifest.json
     },
     install_requires=[
         "torch>=2.1,<3",  # the CPU build 2.13.0 satisfies it: install that first on CPU machines

@@ -17,18 +17,29 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange, reduce
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from benchmarks.threads import limit_threads
 from models.data.shapes import COLOURS, DIRECTIONS, SHAPES, MovingShapes, ShapesConfig
-from models.files import atomic_path
+from models.files import atomic_files
+from models.loading import (
+    MANIFEST,
+    DamagedCheckpointError,
+    check_keys,
+    check_state,
+    check_values,
+    manifest_text,
+    read_json,
+    read_weights,
+    verify_manifest,
+)
 from models.seeding import seeded
 from samplers.validation import check_int, check_real
 
@@ -252,34 +263,51 @@ def evaluate_classifier(
 
 
 def save_classifier(model: ShapesClassifier, path: str | os.PathLike) -> Path:
-    """Write `model.safetensors` and `config.json` under the folder `path` (each atomically)."""
+    """Write `model.safetensors` and `config.json` under the folder `path`, together (both or neither).
+
+    Where the folder already has a `manifest.json` (the committed classifier), it is rewritten with them,
+    so it never goes stale; `models.loading.write_manifest(path)` adds one to a folder that has none.
+    """
     root = Path(path)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(root / WEIGHTS_FILE) as tmp:
-        save_file(state, str(tmp), metadata={"format": "pt"})
-        _readable(tmp)
-    with atomic_path(root / CONFIG_FILE) as tmp:
-        tmp.write_text(json.dumps(asdict(model.config), indent=2) + "\n")
-        _readable(tmp)
+    targets = {WEIGHTS_FILE: root / WEIGHTS_FILE, CONFIG_FILE: root / CONFIG_FILE}
+    if (root / MANIFEST).is_file():
+        targets[MANIFEST] = root / MANIFEST
+    with atomic_files(targets) as tmp:
+        save_file(state, str(tmp[WEIGHTS_FILE]), metadata={"format": "pt"})
+        tmp[CONFIG_FILE].write_text(json.dumps(asdict(model.config), indent=2) + "\n")
+        if MANIFEST in tmp:
+            tmp[MANIFEST].write_text(manifest_text({n: tmp[n] for n in (WEIGHTS_FILE, CONFIG_FILE)}))
     return root
 
 
-def _readable(path: Path) -> None:
-    """rw-r--r--, as an ordinary file (temporary files start owner-only)."""
-    path.chmod(0o644)
-
-
 def load_classifier(path: str | os.PathLike) -> ShapesClassifier:
-    """A `ShapesClassifier` (eval mode) from a folder written by `save_classifier`."""
+    """A `ShapesClassifier` (eval mode) from a folder written by `save_classifier`, loaded strictly: its
+    manifest (where it has one) verified first, then the config's keys (exactly ClassifierConfig's
+    fields) and the weights' names, shapes and values (see `models.loading`); a `DamagedCheckpointError`
+    (a ValueError) names the file and the key or tensor otherwise."""
     root = Path(path)
     for name in (CONFIG_FILE, WEIGHTS_FILE):
         if not (root / name).is_file():
             raise FileNotFoundError(f"the saved shapes classifier at {root} lacks {root / name}")
-    raw = json.loads((root / CONFIG_FILE).read_text())
-    config = ClassifierConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+    if (root / MANIFEST).is_file():
+        verify_manifest(root, f"restore it, or retrain it: python -m benchmarks.classifier --out {root}")
+    config = _read_classifier_config(root / CONFIG_FILE)
+    state = read_weights(root / WEIGHTS_FILE)
     model = ShapesClassifier(config)
-    model.load_state_dict(load_file(str(root / WEIGHTS_FILE)))
+    check_state(root / WEIGHTS_FILE, model.state_dict(), state)
+    check_values(root / WEIGHTS_FILE, state)
+    model.load_state_dict(state, strict=True)
     return model.eval()
+
+
+def _read_classifier_config(file: Path) -> ClassifierConfig:
+    raw = read_json(file)
+    check_keys(file, raw, {f.name for f in fields(ClassifierConfig)}, "ClassifierConfig")
+    try:
+        return ClassifierConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+    except (TypeError, ValueError) as err:
+        raise DamagedCheckpointError(f"{file}: not a usable ClassifierConfig ({err})") from err
 
 
 # --- command line ---------------------------------------------------------------------------------------

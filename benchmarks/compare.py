@@ -30,7 +30,7 @@ from diffusers import DDIMScheduler
 from benchmarks import metrics
 from benchmarks.figures import save_figure
 from models import GaussianVideoPrior
-from models.files import atomic_path
+from models.files import atomic_files, atomic_path, check_out_folder, exit_on_sigterm
 from samplers import LongVideoSampler
 from samplers.registry import parse_strategies
 from samplers.validation import check_int
@@ -58,8 +58,9 @@ class CompareConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("samples", "num_frames", "num_clips", "steps", "window"):
+        for name in ("samples", "num_frames", "steps", "window"):
             check_int(name, getattr(self, name), 1)
+        check_int("num_clips", self.num_clips, 2)  # the metrics need a seam
         check_int("prompt_frames", self.prompt_frames, 1, self.num_frames - 1)
         check_int("seed", self.seed, 0)
 
@@ -187,13 +188,24 @@ def main(argv=None) -> None:
         parser.add_argument(f"--{field.replace('_', '-')}", type=int, default=getattr(defaults, field))
     parser.add_argument("--progress", action="store_true", help="show tqdm progress bars")
     args = parser.parse_args(argv)
-    config = CompareConfig(samples=args.samples, num_clips=args.num_clips, steps=args.steps, seed=args.seed)
-    rows = run(config, [c.strip() for c in args.combinations.split(";") if c.strip()], args.progress)
-    print(format_table(rows, config))
-    write_csv(rows, f"{args.out}/compare.csv")
-    title = ", ".join(f"{k}={v}" for k, v in asdict(config).items())
-    plot(rows, f"{args.out}/compare.png", f"Gaussian-process backbone, DDIM: {title}")
-    print(f"wrote {args.out}/compare.csv and {args.out}/compare.png")
+    combinations = [c.strip() for c in args.combinations.split(";") if c.strip()]
+    try:  # every check before any work: argparse's message and exit status 2
+        out = check_out_folder("--out", args.out)
+        config = CompareConfig(samples=args.samples, num_clips=args.num_clips, steps=args.steps,
+                               seed=args.seed)  # fmt: skip
+        for name in combinations:
+            parse_strategies(name)
+    except (TypeError, ValueError) as error:
+        parser.error(str(error))
+    paths = {"csv": out / "compare.csv", "png": out / "compare.png"}
+    with exit_on_sigterm():
+        rows = run(config, combinations, args.progress)
+        print(format_table(rows, config))
+        title = ", ".join(f"{k}={v}" for k, v in asdict(config).items())
+        with atomic_files(paths) as tmp:  # both replaced together or neither
+            write_csv(rows, tmp["csv"])
+            plot(rows, tmp["png"], f"Gaussian-process backbone, DDIM: {title}")
+    print(f"wrote {paths['csv']} and {paths['png']}")
 
 
 if __name__ == "__main__":

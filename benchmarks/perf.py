@@ -26,6 +26,7 @@ from torch.nn.utils import skip_init
 
 from models import GaussianVideoPrior
 from samplers import DSG, FNR, PNS, LongVideoSampler
+from samplers.validation import check_int
 
 
 def bare_loop(denoiser, scheduler, clip_shape, num_clips: int, steps: int, generator, dtype=torch.float32):
@@ -113,6 +114,11 @@ def main(argv=None) -> None:
         "--backbones", default=",".join(BACKBONES), help=f"comma-separated, of {list(BACKBONES)}"
     )
     args = parser.parse_args(argv)
+    for flag in ("repeats", "clips", "steps"):
+        try:
+            check_int(f"--{flag}", getattr(args, flag), 1)
+        except ValueError as error:
+            parser.error(str(error))
     names = [name.strip() for name in args.backbones.split(",")]
     unknown = [name for name in names if name not in BACKBONES]
     if unknown:

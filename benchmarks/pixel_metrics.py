@@ -173,7 +173,17 @@ def summary(
     min_speed: float = DEFAULT_MIN_SPEED,
 ) -> dict:
     """Every pixel metric of a video as plain Python values (nan where undefined)."""
-    track = centroid_track(frames, threshold)
+    return track_summary(centroid_track(frames, threshold), clip_starts, threshold, min_speed)
+
+
+def track_summary(
+    track: np.ndarray,
+    clip_starts: Sequence[int],
+    threshold: float = DEFAULT_THRESHOLD,
+    min_speed: float = DEFAULT_MIN_SPEED,
+) -> dict:
+    """`summary` of the video whose centroid track (L, 2) is `track` (found with `threshold`)."""
+    track = _track(track)
     starts = _starts(clip_starts, len(track))
     speed = mean_inside_speed(track, starts)
     jumps = seam_velocity_jumps(track, starts)

@@ -25,10 +25,8 @@ import math
 import os
 import platform
 import shlex
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,6 +47,7 @@ from benchmarks.sweep_model import ModelBackbone
 from benchmarks.sweep_report import SHORT, extra_means, plot_ablations
 from benchmarks.threads import limit_threads
 from models.bundled import BUNDLED, missing_files
+from models.files import exit_on_sigterm, move_into_place, remove, temporary_sibling
 from samplers.validation import check_int
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,23 +122,22 @@ def read_sweep(name: str, path: Path, backbone: type) -> tuple[list[dict], sweep
 
 @contextmanager
 def staging(out: Path) -> Iterator[Path]:
-    """A fresh folder beside `out`; on success its files replace `out`'s of the same names (pages last),
-    then `out`'s files of the report's own names (OWN_NAMES) that this run did not write are removed."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    """A fresh folder beside `out`; on success its files replace `out`'s of the same names, all together or
+    none (`models.files.move_into_place`), then `out`'s files of the report's own names (OWN_NAMES) that
+    this run did not write are removed."""
+    folder = temporary_sibling(out, folder=True)
     try:
         yield folder
         out.mkdir(exist_ok=True)
         written = sorted(folder.iterdir(), key=lambda p: (p.name in PAGES, p.name))
-        for path in written:
-            os.replace(path, out / path.name)  # one rename per file
+        move_into_place([(path, out / path.name) for path in written])
         names = {path.name for path in written}
         for path in sorted(out.iterdir()):  # stale: the new page no longer shows them
             own = any(fnmatchcase(path.name, pattern) for pattern in OWN_NAMES)
             if own and path.name not in names and path.is_file():
                 path.unlink()
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        remove(folder)
 
 
 def build(config: ReportConfig, out=DEFAULT_OUT) -> Path:
@@ -548,7 +546,8 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, ReportConfig]:
 def main(argv=None) -> None:
     args, config = parse_args(argv)  # everything validated before any work, once
     began = time.perf_counter()
-    out = _build(config, args.out)
+    with exit_on_sigterm():  # SIGTERM unwinds: the staging folder is removed, --out left as it was
+        out = _build(config, args.out)
     print(f"wrote {out}/report.md and report.html in {time.perf_counter() - began:.0f} s")
 
 

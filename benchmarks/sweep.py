@@ -38,7 +38,7 @@ from benchmarks.number_lists import format_numbers, parse_numbers
 from benchmarks.sweep_model import PIXEL_METRICS, ModelBackbone
 from benchmarks.threads import limit_threads
 from models.bundled import missing_files
-from models.files import atomic_path
+from models.files import atomic_path, check_out_folder, exit_on_sigterm
 from samplers import LongVideoSampler
 from samplers.registry import parse_strategies
 from samplers.validation import check_int, check_real
@@ -309,6 +309,10 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, SweepConfig]:
     parser.add_argument("--no-plots", action="store_true", help="write the CSV and JSON only")
     parser.add_argument("--progress", action="store_true", help="a progress bar per rank")
     args = parser.parse_args(argv)
+    try:
+        check_out_folder("--out", args.out)
+    except ValueError as error:
+        parser.error(str(error))
     preset = PRESETS[args.backbone]
     names = [n.strip() for n in args.ablations.split(",") if n.strip()]
     if not set(names) <= set(PARAMETERS):
@@ -320,15 +324,18 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, SweepConfig]:
         values = {n: parse_numbers(text, int if n == "prompt_frames" else float) for n, text in texts.items()}
     except ValueError as error:
         parser.error(f"--prompt-frames takes integers, --alphas and --betas numbers: {error}")
-    backbone = _backbone(parser, args, preset.backbone)
-    config = replace(
-        preset,
-        ablations=tuple(replace(swept[n], values=values[n]) for n in names),
-        extra_combinations=_extras(args.extras, preset, backbone),
-        seeds=tuple(range(len(preset.seeds) if args.seeds is None else args.seeds)),
-        backbone=backbone,
-        device=args.device,
-    )
+    try:  # the configs check every value and every point: a bad one is a usage error, before any work
+        backbone = _backbone(parser, args, preset.backbone)
+        config = replace(
+            preset,
+            ablations=tuple(replace(swept[n], values=values[n]) for n in names),
+            extra_combinations=_extras(args.extras, preset, backbone),
+            seeds=tuple(range(len(preset.seeds) if args.seeds is None else args.seeds)),
+            backbone=backbone,
+            device=args.device,
+        )
+    except (TypeError, ValueError) as error:
+        parser.error(str(error))
     return args, config
 
 
@@ -369,7 +376,7 @@ def main(argv=None) -> None:
     from benchmarks.sweep_report import format_table, plot_ablations  # it imports this module
 
     args, config = parse_args(argv)  # every point validated here, before any work, on every rank
-    with distributed.process_group(config.device) as (rank, world_size, device):
+    with exit_on_sigterm(), distributed.process_group(config.device) as (rank, world_size, device):
         rows = run(config, rank, world_size, device, args.progress)
         gathered = distributed.gather_to_first(rows, rank, world_size)
     if gathered is None:  # not rank 0: rank 0 writes

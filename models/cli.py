@@ -22,32 +22,34 @@ import argparse
 import dataclasses
 import json
 import math
-import os
 import sys
 import time
-from contextlib import ExitStack
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from benchmarks import pixel_metrics
-from benchmarks.metrics import mirror_correlation, seam_jump_ratio
+from benchmarks.streaming import ContactSheetClips, FanOutSink, LatentMetrics, PixelMetrics
 from samplers import Clip, LongVideoSampler
 from samplers.registry import STRATEGIES, parse_strategies
 from samplers.validation import check_int, check_real
 
-from .bundled import BUNDLED, load_pipeline
+from .bundled import BUNDLED, load_pipeline, missing_files
 from .contact_sheet import save_contact_sheet
-from .files import atomic_path
-from .video_io import MemorySink, VideoFileSink
+from .files import atomic_files, check_out_folder, exit_on_sigterm, remove
+from .loading import DamagedCheckpointError
+from .resume import ResumeError
+from .video_io import MAX_FPS, FrameSink, VideoFileSink
 
 PROMPT_SEPARATOR = "|"
 SHEET_NAME = "contact_sheet.png"
+SHEET_ROWS = 8  # clips the contact sheet shows at most (evenly spaced, first and last): its size is bounded
 METRICS_NAME = "metrics.json"
 FORMATS = ("mp4", "gif")
+RESUME_FOLDER = ".vidrd-resume"  # in --out: what the next clip needs, kept after every clip (models.resume)
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class GenerateJob:
     fps: int = 8
     drop_prompt_frames: bool = False  # resolved from the flag and the strategies (see job_from_args)
     progress: bool = False
+    resume: bool = False  # continue a killed run from --out's resume folder (RESUME_FOLDER)
 
     @property
     def paths(self) -> dict[str, Path]:
@@ -79,7 +82,9 @@ class GenerateJob:
         }
 
     def parameters(self) -> dict[str, Any]:
-        return {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(self).items()}
+        """What decides the result (how the run went, e.g. `resume`, is under the metrics' "timing")."""
+        values = {k: v for k, v in dataclasses.asdict(self).items() if k != "resume"}
+        return {k: str(v) if isinstance(v, Path) else v for k, v in values.items()}
 
 
 @dataclass(frozen=True)
@@ -117,16 +122,32 @@ class LatentRecorder:
         return torch.cat(self.clips, dim=2)
 
 
-class _KeepAndForward(MemorySink):
-    """Keeps every frame (for the contact sheet and the pixel metrics) and forwards it to another sink."""
+class LatentStreamer:
+    """A sampler wrapper that feeds each clip the wrapped `LongVideoSampler` streams out to the streaming
+    latent metrics (benchmarks.streaming.LatentMetrics) and keeps nothing else: memory flat in --clips."""
 
-    def __init__(self, sink: VideoFileSink) -> None:
-        super().__init__()
-        self.sink = sink
+    def __init__(self, sampler: LongVideoSampler, skip: int) -> None:
+        self.sampler, self.skip = sampler, skip
+        self.metrics = LatentMetrics(skip)
 
-    def write(self, frames: np.ndarray) -> None:
-        super().write(frames)
-        self.sink.write(frames)
+    def __getattr__(self, name: str) -> Any:  # the wrapped sampler's check_clip, drop_prompt_frames, ...
+        if name == "sampler":
+            raise AttributeError(name)
+        return getattr(self.sampler, name)
+
+    def __repr__(self) -> str:
+        return repr(self.sampler)
+
+    def sample(self, *args: Any, on_clip=None, **kwargs: Any):
+        """`LongVideoSampler.sample` with the same arguments; each clip is measured, then passed on."""
+
+        def measure(clip: Clip) -> None:
+            self.metrics.update(clip.latents.detach().to("cpu", torch.float32), clip.start)
+            if on_clip is not None:
+                on_clip(clip)
+
+        self.metrics = LatentMetrics(self.skip)
+        return self.sampler.sample(*args, on_clip=measure, **kwargs)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -165,6 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gen.add_argument("--progress", action="store_true", help="show a progress bar")
     gen.add_argument(
+        "--resume",
+        action="store_true",
+        help=f"continue a run that was killed, from --out/{RESUME_FOLDER} (same arguments required; the "
+        "result is the same as an uninterrupted run's)",
+    )
+    gen.add_argument(
         "--threads", type=int, default=1, help="torch intra-op threads (default 1: tiny models gain nothing)"
     )
     return parser
@@ -200,28 +227,31 @@ def check_guidance(value: float) -> float:
     return check_real("guidance", value, 0.0, sys.float_info.max)  # finite
 
 
-def check_out(out: Path) -> Path:
-    """`out` if it is a folder, or can become one, that this process may write to."""
-    existing = next(p for p in (out.absolute(), *out.absolute().parents) if p.exists())
-    if not existing.is_dir():
-        raise ValueError(f"out must be a folder (or a path where one can be made); {existing} is a file")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"out must be writable; got {str(out)!r} ({existing} is not writable)")
-    return out
-
-
 def check_model(model: Path) -> Path:
+    """`model` if it is a folder holding every file of a saved VidRD pipeline."""
     if not model.is_dir():
         raise ValueError(f"model must be the folder of a saved VidRD pipeline; got {str(model)!r}")
+    missing = missing_files(model)
+    if missing:
+        raise ValueError(f"model must be the folder of a saved VidRD pipeline; {missing[0]} is missing")
     return model
+
+
+def check_steps(steps: int, model: Path) -> int:
+    """`steps` if in [1, the model scheduler's num_train_timesteps] (read from its config, no model load)."""
+    config = model / "scheduler" / "scheduler_config.json"
+    try:
+        trained = json.loads(config.read_text(encoding="utf-8"))["num_train_timesteps"]
+    except (OSError, ValueError, KeyError) as error:
+        raise ValueError(f"model's scheduler config {config} is unreadable ({error!r})") from error
+    return check_int("steps", steps, 1, trained)
 
 
 def job_from_args(args: argparse.Namespace) -> GenerateJob:
     """Every check that can be made before any work."""
     clips = check_int("clips", args.clips, 1)
     frames = check_int("frames", args.frames, 2)
-    check_int("steps", args.steps, 1)
-    check_int("fps", args.fps, 1)
+    check_int("fps", args.fps, 1, MAX_FPS)
     check_int("seed", args.seed, 0, 2**63 - 1)
     check_int("threads", args.threads, 1)
     # The sampler the job will build: every strategy's constraints on N and M checked before any work,
@@ -233,10 +263,10 @@ def job_from_args(args: argparse.Namespace) -> GenerateJob:
         prompts=split_prompts(args.prompt, clips),
         clips=clips,
         strategies=args.strategies,
-        out=check_out(args.out),
+        out=check_out_folder("out", args.out),
         frames=frames,
         prompt_frames=args.prompt_frames,
-        steps=args.steps,
+        steps=check_steps(args.steps, check_model(args.model)),
         guidance=check_guidance(args.guidance),
         seed=args.seed,
         model=check_model(args.model),
@@ -244,6 +274,7 @@ def job_from_args(args: argparse.Namespace) -> GenerateJob:
         fps=args.fps,
         drop_prompt_frames=sampler.drop_prompt_frames,
         progress=args.progress,
+        resume=args.resume,
     )
 
 
@@ -252,83 +283,83 @@ def job_from_args(args: argparse.Namespace) -> GenerateJob:
 
 
 def generate(job: GenerateJob) -> GenerateResult:
-    """Sample the video, then write the video file, the contact sheet and the metrics (all or nothing)."""
+    """Sample the video, then write the video file, the contact sheet and the metrics: the three replace
+    the old ones together or not at all. A failure (or SIGTERM under `exit_on_sigterm`) leaves no
+    temporary file, nor an --out folder that this run created and left empty."""
     start = time.perf_counter()
-    pipe = load_pipeline(job.model)
-    sampler = LatentRecorder(
+    pipe = load_pipeline(job.model)  # a damaged model fails here, before anything is written
+    sampler = LatentStreamer(
         LongVideoSampler(
             check_strategies(job.strategies), job.prompt_frames, job.drop_prompt_frames, job.progress
-        )
+        ),
+        job.prompt_frames,
     )
-    paths = job.paths
-    with ExitStack() as stack:  # exits in reverse: the video is renamed first, metrics.json last
-        metrics_tmp = stack.enter_context(atomic_path(paths["metrics"]))
-        sheet_tmp = stack.enter_context(atomic_path(paths["contact_sheet"]))
-        video = stack.enter_context(VideoFileSink(paths["video"], fps=job.fps))
-        frames, clip_starts, seconds = _sample(pipe, sampler, job, video)
-        metrics = collect_metrics(job, sampler.latents, frames, clip_starts, seconds)
-        save_contact_sheet(frames, clip_starts, sheet_tmp, title=_sheet_title(job))
-        metrics["timing"]["seconds_total"] = time.perf_counter() - start
-        metrics_tmp.write_text(json.dumps(json_safe(metrics), indent=2) + "\n", encoding="utf-8")
-    return GenerateResult(paths=paths, metrics=metrics)
+    created = _missing_folders(job.out)
+    try:
+        with atomic_files(job.paths) as tmp:
+            pixels, sheet = PixelMetrics(), ContactSheetClips(job.clips, max_rows=SHEET_ROWS)
+            with VideoFileSink(tmp["video"], fps=job.fps, atomic=False) as video:
+                clip_starts, seconds = _sample(pipe, sampler, job, FanOutSink(video, pixels, sheet))
+            metrics = collect_metrics(job, sampler.metrics, pixels, clip_starts, seconds)
+            save_contact_sheet(sheet.frames, sheet.sheet_clip_starts, tmp["contact_sheet"],
+                               title=_sheet_title(job, sheet), rows=sheet.rows)  # fmt: skip
+            metrics["timing"]["seconds_total"] = time.perf_counter() - start
+            text = json.dumps(json_safe(metrics), indent=2) + "\n"
+            tmp["metrics"].write_text(text, encoding="utf-8")
+    except BaseException:
+        for folder in created:  # deepest first; only those still empty
+            if folder.is_dir() and not any(folder.iterdir()):
+                remove(folder)
+        raise
+    return GenerateResult(paths=job.paths, metrics=metrics)
 
 
-def _sample(pipe, sampler: LatentRecorder, job: GenerateJob, video: VideoFileSink):
-    """Run the pipeline into `video`; return all frames (L, H, W, 3), clip starts and seconds taken."""
-    sink = _KeepAndForward(video)
+def _missing_folders(path: Path) -> list[Path]:
+    """`path` and those of its parents that do not exist yet, deepest first."""
+    return [p for p in (path.absolute(), *path.absolute().parents) if not p.exists()]
+
+
+def _sample(pipe, sampler: LatentStreamer, job: GenerateJob, sink: FrameSink):
+    """Run the pipeline into `sink`; return the clip starts and the seconds taken."""
     prompt = job.prompts[0] if len(job.prompts) == 1 else list(job.prompts)
     began = time.perf_counter()
     output = pipe(
         prompt, sampler=sampler, num_clips=job.clips, num_frames=job.frames,
         num_inference_steps=job.steps, guidance_scale=job.guidance,
         generator=torch.Generator().manual_seed(job.seed), sink=sink,
+        resume_folder=job.out / RESUME_FOLDER, resume=job.resume,
     )  # fmt: skip
-    seconds = time.perf_counter() - began
-    sink.close()
-    return sink.frames, output.clip_starts, seconds
+    return output.clip_starts, time.perf_counter() - began
 
 
 def latent_metrics(latents: torch.Tensor, clip_starts: list[int], skip: int) -> dict[str, Any]:
-    """Seam-jump ratio and mirror correlation (skip = prompt frames); None with a reason where undefined."""
-    result: dict[str, Any] = {"seam_jump_ratio": None, "mirror_correlation": None}
-    result["mirror_correlation_skip"] = skip
-    reasons: dict[str, str] = {}
-    lengths = np.diff([*clip_starts, latents.shape[2]]).tolist()
-    if len(clip_starts) < 2:
-        reasons["seam_jump_ratio"] = reasons["mirror_correlation"] = "needs at least 2 clips (a seam)"
-    else:
-        result["seam_jump_ratio"] = seam_jump_ratio(latents, clip_starts)
-        if min(lengths) > skip:
-            result["mirror_correlation"] = mirror_correlation(latents, clip_starts, skip=skip)
-        else:
-            reasons["mirror_correlation"] = (
-                f"every clip needs more than skip={skip} frames (the prompt frames); clip lengths {lengths}"
-            )
-    for name in ("seam_jump_ratio", "mirror_correlation"):
-        value = result[name]
-        if value is not None and not math.isfinite(value):
-            reasons[name] = f"undefined ({value}): the frames do not change inside clips"
-            result[name] = None
-    result["reasons"] = reasons
-    return result
+    """Seam-jump ratio and mirror correlation (skip = prompt frames) of a whole video; None with a reason
+    where undefined. The same numbers as `vidrd generate` streams (benchmarks.streaming.LatentMetrics)."""
+    stream = LatentMetrics(skip)
+    for start, end in pairwise([*clip_starts, latents.shape[2]]):
+        stream.update(latents[:, :, start:end], start)
+    return stream.result()
 
 
-def collect_metrics(job, latents, frames, clip_starts, seconds_generation) -> dict[str, Any]:
+def collect_metrics(job, latents: LatentMetrics, pixels: PixelMetrics, clip_starts,
+                    seconds_generation) -> dict[str, Any]:  # fmt: skip
+    """metrics.json's content, from the streamed metrics of the whole video."""
     strategies = check_strategies(job.strategies)
     return {
         "parameters": job.parameters(),
         "strategies": [{"name": type(s).__name__, **dataclasses.asdict(s)} for s in strategies],
         "clip_starts": list(clip_starts),
-        "num_frames": len(frames),
-        "frame_shape": list(frames.shape[1:]),
+        "num_frames": pixels.num_frames,
+        "frame_shape": list(pixels.frame_shape),
         "latent_shape": list(latents.shape),
-        "latent_metrics": latent_metrics(latents, clip_starts, job.prompt_frames),
-        "pixel_metrics": pixel_metrics.summary(frames, clip_starts),
+        "latent_metrics": latents.result(),
+        "pixel_metrics": pixels.result(),
         "timing": {
             "seconds_generation": seconds_generation,
-            "frames_per_second": len(frames) / seconds_generation,
+            "frames_per_second": pixels.num_frames / seconds_generation,
             "seconds_total": None,  # set just before metrics.json is written
             "torch_threads": torch.get_num_threads(),
+            "resumed": job.resume,
         },
     }
 
@@ -348,8 +379,9 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def _sheet_title(job: GenerateJob) -> str:
-    return f"{' | '.join(job.prompts)}  [{job.strategies}, M={job.prompt_frames}, seed {job.seed}]"
+def _sheet_title(job: GenerateJob, sheet: ContactSheetClips) -> str:
+    shown = "" if len(sheet.rows) == job.clips else f", {len(sheet.rows)} of {job.clips} clips shown"
+    return f"{' | '.join(job.prompts)}  [{job.strategies}, M={job.prompt_frames}, seed {job.seed}{shown}]"
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -379,13 +411,22 @@ def summary_lines(result: GenerateResult) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.command == "generate":
-        job = job_from_args(args)
+        try:
+            job = job_from_args(args)
+        except (TypeError, ValueError) as error:  # a usage error: argparse's message and exit status 2
+            parser.error(str(error))
         previous = torch.get_num_threads()
         torch.set_num_threads(args.threads)  # with several, OpenMP barriers on a busy machine cost ~100x
         try:
-            result = generate(job)
+            with exit_on_sigterm():
+                result = generate(job)
+        except ResumeError as error:  # --resume with other arguments or another model: a usage error
+            parser.error(str(error))
+        except DamagedCheckpointError as error:  # a damaged model: its file and tensor, no traceback
+            parser.exit(1, f"{parser.prog}: error: {error}\n")
         finally:
             torch.set_num_threads(previous)
         print("\n".join(summary_lines(result)))

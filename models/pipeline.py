@@ -7,6 +7,11 @@ default, does; `VideoFileSink` writes to disk).
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import sys
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,12 +22,17 @@ from samplers import ClassifierFreeGuidance, Clip, LongVideoSampler
 from samplers.validation import check_int, check_real
 
 from .adapters import denoiser_for
+from .resume import ClipStore
 from .video_io import FrameSink, MemorySink, to_uint8_frames
 
 
 def _latent_channels(config) -> int:
     """in_channels of a diffusers UNet config, or of the 2-D UNet inside a VidRDUNet config."""
     return config["unet_config"]["in_channels"] if "unet_config" in config else config["in_channels"]
+
+
+class IgnoredWordsWarning(UserWarning):
+    """Words of a prompt that the model's text encoder reads as unknown (or truncates)."""
 
 
 @dataclass(frozen=True)
@@ -50,15 +60,31 @@ class VidRDPipeline:
         width: int | None = None,
         num_inference_steps: int = 25,
         guidance_scale: float = 10.0,
-        negative_prompt: str = "",
+        negative_prompt: str | None = "",
         generator: torch.Generator | None = None,
         sink: FrameSink | None = None,
         output_type: str = "np",
+        resume_folder: str | os.PathLike | None = None,
+        resume: bool = False,
     ) -> VidRDPipelineOutput:
-        """One prompt for the whole video, or a list of `num_clips` prompts, one per clip (a story)."""
+        """One prompt for the whole video, or a list of `num_clips` prompts, one per clip (a story).
+        `negative_prompt` None means no negative prompt, as "" does. Every argument is checked first.
+
+        With `resume_folder`, what the next clip needs is kept there after every finished clip
+        (models.resume), and removed once the video is complete; `resume=True` continues a run killed
+        midway from that folder (the same bits as an uninterrupted run), refusing other parameters."""
         prompts = self._check(prompt, num_clips, num_frames, guidance_scale, output_type)
+        negative_prompt = self._check_extras(negative_prompt, sink, sampler, resume_folder, resume)
         sampler = sampler if sampler is not None else LongVideoSampler(progress=False)
+        self._warn_ignored_words([*prompts, negative_prompt])
         clip_shape = self.clip_shape(1, num_frames, height, width)
+        if hasattr(sampler, "check_clip"):
+            sampler.check_clip(num_frames)
+        run = {"prompts": prompts, "negative_prompt": negative_prompt, "clip_shape": list(clip_shape),
+               "num_clips": num_clips, "num_inference_steps": num_inference_steps,
+               "guidance_scale": guidance_scale, "sampler": repr(sampler),
+               "drop_prompt_frames": getattr(sampler, "drop_prompt_frames", None)}  # fmt: skip
+        store, point = self._resume_point(resume_folder, resume, run, generator)
         with torch.no_grad():
             embeddings = self.text_encoder.encode(prompts)  # (len(prompts), S, D)
             negative = self.text_encoder.encode([negative_prompt])
@@ -67,9 +93,11 @@ class VidRDPipeline:
         sink = MemorySink() if keep else sink
         video = sampler.sample(
             denoiser, self.scheduler, clip_shape, num_clips, num_inference_steps,
-            generator=generator, on_clip=lambda clip: self._decode_into(clip, sink), return_latents=False,
-            clip_cond=clip_cond,
+            generator=generator, on_clip=self._on_clip(sink, store), return_latents=False,
+            clip_cond=clip_cond, resume=point, on_state=store.save_state if store else None,
         )  # fmt: skip
+        if store is not None:
+            store.clear()
         frames = None
         if keep:  # a sink the caller passed is the caller's to close
             sink.close()
@@ -80,10 +108,53 @@ class VidRDPipeline:
             frames = [Image.fromarray(f) for f in frames]
         return VidRDPipelineOutput(frames=frames, clip_starts=video.clip_starts)
 
+    def _check_extras(self, negative_prompt, sink, sampler, resume_folder, resume) -> str:
+        """Checks of the keyword arguments; returns the negative prompt ("" for None)."""
+        negative_prompt = "" if negative_prompt is None else negative_prompt
+        if not isinstance(negative_prompt, str):
+            raise TypeError(f"negative_prompt must be a string or None; got {negative_prompt!r}")
+        if sink is not None and not isinstance(sink, FrameSink):
+            raise TypeError(f"sink must be a FrameSink (with write(frames) and close()); got {sink!r}")
+        if sampler is not None and not callable(getattr(sampler, "sample", None)):
+            raise TypeError(f"sampler must be a LongVideoSampler (with .sample); got {sampler!r}")
+        if not isinstance(resume, bool) or (resume and resume_folder is None):
+            raise ValueError(f"resume must be True (with a resume_folder) or False; got {resume!r}")
+        return negative_prompt
+
+    def _resume_point(self, folder, resume: bool, run: dict[str, Any], generator):
+        """(store, Resume or None): where to keep the run's state, and where to continue from. The
+        fingerprint holds the run's parameters, the model's digest and the generator's starting state."""
+        if folder is None:
+            return None, None
+        start = hashlib.sha256(generator.get_state().numpy().tobytes()).hexdigest()
+        identity = {"model": self.digest(), "generator_seed": generator.initial_seed(), "generator": start}
+        store = ClipStore(folder, {**run, **identity})
+        if not resume:
+            store.clear()  # a fresh run: an old state there would be stale
+            return store, None
+        return store, store.load(device=generator.device)
+
+    def digest(self) -> str:
+        """sha256 of every weight of the three models and of the scheduler's config: the model's identity."""
+        sha = hashlib.sha256(json.dumps(dict(self.scheduler.config), sort_keys=True, default=str).encode())
+        for model in (self.unet, self.vae, self.text_encoder):
+            for name, tensor in sorted(model.state_dict().items()):
+                sha.update(name.encode())
+                sha.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+        return sha.hexdigest()
+
+    def _on_clip(self, sink: FrameSink, store: ClipStore | None):
+        def on_clip(clip: Clip) -> None:
+            self._decode_into(clip, sink)
+            if store is not None:
+                store.save_clip(clip)
+
+        return on_clip
+
     def _check(self, prompt, num_clips, num_frames, guidance_scale, output_type) -> list[str]:
         check_int("num_clips", num_clips, 1)
         check_int("num_frames", num_frames, 2)
-        check_real("guidance_scale", guidance_scale, 0.0)
+        check_real("guidance_scale", guidance_scale, 0.0, sys.float_info.max)  # finite
         if output_type not in ("np", "pil"):
             raise ValueError(f"output_type must be 'np' or 'pil'; got {output_type!r}")
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
@@ -92,15 +163,33 @@ class VidRDPipeline:
                 f"prompt must be a string or a list of num_clips={num_clips} strings; "
                 f"got {len(prompts)} items"
             )
+        if any(not p.strip() for p in prompts):
+            raise ValueError(f"prompt must not be empty or blank; got {prompt!r}")
         return prompts
 
+    def _warn_ignored_words(self, prompts: list[str]) -> None:
+        """An `IgnoredWordsWarning` naming the words the text encoder cannot read (where it can tell)."""
+        tokenizer = getattr(self.text_encoder, "tokenizer", None)
+        if not callable(getattr(tokenizer, "ignored_words", None)):
+            return
+        for prompt in dict.fromkeys(prompts):
+            ignored = tokenizer.ignored_words(prompt)
+            if ignored:
+                warnings.warn(
+                    f"the text encoder ignores {ignored} of the prompt {prompt!r}: out of its vocabulary "
+                    f"or past its {tokenizer.max_length} words",
+                    IgnoredWordsWarning,
+                    stacklevel=3,
+                )
+
     def clip_shape(self, batch: int, num_frames: int, height: int | None = None, width: int | None = None):
-        """The latent clip shape (B, C, N, h, w) for frames of height x width (default: the VAE's size)."""
+        """The latent clip shape (B, C, N, h, w) for frames of height x width (None: the VAE's size)."""
         size = self.vae.vae.config.sample_size
-        height, width = height or size, width or size
         factor = self.vae_scale_factor
-        if height % factor or width % factor:
-            raise ValueError(f"height and width must be multiples of {factor}; got {height}x{width}")
+        height, width = (size if v is None else v for v in (height, width))
+        for name, value in (("height", height), ("width", width)):
+            if check_int(name, value, factor) % factor:
+                raise ValueError(f"{name} must be a positive multiple of {factor} (or None); got {value}")
         return (batch, _latent_channels(self.unet.config), num_frames, height // factor, width // factor)
 
     def _conditioning(self, embeddings, negative, guidance_scale):

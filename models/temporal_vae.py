@@ -9,7 +9,7 @@ therefore equals the image VAE applied per frame; only the temporal layers are t
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from diffusers import AutoencoderKL
@@ -25,6 +25,8 @@ RESNET_BLOCKS = ("ResnetBlock2D",)
 
 
 class TemporalVAE(LocalModelMixin, ConfigMixin):
+    nested_configs: ClassVar[dict[str, type]] = {"vae_config": AutoencoderKL}  # checked when loading
+
     @register_to_config
     def __init__(
         self,

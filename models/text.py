@@ -5,8 +5,9 @@
 
 `WordEncoder` is the built-in encoder of the bundled model (no download, no extra dependency); it is a
 diffusers `ModelMixin` + `ConfigMixin`, so `save_pretrained` / `from_pretrained` work as for the UNets
-and the vocabulary lives in its `config.json`. `CLIPTextEncoder` wraps `transformers`' CLIP for real
-Stable Diffusion checkpoints; `transformers` is an optional extra, imported only when it is used.
+(loaded strictly: `models.loading`) and the vocabulary lives in its `config.json`. `CLIPTextEncoder`
+wraps `transformers`' CLIP for real Stable Diffusion checkpoints; `transformers` is an optional extra,
+imported only when it is used.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from torch import nn
 
 from samplers.validation import check_int
 
-from .loading import LocalModelMixin
+from .loading import DamagedCheckpointError, LocalModelMixin, check_keys, read_json
 from .seeding import seeded
 
 __all__ = ["CLIPTextEncoder", "TextEncoder", "WordEncoder", "WordTokenizer"]
@@ -79,6 +80,13 @@ class WordTokenizer:
         ids = [self._ids.get(word, UNKNOWN_ID) for word in self.words(prompt)][: self.max_length]
         return ids + [PAD_ID] * (self.max_length - len(ids))
 
+    def ignored_words(self, prompt: str) -> list[str]:
+        """The words of `prompt` that encode as nothing the model knows: out of the vocabulary (the unknown
+        id), or past `max_length` (truncated)."""
+        words = self.words(prompt)
+        unknown = [w for w in words[: self.max_length] if w not in self._ids]
+        return unknown + words[self.max_length :]
+
     def __call__(self, prompts: Sequence[str]) -> torch.Tensor:
         """`(B, max_length)` int64 ids."""
         if isinstance(prompts, str):
@@ -92,8 +100,15 @@ class WordTokenizer:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> WordTokenizer:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        return cls(data["vocabulary"], data["max_length"])
+        """A tokenizer from a file written by `save`: exactly the keys `vocabulary` and `max_length`, else
+        a `DamagedCheckpointError` (a ValueError) naming the file and the key."""
+        file = Path(path)
+        data = read_json(file)
+        check_keys(file, data, {"vocabulary", "max_length"}, cls.__name__)
+        try:
+            return cls(data["vocabulary"], data["max_length"])
+        except (TypeError, ValueError) as err:
+            raise DamagedCheckpointError(f"{file}: not a usable {cls.__name__} ({err})") from err
 
 
 class WordEncoder(LocalModelMixin, ConfigMixin):

@@ -8,7 +8,6 @@ place only on a clean `close()`: a failure midway never leaves a half-written vi
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -18,9 +17,10 @@ from einops import rearrange
 
 from samplers.validation import check_int
 
-from .files import atomic_path
+from .files import atomic_path, remove, temporary_sibling
 
 VIDEO_SUFFIXES = (".mp4", ".gif")
+MAX_FPS = 240  # frames per second a video file may ask for (players and codecs stop well before)
 
 
 def to_uint8_frames(decoded: torch.Tensor) -> np.ndarray:
@@ -35,6 +35,7 @@ def save_video(frames: np.ndarray, path: str | os.PathLike, fps: int = 8) -> Pat
     from diffusers.utils import export_to_gif, export_to_video
     from PIL import Image
 
+    check_int("fps", fps, 1, MAX_FPS)
     target = Path(path)
     suffix = target.suffix.lower()
     if suffix not in VIDEO_SUFFIXES:
@@ -72,19 +73,19 @@ class MemorySink:
 
 
 class VideoFileSink:
-    """Streams frames into an MP4 (imageio-ffmpeg) or GIF file; atomic on success, removed on failure."""
+    """Streams frames into an MP4 (imageio-ffmpeg) or GIF file; atomic on success, removed on failure.
 
-    def __init__(self, path: str | os.PathLike, fps: int = 8) -> None:
+    `atomic=False` writes straight into `path`, for a caller that already writes to a temporary path and
+    moves it into place itself (`models.files.atomic_files`)."""
+
+    def __init__(self, path: str | os.PathLike, fps: int = 8, atomic: bool = True) -> None:
         self.path = Path(path)
         if self.path.suffix.lower() not in VIDEO_SUFFIXES:
             raise ValueError(f"path must end in one of {VIDEO_SUFFIXES}; got {str(self.path)!r}")
-        check_int("fps", fps, 1)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{self.path.stem}.", suffix=self.path.suffix, dir=self.path.parent
-        )
-        os.close(fd)
-        self._tmp = Path(tmp)
+        check_int("fps", fps, 1, MAX_FPS)
+        # the umask's mode, renamed into place by close()
+        self._tmp = temporary_sibling(self.path) if atomic else self.path
+        self.atomic = atomic
         import imageio.v2 as imageio  # a dependency of the kit, imported when a file is written
 
         options = (
@@ -92,8 +93,13 @@ class VideoFileSink:
             if self.path.suffix.lower() == ".mp4"
             else {"duration": 1 / fps}
         )
-        self._writer = imageio.get_writer(self._tmp, **options)
+        try:
+            self._writer = imageio.get_writer(self._tmp, **options)
+        except BaseException:
+            remove(self._tmp)
+            raise
         self.frames_written = 0
+        self._closed = False
 
     def write(self, frames: np.ndarray) -> None:
         for frame in frames:
@@ -102,14 +108,19 @@ class VideoFileSink:
 
     def close(self) -> None:
         """Finish the file and move it into place (once; later calls do nothing)."""
-        if self._tmp.exists():
+        if not self._closed:
+            self._closed = True
             self._writer.close()
-            os.replace(self._tmp, self.path)
+            if self.atomic:
+                os.replace(self._tmp, self.path)
 
     def abort(self) -> None:
         """Drop the partial file; the target path is left as it was."""
-        self._writer.close()
-        self._tmp.unlink(missing_ok=True)
+        self._closed = True
+        try:
+            self._writer.close()
+        finally:
+            remove(self._tmp)
 
     def __enter__(self) -> VideoFileSink:
         return self

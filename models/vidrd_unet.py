@@ -9,7 +9,7 @@ temporal layers start as the identity; spatial weights are frozen by `freeze_spa
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from diffusers import UNet2DConditionModel
@@ -27,6 +27,7 @@ TRANSFORMER_BLOCKS = ("Transformer2DModel",)
 
 class VidRDUNet(LocalModelMixin, ConfigMixin):
     _supports_gradient_checkpointing = True
+    nested_configs: ClassVar[dict[str, type]] = {"unet_config": UNet2DConditionModel}  # checked when loading
 
     @register_to_config
     def __init__(

@@ -26,6 +26,7 @@ from .protocols import (
 )
 from .pyoco import PYoCoMixed, PYoCoProgressive
 from .reconstruction import ReconstructionGuidance
+from .registry import CompositionWarning
 from .sampler import Clip, LongVideo, LongVideoSampler
 from .schedulers import GuidanceExactnessWarning
 
@@ -35,6 +36,7 @@ __all__ = [
     "PNS",
     "ClassifierFreeGuidance",
     "Clip",
+    "CompositionWarning",
     "ForwardOverlap",
     "FreeNoise",
     "GuidanceExactnessWarning",

@@ -42,7 +42,8 @@ class NoiseInitializer(Protocol):
     """Turns the candidate unit-variance initial noise of a clip into the new candidate.
 
     Initializers run in list order; the sampler draws the first candidate as fresh N(0, I) noise and
-    multiplies the final one by the scheduler's `init_noise_sigma`.
+    multiplies the final one by the scheduler's `init_noise_sigma`. The result must be a tensor of the
+    candidate's shape, dtype and device (the sampler checks, naming the initializer).
     """
 
     def __call__(self, noise: torch.Tensor, context: NoiseContext) -> torch.Tensor: ...
@@ -105,7 +106,9 @@ class LatentGuidance(Protocol):
     """Intervenes on the latents `z_s` of a clip before each denoiser call.
 
     `record_spec` declares what of the current clip must be kept for the next one; the sampler records
-    the union over all guidances and nothing else (memory O(M * T), not O(N * T)).
+    the union over all guidances and nothing else (memory O(M * T), not O(N * T)). `__call__` returns
+    the latents unchanged or a new tensor of their shape, dtype and device (the sampler checks; it checks
+    a new tensor's finiteness too, so edit a copy, not the latents in place).
 
     Optional hooks the sampler honours when a strategy (guidance or initializer) has them, all before
     any work: `check_scheduler(scheduler)` and `check_clip(num_frames, prompt_frames)` (raise ValueError

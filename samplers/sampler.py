@@ -7,6 +7,10 @@ Per clip i (DESIGN.md §2):
        z_{s+1} <- scheduler.step(denoiser(scale_model_input(z_s), t_s), t_s, z_s);
   3. stream the finished clip out (`on_clip`), keep zT[i] and the recording for clip i+1.
 
+Nothing non-finite passes silently: NaN or inf in the initial noise, a guidance's output, the denoiser's
+output or the scheduler's next latents is a ValueError at the end of the clip, naming the step and which
+of them made it first (_FiniteLog: checked on the device, read on the host once per clip).
+
 Guidances may differentiate through the denoiser: where the scheduler converts its model output to x0
 exactly (schedulers.x0_conversion_problem), each step's context carries `predict_x0`, a closure that
 calls the denoiser once on latents shaped like z_s (with the clip's conditioning) and returns x0.
@@ -31,7 +35,8 @@ from .schedulers import (
     x0_conversion_problem,
     x0_from_output,
 )
-from .validation import check_int
+from .state import Resume, SamplerState
+from .validation import check_device, check_dtype, check_int
 
 
 @dataclass(frozen=True)
@@ -52,22 +57,25 @@ class LongVideo:
     clip_starts: list[int]  # frame index where each clip begins in `latents`
 
 
-def _split_strategies(strategies: Sequence[Any]) -> tuple[list[NoiseInitializer], list[LatentGuidance]]:
-    """Guidances are recognised by `record_spec`; any other callable is a noise initializer."""
-    initializers, guidances = [], []
+def _split_strategies(strategies: Sequence[Any]) -> tuple[list[Any], list[Any], list[str], list[str]]:
+    """Guidances are recognised by `record_spec`; any other callable is a noise initializer. Returns the
+    initializers, the guidances and their labels for error messages, 'strategies[k] (repr)', in order."""
+    initializers, guidances, initializer_labels, guidance_labels = [], [], [], []
     for k, strategy in enumerate(strategies):
         if isinstance(strategy, type):  # a runtime Protocol check would accept the class itself
             name = strategy.__name__
             raise TypeError(f"strategies[{k}] is the class {name}; pass an instance, e.g. {name}()")
         if isinstance(strategy, LatentGuidance):
             guidances.append(strategy)
+            guidance_labels.append(f"strategies[{k}] ({strategy!r})")
         elif isinstance(strategy, NoiseInitializer):
             initializers.append(strategy)
+            initializer_labels.append(f"strategies[{k}] ({strategy!r})")
         else:
             raise TypeError(
                 f"strategies[{k}] must be a NoiseInitializer or a LatentGuidance; got {strategy!r}"
             )
-    return initializers, guidances
+    return initializers, guidances, initializer_labels, guidance_labels
 
 
 def _merge_specs(specs: list[RecordSpec]) -> RecordSpec:
@@ -99,7 +107,8 @@ class LongVideoSampler:
         progress: bool = True,
     ) -> None:
         self.prompt_frames = check_int("prompt_frames", prompt_frames, 1)
-        self.initializers, self.guidances = _split_strategies(strategies)
+        self.initializers, self.guidances, *labels = _split_strategies(strategies)
+        self._initializer_labels, self._guidance_labels = labels
         if drop_prompt_frames is not None and not isinstance(drop_prompt_frames, bool):
             raise TypeError(f"drop_prompt_frames must be True, False or None; got {drop_prompt_frames!r}")
         if drop_prompt_frames is None:
@@ -124,21 +133,23 @@ class LongVideoSampler:
         on_clip: Callable[[Clip], None] | None = None,
         return_latents: bool = True,
         clip_cond: Callable[[int], dict[str, Any]] | None = None,
+        resume: Resume | None = None,
+        on_state: Callable[[SamplerState], None] | None = None,
         **cond: Any,
     ) -> LongVideo:
         """Sample `num_clips` clips of shape `clip_shape` = (B, C, N, H, W).
 
         `cond` goes to every denoiser call; `clip_cond(i)` adds (or overrides) keyword arguments for the
-        calls of clip i, e.g. one prompt per clip.
+        calls of clip i, e.g. one prompt per clip. `on_state(state)` receives, after every clip but the
+        last (and after its `on_clip`), what the next clip needs (samplers.state); `resume` continues
+        from such a state: its finished clips are streamed out again, then sampling goes on with the bits
+        an uninterrupted run would have (the generator's state is restored into `generator`).
         """
         clip_shape = self._validate(
             denoiser, scheduler, clip_shape, num_clips, num_inference_steps, generator
         )
-        if clip_cond is not None and not callable(clip_cond):
-            raise TypeError(
-                f"clip_cond must be a callable clip index -> dict of denoiser kwargs; got {clip_cond!r}"
-            )
-        device = torch.device(device) if device is not None else generator.device
+        device = _validate_options(generator, dtype, device, on_clip, clip_cond)
+        _check_resume(resume, on_state, clip_shape, num_clips)
         scheduler.set_timesteps(num_inference_steps)  # T = len(timesteps); each clip sets them again
         num_steps = len(scheduler.timesteps)
         specs = [g.record_spec(clip_shape[2], self.prompt_frames, num_steps) for g in self.guidances]
@@ -151,12 +162,15 @@ class LongVideoSampler:
         warn_if_guidance_inexact(scheduler, active)
         spec = _merge_specs(specs)
         run = _ClipRun(self, denoiser, scheduler, num_inference_steps, generator, spec)
-        kept, starts, start = [], [], 0
-        noise, recording = None, None
+        kept: list[torch.Tensor] = []
         with tqdm(total=num_clips * num_steps, disable=not self.progress, desc="clips") as bar:
-            for i in range(num_clips):
+            first, noise, recording, starts = self._resume(resume, generator, dtype, device, on_clip, kept,
+                                                           return_latents)  # fmt: skip
+            bar.update(first * num_steps)
+            start = starts.pop()
+            for i in range(first, num_clips):
                 noise = self._initial_noise(i, noise, clip_shape, generator, dtype, device)
-                clip_kwargs = cond if clip_cond is None else {**cond, **clip_cond(i)}
+                clip_kwargs = cond if clip_cond is None else {**cond, **_clip_cond(clip_cond, i)}
                 latents, recording = run.denoise(i, noise, recording, clip_kwargs, bar)
                 if self.drop_prompt_frames and i > 0:
                     latents = latents[:, :, self.prompt_frames :]
@@ -166,7 +180,35 @@ class LongVideoSampler:
                     kept.append(latents)
                 starts.append(start)
                 start += latents.shape[2]
+                if on_state is not None and i + 1 < num_clips:
+                    on_state(SamplerState(i + 1, generator.get_state(), noise, recording, (*starts, start)))
         return LongVideo(latents=torch.cat(kept, dim=2) if return_latents else None, clip_starts=starts)
+
+    @staticmethod
+    def _resume(resume, generator, dtype, device, on_clip, kept, return_latents):
+        """(first clip to sample, previous noise, recording, clip starts + the next start): nothing done yet,
+        or `resume`'s state after its finished clips are streamed out again (and kept)."""
+        if resume is None:
+            return 0, None, None, [0]
+        state = resume.state
+        count = 0
+        for clip in resume.clips:
+            if count == state.next_clip or clip.index != count or clip.start != state.clip_starts[count]:
+                raise ValueError(_RESUME_CLIPS.format(n=state.next_clip, got=f"clip {clip.index} at {count}"))
+            if on_clip is not None:
+                on_clip(clip)
+            if return_latents:
+                kept.append(clip.latents.to(device))
+            count += 1
+        if count != state.next_clip:
+            raise ValueError(_RESUME_CLIPS.format(n=state.next_clip, got=f"{count} clips"))
+        generator.set_state(state.generator_state)
+        recording = state.recording
+        if recording is not None:
+            recording = Recording(recording.frames, recording.latents.to(device, dtype),
+                                  None if recording.final is None else recording.final.to(device, dtype))
+        noise = state.previous_noise.to(device, dtype)
+        return state.next_clip, noise, recording, list(state.clip_starts)
 
     def check_clip(self, num_frames: int) -> None:
         """ValueError unless clips of N = `num_frames` suit M and every strategy (its optional
@@ -181,7 +223,7 @@ class LongVideoSampler:
                 strategy.check_clip(num_frames, self.prompt_frames)
 
     def _validate(self, denoiser, scheduler, clip_shape, num_clips, num_inference_steps, generator):
-        """Every check that can be made before any work; returns clip_shape as a tuple."""
+        """Every check of the tools and the work's size, before any work; returns clip_shape as a tuple."""
         if not callable(denoiser):
             raise TypeError(f"denoiser must be callable (a VideoDenoiser); got {type(denoiser).__name__}")
         check_scheduler(scheduler)
@@ -206,9 +248,69 @@ class LongVideoSampler:
         context = NoiseContext(
             clip_index=i, prompt_frames=self.prompt_frames, previous_noise=previous, generator=generator
         )
-        for initializer in self.initializers:
-            noise = initializer(noise, context)
+        for initializer, label in zip(self.initializers, self._initializer_labels, strict=True):
+            who = f"noise initializer {label}"
+            noise = _checked(initializer(noise, context), noise, who, "", f"clip {i}")
         return noise
+
+
+_RESUME_CLIPS = (
+    "resume.clips must hold the {n} finished clips 0..{n}-1 in order, at the state's starts; got {got}"
+)
+
+
+def _check_resume(resume, on_state, clip_shape, num_clips) -> None:
+    """Checks of `resume` and `on_state` before any work."""
+    if on_state is not None and not callable(on_state):
+        raise TypeError(f"on_state must be None or a callable SamplerState -> None; got {on_state!r}")
+    if resume is None:
+        return
+    if not isinstance(resume, Resume):
+        raise TypeError(f"resume must be a samplers.state.Resume (state and finished clips); got {resume!r}")
+    state = resume.state
+    if not 1 <= state.next_clip < num_clips:
+        raise ValueError(f"resume.state.next_clip must be in [1, num_clips-1] = [1, {num_clips - 1}]; "
+                         f"got {state.next_clip}")  # fmt: skip
+    if tuple(state.previous_noise.shape) != tuple(clip_shape):
+        raise ValueError(f"resume.state.previous_noise must have the clip shape {tuple(clip_shape)}; "
+                         f"got {tuple(state.previous_noise.shape)}")  # fmt: skip
+
+
+def _validate_options(generator, dtype, device, on_clip, clip_cond) -> torch.device:
+    """The checks of sample()'s options, before any work; returns the device to sample on."""
+    check_dtype("dtype", dtype)
+    for name, value, kind in (
+        ("on_clip", on_clip, "Clip -> None"),
+        ("clip_cond", clip_cond, "clip index -> dict of denoiser kwargs"),
+    ):
+        if value is not None and not callable(value):
+            raise TypeError(f"{name} must be None or a callable {kind}; got {value!r}")
+    return generator.device if device is None else check_device("device", device)
+
+
+def _clip_cond(clip_cond: Callable[[int], dict[str, Any]], i: int) -> dict[str, Any]:
+    """clip_cond(i), checked: a dict of keyword arguments for the denoiser calls of clip i."""
+    extra = clip_cond(i)
+    if not isinstance(extra, dict) or not all(isinstance(key, str) for key in extra):
+        raise TypeError(
+            f"clip_cond({i}) must return a dict of denoiser keyword arguments with str keys, for the "
+            f"calls of clip {i}; got {extra!r}"
+        )
+    return extra
+
+
+def _checked(value: Any, like: torch.Tensor, who: str, what: str, where: str) -> torch.Tensor:
+    """`value` if it is a tensor of `like`'s shape, dtype and device; TypeError/ValueError naming `who`."""
+    expected = f"a tensor of {what}shape {tuple(like.shape)} and dtype {like.dtype} on device {like.device}"
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{who} must return {expected}; got {type(value).__name__} ({where})")
+    if value.shape != like.shape or value.dtype != like.dtype or value.device != like.device:
+        got = f"a tensor of shape {tuple(value.shape)} and dtype {value.dtype} on device {value.device}"
+        raise ValueError(f"{who} must return {expected}; got {got} ({where})")
+    return value
+
+
+_X0_SOURCE = "the denoiser (called by a guidance through predict_x0)"
 
 
 class _ClipRun:
@@ -223,39 +325,58 @@ class _ClipRun:
         # converts its output exactly (else those guidances refused the scheduler up front).
         wanted = any(getattr(g, "needs_x0", False) for g in sampler.guidances)
         self.exact_x0 = wanted and x0_conversion_problem(scheduler) is None
+        # What a step makes, in order: the finiteness log's sources (_FiniteLog).
+        guidances = [f"the guidance {label}" for label in sampler._guidance_labels]
+        self.sources = [_X0_SOURCE, *guidances, "the denoiser", "the scheduler"]
 
     def denoise(self, i, noise, previous, cond, bar) -> tuple[torch.Tensor, Recording | None]:
-        """Denoise clip i from its initial noise; return its latents and what the guidances recorded."""
+        """Denoise clip i from its initial noise; return its latents and what the guidances recorded.
+        ValueError at the end of the clip if anything in it was not finite."""
         scheduler, sampler = self.scheduler, self.sampler
         scheduler.set_timesteps(self.num_inference_steps, device=noise.device)  # also resets solver state
         timesteps = scheduler.timesteps
         num_frames, num_steps, spec = noise.shape[2], len(timesteps), self.spec
         record = noise.new_empty((spec.steps, *noise.shape[:2], len(spec.frames), *noise.shape[3:]))
         frames = torch.tensor(spec.frames, dtype=torch.long, device=noise.device)
+        log = _FiniteLog(self.sources, num_steps, noise)
+        log.add_initial_noise(noise)
         latents = noise * scheduler.init_noise_sigma
         # abar_t of every step, read once per clip (a host copy of the timesteps, no sync per step)
         abars = [alpha_bar(scheduler, t) for t in timesteps.cpu()] if self.exact_x0 else None
         for s, t in enumerate(timesteps):
             abar = abars[s] if abars else None
-            predict_x0 = self._x0_closure(t, abar, cond, i, s) if abars else None
+            predict_x0 = self._x0_closure(t, abar, cond, i, s, log) if abars else None
             context = StepContext(i, s, num_steps, t, sampler.prompt_frames, num_frames, previous,
                                   predict_x0=predict_x0, alpha_bar=abar)  # fmt: skip
-            for guidance in sampler.guidances:
-                latents = guidance(latents, context)
+            latents = self._guide(latents, context, log)
             if s < spec.steps:
                 record[s] = latents.index_select(2, frames)
             model_input = scheduler.scale_model_input(latents, t)
             output = self._call_denoiser(model_input, t, cond, i, s)
+            log.add(s, len(self.sources) - 2, output)
             latents = scheduler.step(output, t, latents, **self.step_kwargs).prev_sample
+            log.add(s, len(self.sources) - 1, latents)
             bar.update(1)
+        log.check(i)
         if not (spec.steps or spec.final):
             return latents, None
         final = latents.index_select(2, frames) if spec.final else None
         return latents, Recording(frames=spec.frames, latents=record, final=final)
 
-    def _x0_closure(self, t, abar, cond, i, s) -> Callable[[torch.Tensor], torch.Tensor]:
+    def _guide(self, latents: torch.Tensor, context: StepContext, log: _FiniteLog) -> torch.Tensor:
+        """The guidances in list order, each output checked (shape now, finiteness in the log)."""
+        where = f"clip {context.clip_index}, step {context.step_index}"
+        for k, guidance in enumerate(self.sampler.guidances):
+            guided = guidance(latents, context)
+            if guided is not latents:  # returned as is: nothing new to check (in-place edits are not seen)
+                who = f"guidance {self.sampler._guidance_labels[k]}"
+                latents = _checked(guided, latents, who, "the latents' ", where)
+                log.add(context.step_index, 1 + k, latents)
+        return latents
+
+    def _x0_closure(self, t, abar, cond, i, s, log) -> Callable[[torch.Tensor], torch.Tensor]:
         """z -> the denoiser's x0 estimate at step s: one more denoiser call per use, differentiable where
-        the denoiser is."""
+        the denoiser is. Its outputs' finiteness goes to the clip's log like every other denoiser call's."""
 
         def predict_x0(latents: torch.Tensor) -> torch.Tensor:
             output = self._call_denoiser(self.scheduler.scale_model_input(latents, t), t, cond, i, s)
@@ -264,11 +385,13 @@ class _ClipRun:
                     "a guidance differentiates the x0 estimate, but the denoiser's output carries no "
                     f"gradient (does it run under torch.no_grad or detach?) at clip {i}, step {s}"
                 )
+            log.add(s, 0, output)
             return x0_from_output(self.scheduler, output, latents, abar)
 
         return predict_x0
 
     def _call_denoiser(self, model_input, t, cond, i, s) -> torch.Tensor:
+        """The denoiser's output, its type and shape checked (its finiteness is the caller's to log)."""
         output = self.denoiser(model_input, t, **cond)
         if not isinstance(output, torch.Tensor) or output.shape != model_input.shape:
             got = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
@@ -276,8 +399,43 @@ class _ClipRun:
                 f"denoiser must return a tensor of the latents' shape {tuple(model_input.shape)}; "
                 f"got {got} (clip {i}, step {s})"
             )
-        # NaN/inf anywhere make the sum non-finite; one cheap pass, accumulated in float32 so that large
-        # float16 outputs do not overflow into a false alarm.
-        if not torch.isfinite(output.sum(dtype=torch.float32)):
-            raise ValueError(f"denoiser returned non-finite values (NaN or inf) at clip {i}, step {s}")
         return output
+
+
+class _FiniteLog:
+    """Whether everything a clip makes is finite, kept on the device and read once, at the end of the clip.
+
+    Reading a value on the host (`bool`, `.item()`) waits for a GPU to finish its queued work; doing that
+    at every denoiser call would stall the pipeline, so each tensor's sum goes into a small device tensor
+    instead, one entry per (step, source) in the order they are made, plus one for the initial noise. A NaN
+    or inf anywhere makes its sum non-finite; half-precision sums accumulate in float32, so that large
+    but finite float16 outputs do not overflow into a false alarm. `check` names the first non-finite
+    entry: later ones inherit it (a guidance copies the scheduler's NaN into the next denoiser input).
+    """
+
+    def __init__(self, sources: list[str], num_steps: int, like: torch.Tensor) -> None:
+        self.sources = sources  # what makes entry k of every step, in the order a step makes them
+        dtype = torch.promote_types(like.dtype, torch.float32)
+        self.sums = torch.zeros(1 + num_steps * len(sources), dtype=dtype, device=like.device)
+
+    def add_initial_noise(self, noise: torch.Tensor) -> None:
+        self.sums[0].add_(noise.detach().sum(dtype=self.sums.dtype))
+
+    def add(self, step: int, source: int, tensor: torch.Tensor) -> None:
+        """Log `tensor`, made by `sources[source]` at `step` (several calls add up). No host sync."""
+        k = 1 + step * len(self.sources) + source
+        self.sums[k].add_(tensor.detach().sum(dtype=self.sums.dtype))
+
+    def check(self, clip: int) -> None:
+        """ValueError naming the first non-finite entry of the clip; the clip's one host sync."""
+        finite = torch.isfinite(self.sums)
+        if finite.all():
+            return
+        k = int((~finite).nonzero()[0, 0])
+        if k == 0:
+            raise ValueError(f"the noise initializers returned non-finite initial noise for clip {clip}")
+        step, source = divmod(k - 1, len(self.sources))
+        raise ValueError(
+            f"{self.sources[source]} returned non-finite values (NaN or inf) at clip {clip}, step {step}: "
+            "the first in this clip (anything later may only have inherited them)"
+        )

@@ -261,3 +261,72 @@ def test_an_adapter_builds_a_graph_only_for_latents_that_require_grad(models):
     down = denoiser64(z.detach() - h * direction, 10, encoder_hidden_states=text)
     finite = ((up - down) * direction).sum() / (2 * h)
     torch.testing.assert_close((grad * direction).sum(), finite, rtol=1e-6, atol=1e-8)
+
+
+class _PerSampleTime(torch.nn.Module):
+    """A backbone that reads its timesteps one video at a time (timesteps[b]), as a call_model may: it
+    needs the (B,) tensor the adapter promises, not a scalar that broadcasting would hide."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.tensor(1e-3))
+
+    def forward(self, latents, timesteps, context):
+        return torch.stack([latents[b] * self.scale * timesteps[b] for b in range(latents.shape[0])])
+
+
+class _PerSampleTimeDenoiser(ModuleDenoiser):
+    model_type = _PerSampleTime
+
+    def call_model(self, latents, timesteps, context, **kw):
+        return self.model(latents, timesteps, context)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_every_backbone_receives_one_timestep_per_video(models, name):
+    # The diffusers UNets broadcast a scalar themselves, so their outputs cannot show whether the adapter
+    # did; what they receive can. Every scalar form reaches the model as the (B,) tensor [700, 700].
+    model = models[name]
+    received = []
+    handle = model.register_forward_pre_hook(lambda _m, args: received.append(args[1]))
+    latents, text = _inputs(11)
+    try:
+        for timestep in TIMESTEPS.values():
+            ADAPTER[name](model)(latents, timestep, encoder_hidden_states=text)
+    finally:
+        handle.remove()
+    assert len(received) == len(TIMESTEPS)
+    for t in received:
+        assert isinstance(t, torch.Tensor) and t.shape == (B,) and t.tolist() == [700, 700], t
+
+
+def test_a_scalar_timestep_equals_the_timestep_repeated_per_video():
+    denoiser = _PerSampleTimeDenoiser(_PerSampleTime())
+    latents, _ = _inputs(12)
+    text = torch.zeros(B, S, D)
+    repeated = denoiser(latents, torch.tensor([300, 300]), encoder_hidden_states=text)
+    torch.testing.assert_close(repeated, latents * 0.3, rtol=1e-6, atol=0)
+    for timestep in (300, 300.0, torch.tensor(300), torch.tensor([300])):
+        torch.testing.assert_close(denoiser(latents, timestep, encoder_hidden_states=text), repeated,
+                                   rtol=1e-6, atol=0)  # fmt: skip
+    per_sample = denoiser(latents, torch.tensor([100, 900]), encoder_hidden_states=text)
+    torch.testing.assert_close(per_sample, latents * torch.tensor([0.1, 0.9]).view(B, 1, 1, 1, 1),
+                               rtol=1e-6, atol=0)  # fmt: skip
+
+
+def test_vidrd_adapter_equals_the_image_unet_frame_by_frame():
+    # An independent reference, not the wrapped model's own forward: with its temporal layers switched off
+    # a VidRDUNet is its image UNet applied to every frame of every video at that video's timestep.
+    unet2d = tiny_unet2d().eval()
+    model = VidRDUNet.from_unet2d(unet2d).eval()
+    model.use_temporal_conv = model.use_temporal_attention = False
+    latents, text = _inputs(13)
+    for timestep, per_video in ((torch.tensor(400), [400, 400]), (torch.tensor([100, 900]), [100, 900])):
+        out = VidRDDenoiser(model)(latents, timestep, encoder_hidden_states=text)
+        with torch.no_grad():
+            expected = torch.stack([
+                torch.stack([unet2d(latents[b : b + 1, :, f], per_video[b], text[b : b + 1]).sample[0]
+                             for f in range(F)], 1)
+                for b in range(B)
+            ])  # fmt: skip
+        torch.testing.assert_close(out, expected, rtol=0, atol=1e-5)

@@ -126,9 +126,10 @@ def test_main_writes_csv_and_png(tmp_path, capsys):
     assert "seam_jump_ratio" in capsys.readouterr().out
 
 
-def test_bad_combination_fails_before_sampling(tmp_path):
-    with pytest.raises(ValueError, match="strategy must be one of"):
+def test_bad_combination_fails_before_sampling(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:  # a usage error, as argparse gives
         main(["--out", str(tmp_path), "--combinations", "fnr;bogus"])
+    assert exit_info.value.code == 2 and "strategy must be one of" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
 
 

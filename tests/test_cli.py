@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.metrics import seam_jump_ratio
+from benchmarks import pixel_metrics
+from benchmarks.metrics import mirror_correlation, seam_jump_ratio
 from models import cli
 from models.bundled import load_pipeline, save_pipeline
 from models.contact_sheet import CELL_RGB, SEAM_RGB, contact_sheet_array
@@ -37,6 +39,33 @@ def generate(model: Path, out: Path, *extra: str, prompt: str = "a red circle mo
               "--prompt-frames", "2", "--steps", "2", *extra])  # fmt: skip
 
 
+def usage_error(capsys, match: str, model: Path, out: Path, *extra: str, **kwargs: str) -> None:
+    """`generate` exits as argparse does on a usage error (status 2, no traceback), `match` in stderr."""
+    with pytest.raises(SystemExit) as exit_info:
+        generate(model, out, *extra, **kwargs)
+    assert exit_info.value.code == 2
+    assert re.search(match, capsys.readouterr().err)
+
+
+def independent_run(
+    model: Path,
+    clips: int,
+    frames: int,
+    prompt_frames: int,
+    steps: int,
+    strategies: str = "fnr,pns:4,dsg:0.4",
+    prompt: str = "a red circle moving right",
+):
+    """(latents, frames) of the pipeline run by hand as `vidrd generate` runs it (guidance 7.5, seed 0)."""
+    pipe = load_pipeline(model)
+    recorder = cli.LatentRecorder(
+        LongVideoSampler(parse_strategies(strategies), prompt_frames, progress=False)
+    )
+    out = pipe(prompt, sampler=recorder, num_clips=clips, num_frames=frames, num_inference_steps=steps,
+               guidance_scale=7.5, generator=torch.Generator().manual_seed(0))  # fmt: skip
+    return recorder.latents, out.frames
+
+
 def test_generate_writes_video_contact_sheet_and_metrics(model, tmp_path, capsys):
     out = tmp_path / "out"
     generate(model, out)
@@ -50,15 +79,24 @@ def test_generate_writes_video_contact_sheet_and_metrics(model, tmp_path, capsys
     assert metrics["clip_starts"] == [0, 4, 8] and metrics["num_frames"] == 12
     assert metrics["parameters"]["clips"] == 3 and metrics["parameters"]["steps"] == 2
     assert [s["name"] for s in metrics["strategies"]] == ["FNR", "PNS", "DSG"]
+    # Every metric recomputed from an independent run of the same pipeline, sampler and seed: the latents
+    # it decoded (seam-jump; mirror correlation with skip = M = 2) and its frames (the centroid metrics).
+    latents, frames = independent_run(model, clips=3, frames=4, prompt_frames=2, steps=2)
+    assert metrics["latent_shape"] == list(latents.shape) and metrics["frame_shape"] == [32, 32, 3]
     latent = metrics["latent_metrics"]
-    assert isinstance(latent["seam_jump_ratio"], float) and isinstance(latent["mirror_correlation"], float)
-    assert latent["mirror_correlation_skip"] == 2
+    # streamed (running sums per seam and lag) against the batch functions: equal to float rounding
+    assert latent["seam_jump_ratio"] == pytest.approx(seam_jump_ratio(latents, [0, 4, 8]), rel=1e-12)
+    assert latent["mirror_correlation"] == pytest.approx(mirror_correlation(latents, [0, 4, 8], skip=2),
+                                                         rel=1e-12)  # fmt: skip
+    skipped = mirror_correlation(latents, [0, 4, 8], skip=2) - mirror_correlation(latents, [0, 4, 8], skip=0)
+    assert abs(skipped) > 1e-3  # skip matters on these latents: metrics.json's value tells which was used
+    assert latent["mirror_correlation_skip"] == 2 and latent["reasons"] == {}
     pixel = metrics["pixel_metrics"]
-    for key in ("centroid_track", "mean_speed_inside", "velocity_jump_per_seam", "reversals_per_seam"):
-        assert key in pixel
+    assert pixel == json.loads(json.dumps(cli.json_safe(pixel_metrics.summary(frames, [0, 4, 8]))))
     assert len(pixel["centroid_track"]) == 12 and len(pixel["velocity_jump_per_seam"]) == 2
     timing = metrics["timing"]
-    assert timing["seconds_total"] >= timing["seconds_generation"] > 0 and timing["frames_per_second"] > 0
+    assert timing["seconds_total"] >= timing["seconds_generation"] > 0
+    assert timing["frames_per_second"] == 12 / timing["seconds_generation"]
     printed = capsys.readouterr().out
     assert all(str(out / name) in printed for name in OUTPUTS) and "seam-jump ratio" in printed
 
@@ -92,9 +130,8 @@ def test_same_seed_same_video_and_gif_with_dropped_prompt_frames(model, tmp_path
         (["--strategies", " , "], "strategies"),
     ],
 )
-def test_bad_inputs_raise_before_any_file_is_written(model, tmp_path, flags, match):
-    with pytest.raises(ValueError, match=match):
-        generate(model, tmp_path / "out", *flags)
+def test_bad_inputs_raise_before_any_file_is_written(model, tmp_path, flags, match, capsys):
+    usage_error(capsys, match, model, tmp_path / "out", *flags)
     assert not (tmp_path / "out").exists()
 
 
@@ -102,23 +139,19 @@ def test_bad_inputs_raise_before_any_file_is_written(model, tmp_path, flags, mat
     ("prompt", "match"),
     [("", "prompt"), ("   ", "prompt"), ("a | | b", "prompt"), ("a red circle | a blue square", "clips=3")],
 )
-def test_bad_prompts_raise(model, tmp_path, prompt, match):
-    with pytest.raises(ValueError, match=match):
-        generate(model, tmp_path / "out", prompt=prompt)
+def test_bad_prompts_raise(model, tmp_path, prompt, match, capsys):
+    usage_error(capsys, match, model, tmp_path / "out", prompt=prompt)
     assert not (tmp_path / "out").exists()
 
 
-def test_out_and_model_must_be_usable_folders(model, tmp_path):
+def test_out_and_model_must_be_usable_folders(model, tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    with pytest.raises(ValueError, match="out must be a folder"):
-        generate(model, blocker / "out")
-    with pytest.raises(ValueError, match="model"):
-        generate(tmp_path / "no-model", tmp_path / "out")
+    usage_error(capsys, "out must be a folder", model, blocker / "out")
+    usage_error(capsys, "model", tmp_path / "no-model", tmp_path / "out")
     broken = save_pipeline(tiny_pipeline(seed=0), tmp_path / "broken")
     (broken / "vae" / "config.json").unlink()
-    with pytest.raises(FileNotFoundError, match=r"vae/config\.json"):
-        generate(broken, tmp_path / "out")
+    usage_error(capsys, r"vae/config\.json is missing", broken, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 
@@ -153,7 +186,8 @@ def test_failure_midway_leaves_previous_outputs_intact(model, tmp_path, monkeypa
     with pytest.raises(RuntimeError, match="denoiser failed"):
         generate(model, out, "--seed", "7")
     assert {name: (out / name).read_bytes() for name in OUTPUTS} == before
-    assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUTS)  # the temporary files are gone
+    # the temporary files are gone; what the next clip needs stays, for --resume
+    assert sorted(p.name for p in out.iterdir()) == sorted([*OUTPUTS, cli.RESUME_FOLDER])
 
 
 def test_story_mode_encodes_one_prompt_per_clip(model, tmp_path, monkeypatch):
@@ -181,7 +215,28 @@ def test_latent_recorder_keeps_the_latents_that_were_decoded(model):
     with torch.no_grad():
         decoded = to_uint8_frames(pipe.vae.decode(recorder.latents))[0]
     np.testing.assert_array_equal(decoded, out.frames)
-    assert seam_jump_ratio(recorder.latents, out.clip_starts) >= 0
+    assert len(recorder.clips) == 2 and all(c.shape == (1, 4, 4, 8, 8) for c in recorder.clips)
+    torch.testing.assert_close(recorder.latents, torch.cat(recorder.clips, 2), rtol=0, atol=0)
+
+
+def test_latent_metrics_use_skip_equal_to_the_prompt_frames():
+    # Two clips of 4 frames; clip 1 mirrors clip 0 in its first 2 frames (offsets j < 2) and is independent
+    # beyond. With skip = 2 the mirror correlation is that of independent noise (768 pairs: standard error
+    # 0.036); skip = 0 would pool the mirrored half too (~0.5).
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 8, 8, 8, generator=g, dtype=torch.float64)
+    x[:, :, 4:6] = x[:, :, 2:4].flip(2)
+    got = cli.latent_metrics(x, [0, 4], skip=2)
+    left, right = x[:, :, [1, 0]].flatten().numpy(), x[:, :, [6, 7]].flatten().numpy()  # j = 2, 3
+    assert got["mirror_correlation"] == pytest.approx(np.corrcoef(left, right)[0, 1], rel=1e-12)
+    assert got["mirror_correlation"] == pytest.approx(mirror_correlation(x, [0, 4], skip=2), rel=1e-12)
+    assert abs(got["mirror_correlation"]) < 0.2 and mirror_correlation(x, [0, 4], skip=0) > 0.3
+    sq = (x[:, :, 1:] - x[:, :, :-1]).pow(2).mean(dim=(0, 1, 3, 4))  # pair (f, f + 1); the seam is f = 3
+    assert got["seam_jump_ratio"] == pytest.approx(float(sq[3] / sq[[0, 1, 2, 4, 5, 6]].mean()), rel=1e-12)
+    assert got["mirror_correlation_skip"] == 2 and got["reasons"] == {}
+    short = cli.latent_metrics(x, [0, 6], skip=2)  # clip 1 has 2 frames: no offset j >= 2 beside the seam
+    assert short["mirror_correlation"] is None and "skip=2" in short["reasons"]["mirror_correlation"]
+    assert short["seam_jump_ratio"] == pytest.approx(seam_jump_ratio(x, [0, 6]), rel=1e-12)
 
 
 def test_contact_sheet_marks_the_first_frame_after_each_seam():

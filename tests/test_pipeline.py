@@ -1,11 +1,14 @@
 """VidRDPipeline: text -> sampler -> temporal VAE, clip by clip, into memory or a streamed file."""
 
+import warnings
+
 import imageio.v3 as iio
 import numpy as np
 import pytest
 import torch
 
 from models.cli import LatentRecorder
+from models.pipeline import IgnoredWordsWarning
 from models.tiny import tiny_pipeline
 from models.video_io import VideoFileSink, to_uint8_frames
 from samplers import DSG, FNR, PNS, LongVideoSampler
@@ -109,8 +112,15 @@ def test_failure_midway_leaves_the_old_video(pipe, tmp_path, monkeypatch):
     ("kwargs", "match"),
     [
         ({"prompt": ["a", "b"]}, "prompt must be a string or a list of num_clips=3 strings"),
-        ({"height": 30}, "height and width must be multiples of 4"),
-        ({"guidance_scale": -1.0}, r"guidance_scale must be in \[0.0, inf\]"),
+        ({"height": 30}, "height must be a positive multiple of 4"),
+        ({"height": 0}, r"height must be an integer in \[4, inf\]; got 0"),  # not the default size
+        ({"width": -8}, r"width must be an integer in \[4, inf\]; got -8"),
+        ({"guidance_scale": -1.0}, r"guidance_scale must be in \[0.0, "),
+        ({"guidance_scale": float("inf")}, "guidance_scale must be in"),
+        ({"prompt": " "}, "prompt must not be empty"),
+        ({"prompt": ["a", "", "b"]}, "prompt must not be empty"),
+        ({"negative_prompt": 3}, "negative_prompt must be a string or None"),
+        ({"sink": [1, 2]}, "sink must be a FrameSink"),
         ({"num_clips": 0}, "num_clips must be an integer"),
         ({"output_type": "latent"}, "output_type must be 'np' or 'pil'"),
     ],
@@ -121,8 +131,13 @@ def test_bad_arguments_fail_before_any_work(pipe, monkeypatch, kwargs, match):
 
     monkeypatch.setattr(pipe, "denoiser", never)
     prompt = kwargs.pop("prompt", "a red circle")
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises((TypeError, ValueError), match=match):
         run(pipe, prompt, **kwargs)
+
+
+def test_negative_prompt_none_is_the_empty_negative_prompt(pipe):
+    frames = [run(pipe, negative_prompt=value, num_clips=2).frames for value in (None, "")]
+    assert np.array_equal(*frames)
 
 
 def test_decode_clip_is_what_the_pipeline_streams(pipe):
@@ -154,3 +169,15 @@ def test_save_video_with_diffusers_exporters(tmp_path):
     with pytest.raises(ValueError, match=r"path must end in one of \('.mp4', '.gif'\)"):
         save_video(frames, tmp_path / "a.avi")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.gif", "a.mp4"]
+
+
+def test_words_the_text_encoder_cannot_read_are_named_in_a_warning(pipe):
+    known = pipe.text_encoder.tokenizer.vocabulary[0]
+    with pytest.warns(IgnoredWordsWarning, match=r"\['zooming', 'qqq'\]"):
+        run(pipe, f"a {known} zooming qqq", num_clips=1)
+    too_long = " ".join([known] * (pipe.text_encoder.max_length + 1)) + " tail"
+    with pytest.warns(IgnoredWordsWarning, match=rf"\['{known}', 'tail'\]"):
+        run(pipe, too_long, num_clips=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        run(pipe, known, num_clips=1)

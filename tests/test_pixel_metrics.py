@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -17,6 +18,7 @@ from benchmarks.pixel_metrics import (
     seam_velocities,
     seam_velocity_jumps,
     summary,
+    track_summary,
 )
 
 BACKGROUND = (20, 40, 60)
@@ -129,6 +131,26 @@ def test_summary_of_the_jump_back():
     assert result["direction_reversals"] == 0 and result["frames_without_object"] == 0
 
 
+def test_track_summary_of_a_known_track():
+    # clip 0 (frames 0-2) moves +1 px/frame in x, then the seam jumps +8, clip 1 (3-5) moves +1 again;
+    # frame 6 has no object, so clip 1's last pair is left out.
+    track = np.array([[0, 5], [1, 5], [2, 5], [10, 5], [11, 5], [12, 5], [np.nan, np.nan]], dtype=float)
+    result = track_summary(track, [0, 3], threshold=7.0)
+    assert result["threshold"] == 7.0 and result["frames_without_object"] == 1
+    assert result["clip_velocities"] == [[1.0, 0.0], [1.0, 0.0]] and result["mean_speed_inside"] == 1.0
+    assert result["seam_velocities"] == [[8.0, 0.0]] and result["velocity_jump_per_seam"] == [7.0]
+    assert result["jump_to_speed_ratio"] == 7.0 and result["direction_reversal_per_seam"] == [0.0]
+    assert result["centroid_track"][:2] == [[0.0, 5.0], [1.0, 5.0]]
+
+
+@pytest.mark.parametrize(("starts", "threshold"), [([0, 4], 40.0), ([0], 40.0), ([0, 2, 5], 30.0)])
+def test_summary_is_the_track_summary_of_the_centroid_track(starts, threshold):
+    video = square_video([(10, 5), None, (14, 5), (16, 6), (8, 5), (10, 5), (12, 5), (14, 5)])
+    got = track_summary(centroid_track(video, threshold), starts, threshold, min_speed=0.5)
+    want = summary(video, starts, threshold, min_speed=0.5)
+    assert json.dumps(got) == json.dumps(want)  # nan written as NaN on both sides
+
+
 @pytest.mark.parametrize(
     ("call", "match"),
     [
@@ -140,6 +162,9 @@ def test_summary_of_the_jump_back():
         (lambda: mean_inside_speed(np.zeros((4, 2)), [0, 4]), "clip_starts"),
         (lambda: mean_inside_speed(np.zeros((4, 3)), [0]), "track"),
         (lambda: direction_reversals(np.zeros((4, 2)), [0, 2], min_speed=math.inf), "min_speed"),
+        (lambda: track_summary(np.zeros((4, 3)), [0, 2]), "track"),
+        (lambda: track_summary(np.zeros((4, 2)), [0, 4]), "clip_starts"),
+        (lambda: track_summary(np.zeros((4, 2)), [0, 2], min_speed=-1.0), "min_speed"),
     ],
 )
 def test_bad_arguments_name_the_parameter(call, match):

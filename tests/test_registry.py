@@ -41,7 +41,7 @@ def test_every_name_with_its_defaults():
         ("freenoise:8", [FreeNoise(window=8, stride=4)]),  # a bare value is the first parameter
         ("freenoise:8:stride=2", [FreeNoise(window=8, stride=2)]),
         ("freenoise:stride=2:window=3", [FreeNoise(window=3, stride=2)]),
-        (" recon:weight=2 , overlap:0.5 ", [ReconstructionGuidance(weight=2.0), ForwardOverlap(beta=0.5)]),
+        (" overlap:0.5 , recon:weight=2 ", [ForwardOverlap(beta=0.5), ReconstructionGuidance(weight=2.0)]),
         ("pyoco-mixed:alpha=1.5,pyoco-progressive:2,fnr", [PYoCoMixed(1.5), PYoCoProgressive(2.0), FNR()]),
         ("dsg:beta=0.4", [DSG(beta=0.4)]),
     ],

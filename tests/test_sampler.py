@@ -208,7 +208,7 @@ def test_clip_cond_reaches_the_calls_of_its_clip(ddim):
     sampler.sample(denoiser, ddim, SHAPE, 3, 4, generator=torch.Generator().manual_seed(0),
                    clip_cond=lambda i: {"prompt": f"clip {i}"}, shared="s", prompt="overridden")  # fmt: skip
     assert seen == [("s", f"clip {i}") for i in range(3) for _ in range(4)]
-    with pytest.raises(TypeError, match="clip_cond must be a callable"):
+    with pytest.raises(TypeError, match="clip_cond must be None or a callable"):
         sampler.sample(denoiser, ddim, SHAPE, 3, 4, generator=torch.Generator().manual_seed(0), clip_cond={})
 
 

@@ -88,11 +88,18 @@ def test_default_extras_give_recon_the_weight_of_the_backbones_steps():
     assert recon_composition(25) == "overlap,recon:0.4"
 
 
-def test_an_empty_grid_or_unordered_values_fail_on_the_command_line(tmp_path):
-    with pytest.raises(ValueError, match="needs points"):
-        main(["--out", str(tmp_path), "--ablations", "", "--extras", ""])
-    with pytest.raises(ValueError, match="values must be strictly increasing"):
-        main(["--out", str(tmp_path), "--ablations", "alpha", "--alphas", "4,0"])
+def usage_error(capsys, argv: list[str]) -> str:
+    """The message of a usage error (argparse's exit status 2) that `main(argv)` gives."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_an_empty_grid_or_unordered_values_fail_on_the_command_line(tmp_path, capsys):
+    assert "needs points" in usage_error(capsys, ["--out", str(tmp_path), "--ablations", "", "--extras", ""])
+    argv = ["--out", str(tmp_path), "--ablations", "alpha", "--alphas", "4,0"]
+    assert "values must be strictly increasing" in usage_error(capsys, argv)
     assert not any(tmp_path.iterdir())
 
 
@@ -105,9 +112,9 @@ def test_sweep_json_reads_back_as_the_rows_and_config_it_was_written_from(tmp_pa
     assert read_json(tmp_path / "sweep.json") == (rows, config)
 
 
-def test_bad_template_fails_before_any_file_is_written(tmp_path):
-    with pytest.raises(ValueError, match="strategy must be one of"):
-        main(["--out", str(tmp_path), "--extras", "fnr;bogus:{beta}"])
+def test_bad_template_fails_before_any_file_is_written(tmp_path, capsys):
+    argv = ["--out", str(tmp_path), "--extras", "fnr;bogus:{beta}"]
+    assert "strategy must be one of" in usage_error(capsys, argv)
     assert not any(tmp_path.iterdir())
 
 

@@ -142,7 +142,11 @@ def test_training_step_changes_only_temporal_weights(vae):
 
     spatial_before = {k: v.clone() for k, v in model.vae.state_dict().items()}
     temporal_before = [p.detach().clone() for p in model.temporal_parameters()]
-    optimiser = torch.optim.SGD(model.temporal_parameters(), lr=0.1)
+    # As the training loop does: every parameter that requires grad, so freeze_spatial() alone must keep
+    # the image VAE out of the optimiser.
+    assert not any(p.requires_grad for p in model.spatial_parameters())
+    assert all(p.requires_grad for p in model.temporal_parameters())
+    optimiser = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
     target = _frames(1, 4, seed=5)
     loss = (model.decode(_latents(1, 4)) - target).pow(2).mean()
     loss.backward()

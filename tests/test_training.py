@@ -149,3 +149,104 @@ def test_the_training_target_is_the_scheduler_prediction(prediction_type):
     else:  # v = 0.8 eps - 0.6 * 2 at abar = 0.64, and -x0 = -2 in pure noise
         torch.testing.assert_close(target[t == 0], 0.8 * eps[t == 0] - 1.2)
         torch.testing.assert_close(target[t == 1], torch.full_like(target[t == 1], -2.0))
+
+
+# --- python -m models.train: argument checks before any work (issue 9 §4) --------------------------------
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """The stage runners replaced by recorders: a test that gets past the checks trains nothing."""
+    from models import train as train_cli
+
+    calls = []
+    for name in list(train_cli.RUNNERS):
+        monkeypatch.setitem(train_cli.RUNNERS, name, lambda recipe, loop, name=name: calls.append(name))
+    return calls
+
+
+BAD_FLAGS = [
+    (["--stages", ""], "--stages"),
+    (["--stages", " , "], "--stages"),
+    (["--stages", "vae,sharpen"], "sharpen"),
+    (["--steps-scale", "inf"], "--steps-scale"),
+    (["--steps-scale", "nan"], "--steps-scale"),
+    (["--steps-scale", "0"], "--steps-scale"),
+    (["--steps-scale", "-1"], "--steps-scale"),
+    (["--device", "foo"], "--device"),
+    (["--threads", "0"], "--threads"),
+]
+
+
+@pytest.mark.parametrize(("flags", "message"), BAD_FLAGS, ids=[" ".join(f) for f, _ in BAD_FLAGS])
+def test_bad_train_flags_exit_through_argparse(tmp_path, capsys, no_training, flags, message):
+    from models import train as train_cli
+
+    with pytest.raises(SystemExit) as exit_info:
+        train_cli.main(["--out", str(tmp_path / "run"), *flags])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and message in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists() and no_training == []
+
+
+def test_cuda_without_a_gpu_exits_through_argparse(tmp_path, capsys, monkeypatch, no_training):
+    from models import train as train_cli
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit) as exit_info:
+        train_cli.main(["--out", str(tmp_path / "run"), "--device", "cuda"])
+    assert exit_info.value.code == 2 and "--device" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("stages", "folder", "first"),
+    [("temporal", "vae/vae", "vae"), ("t2i", "vae/vae", "vae"), ("vae,temporal", "t2i/unet", "t2i"),
+     ("temporal_vae", "vae/vae", "vae")],
+)  # fmt: skip
+def test_a_stage_whose_inputs_are_missing_names_the_stage_to_run_first(
+    tmp_path, capsys, no_training, stages, folder, first
+):
+    from models import train as train_cli
+
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as exit_info:
+        train_cli.main(["--out", str(out), "--stages", stages])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and str(out / folder) in err and f"the {first} stage" in err
+    assert "hub" not in err and no_training == []
+
+
+def test_bundle_needs_the_last_stages(tmp_path, capsys, no_training):
+    from models import train as train_cli
+
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as exit_info:
+        train_cli.main(["--out", str(out), "--stages", "vae", "--bundle", str(tmp_path / "b")])
+    assert exit_info.value.code == 2 and str(out / "temporal" / "unet") in capsys.readouterr().err
+    assert no_training == [] and not (tmp_path / "b").exists()
+
+
+def test_stages_run_in_order_when_their_inputs_come_first(tmp_path, no_training):
+    from models import train as train_cli
+
+    train_cli.main(["--out", str(tmp_path / "run"), "--stages", "vae, t2i,temporal,temporal_vae"])
+    assert no_training == ["vae", "t2i", "temporal", "temporal_vae"]
+    for folder in ("vae/vae", "t2i/unet", "t2i/text_encoder"):  # a later run needs only their folders
+        (tmp_path / "run2" / folder).mkdir(parents=True)
+    train_cli.main(["--out", str(tmp_path / "run2"), "--stages", "temporal"])
+    assert no_training[-1] == "temporal"
+
+
+def test_a_mismatched_checkpoint_stops_the_command_with_its_message(tmp_path, capsys, monkeypatch):
+    from models import train as train_cli
+    from models.training import stages
+
+    monkeypatch.setitem(stages.BATCH, "vae", 2)
+    argv = ["--out", str(tmp_path / "run"), "--stages", "vae", "--steps-scale", "0.001", "--no-progress"]
+    train_cli.main([*argv, "--device", "cpu"])
+    with pytest.raises(SystemExit) as exit_info:
+        train_cli.main([*argv, "--device", "cpu", "--seed", "1"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1 and str(tmp_path / "run" / "vae" / CHECKPOINT) in err
+    assert "seed = 0" in err and "seed = 1" in err and "Traceback" not in err

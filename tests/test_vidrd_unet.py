@@ -47,22 +47,6 @@ def test_identity_at_initialisation(unet2d):
     assert (out - per_frame(unet2d, latents, 500, context)).abs().max() < 1e-5
 
 
-def test_one_temporal_step_leaves_spatial_weights_bit_identical(unet2d):
-    model = VidRDUNet.from_unet2d(unet2d).freeze_spatial()
-    spatial = {k: v.clone() for k, v in model.unet.state_dict().items()}
-    temporal = [p.clone() for p in model.temporal_parameters()]
-    optimiser = torch.optim.SGD(model.temporal_parameters(), lr=0.1)
-    latents, context = inputs()
-    loss = (model(latents, torch.tensor(10), context) - latents).pow(2).mean()
-    loss.backward()
-    optimiser.step()
-    assert all(torch.equal(v, model.unet.state_dict()[k]) for k, v in spatial.items())
-    assert any(not torch.equal(a, b) for a, b in zip(temporal, model.temporal_parameters(), strict=True))
-    names = {id(p) for p in model.parameters()}
-    split = [id(p) for p in model.spatial_parameters()] + [id(p) for p in model.temporal_parameters()]
-    assert sorted(split) == sorted(names)  # the two sets partition the parameters
-
-
 def response(model, k, frames=12):
     """Max change at every output frame when input frame k is changed."""
     latents, context = inputs(frames=frames, batch=1)
@@ -199,3 +183,81 @@ def test_a_deep_copy_runs_its_own_temporal_layers(unet2d):
     with torch.no_grad():
         torch.testing.assert_close(double(latents.double(), 10, context.double()).float(), before,
                                    rtol=1e-4, atol=1e-5)  # fmt: skip
+
+
+def test_freeze_spatial_freezes_every_spatial_parameter_for_an_optimiser_over_all_parameters(unet2d):
+    # Stage 2 builds its optimiser from every parameter that requires grad (models.training.loop.train),
+    # not from temporal_parameters(): freeze_spatial() alone must keep the image UNet out of it.
+    model = VidRDUNet.from_unet2d(unet2d)
+    perturb_temporal(model)  # non-zero output projections: every temporal parameter gets a gradient
+    spatial_ids = {id(p) for p in model.spatial_parameters()}
+    assert spatial_ids and all(p.requires_grad for p in model.parameters())  # nothing frozen before
+    assert model.freeze_spatial() is model
+    assert all(not p.requires_grad for p in model.spatial_parameters())
+    assert all(p.requires_grad for p in model.temporal_parameters())
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert {id(p) for p in trainable} == {id(p) for p in model.temporal_parameters()}
+    spatial = {k: v.clone() for k, v in model.unet.state_dict().items()}
+    temporal = [p.detach().clone() for p in model.temporal_parameters()]
+    optimiser = torch.optim.SGD(trainable, lr=0.1)
+    latents, context = inputs(frames=4)
+    (model(latents, torch.tensor(10), context) - latents).pow(2).mean().backward()
+    optimiser.step()
+    assert all(p.grad is None for p in model.spatial_parameters())
+    assert all(torch.equal(v, model.unet.state_dict()[k]) for k, v in spatial.items())
+    after = list(model.temporal_parameters())
+    assert all(not torch.equal(a, b) for a, b in zip(temporal, after, strict=True))  # every one moved
+    split = [id(p) for p in model.spatial_parameters()] + [id(p) for p in after]
+    assert sorted(split) == sorted(id(p) for p in model.parameters())  # the two sets partition them
+
+
+def test_each_batch_item_runs_at_its_own_timestep(unet2d):
+    # Reference: the image UNet on one frame of one video at that video's own timestep and caption. The
+    # temporal layers are zero-initialised, so the video model is the image model frame by frame; a fold
+    # that pairs frames with another video's timestep (or caption) breaks the match.
+    model = VidRDUNet.from_unet2d(unet2d).eval()
+    latents, context = inputs(frames=3, batch=2)
+    timesteps = torch.tensor([50, 950])
+    with torch.no_grad():
+        out = model(latents, timesteps, context)
+        expected = torch.stack([
+            torch.stack([unet2d(latents[b : b + 1, :, f], timesteps[b], context[b : b + 1]).sample[0]
+                         for f in range(latents.shape[2])], 1)
+            for b in range(latents.shape[0])
+        ])  # fmt: skip
+        swapped = model(latents, timesteps.flip(0), context)
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-5)
+    assert (swapped - expected).abs().max() > 1e-2  # the timesteps matter: the check can fail
+
+
+def _temporal_attention_only(unet2d) -> VidRDUNet:
+    model = VidRDUNet.from_unet2d(unet2d, temporal_conv=False).eval()
+    perturb_temporal(model, seed=5, scale=0.3)
+    return model
+
+
+def test_temp_attn_tells_frame_order(unet2d):
+    # Without Temp-Attn the model runs frame by frame, so reversing the frames reverses the output exactly;
+    # self-attention over frames is permutation-equivariant too, unless it adds a frame-position embedding.
+    # With the embedding, the model must not commute with the reversal.
+    model = _temporal_attention_only(unet2d)
+    latents, context = inputs(frames=5, batch=1)
+    t = torch.tensor(400)
+    with torch.no_grad():
+        model.use_temporal_attention = False
+        per_frame_gap = (model(latents.flip(2), t, context) - model(latents, t, context).flip(2)).abs().max()
+        model.use_temporal_attention = True
+        gap = (model(latents.flip(2), t, context) - model(latents, t, context).flip(2)).abs().max()
+    assert per_frame_gap < 1e-5
+    assert gap > 1e-2
+
+
+def test_temp_attn_position_embedding_separates_identical_frames(unet2d):
+    # Every frame equal: a permutation-equivariant layer maps them to equal outputs; only the position
+    # embedding (sin/cos of the frame index) can tell them apart.
+    layer = _temporal_attention_only(unet2d).temporal_attentions["mid_block__attentions__0"]
+    channels = layer.norm.normalized_shape[0]
+    frame = torch.randn(1, channels, 2, 2, generator=gen(6))
+    with torch.no_grad():
+        out = layer(frame.repeat(4, 1, 1, 1), 4)  # (b f) c h w with b = 1, f = 4
+    assert (out[1:] - out[:1]).abs().amax() > 1e-2

@@ -8,15 +8,17 @@
    optionally, pseudo-videos (random zoom and pan of stills, the paper's Table 3 ablation).
 4. `temporal_vae`: the VAE decoder's Temp-Conv layers, on video reconstruction (encoder frozen).
 
-Each stage reads the previous stages' folders under `out/`, trains with `loop.train` (resumable) and
-writes its own folder: `out/vae/vae`, `out/t2i/{unet,text_encoder}`, `out/temporal/unet`,
-`out/temporal_vae/vae`.
+Each stage reads the previous stages' folders under `out/` (`NEEDS`, loaded strictly), trains with
+`loop.train` (resumable; its checkpoint records the stage, the loop config and the recipe fields of
+`IDENTITY`, and refuses a resume where any differs) and writes its own folders, each atomically
+(`MAKES`): `out/vae/vae`, `out/t2i/{unet,text_encoder}`, `out/temporal/unet`, `out/temporal_vae/vae`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -25,13 +27,13 @@ from torch import nn
 
 from ..data.pseudo_video import ZoomPan
 from ..data.shapes import ShapesConfig, caption, frames_to_tensor, render, sample_spec, still_caption
+from ..files import atomic_folder
+from ..loading import load_folder
 from ..temporal_vae import TemporalVAE
 from ..text import WordEncoder
 from ..tiny import TINY_SCHEDULER, TINY_UNET2D, TINY_WORDS, tiny_unet2d, tiny_vae
 from ..vidrd_unet import VidRDUNet
 from .loop import LoopConfig, plot_losses, train
-
-LOAD = {"local_files_only": True, "low_cpu_mem_usage": False}
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,31 @@ STAGES = {
     "temporal_vae": LoopConfig(steps=150, lr=5e-4, checkpoint_every=50),
 }
 BATCH = {"vae": 64, "t2i": 64, "temporal": 8, "temporal_vae": 8}
+# The folders under `out/` each stage reads, and those it writes.
+NEEDS = {"vae": (), "t2i": ("vae/vae",), "temporal": ("vae/vae", "t2i/unet", "t2i/text_encoder"),
+         "temporal_vae": ("vae/vae",)}  # fmt: skip
+MAKES = {"vae": ("vae/vae",), "t2i": ("t2i/unet", "t2i/text_encoder"), "temporal": ("temporal/unet",),
+         "temporal_vae": ("temporal_vae/vae",)}  # fmt: skip
+# The RecipeConfig fields that shape each stage's training: a checkpoint resumes only where they are equal.
+IDENTITY = {
+    "vae": ("seed", "num_frames"),
+    "t2i": ("seed", "num_frames", "cfg_dropout"),
+    "temporal": ("seed", "num_frames", "pseudo_videos", "pseudo_fraction", "cfg_dropout",
+                 "train_text_encoder", "temporal_text_attention"),
+    "temporal_vae": ("seed", "num_frames"),
+}  # fmt: skip
+
+
+def identity(recipe: RecipeConfig, stage: str) -> dict[str, Any]:
+    """What a checkpoint of `stage` must have been trained with to be resumed: its recipe fields, batch."""
+    return {**{name: getattr(recipe, name) for name in IDENTITY[stage]}, "batch": BATCH[stage]}
+
+
+def save_model(model, folder: Path) -> Path:
+    """`model.save_pretrained(folder)`, all or nothing (built beside it, then swapped in)."""
+    with atomic_folder(folder) as tmp:
+        model.save_pretrained(tmp)
+    return folder
 
 
 def shapes_config(recipe: RecipeConfig) -> ShapesConfig:
@@ -113,18 +140,18 @@ def train_vae(recipe: RecipeConfig, loop: LoopConfig) -> Path:
         recon = vae.decode(posterior.mean + posterior.std * eps).sample
         return F.mse_loss(recon, images) + 1e-6 * posterior.kl().mean()
 
-    losses = train("vae", vae, loss, loop, out, progress=recipe.progress)
+    losses = train("vae", vae, loss, loop, out, progress=recipe.progress, identity=identity(recipe, "vae"))
     with torch.no_grad():  # unit-variance latents for the diffusion stages
         images, _ = still_batch(256, config, torch.Generator().manual_seed(recipe.seed + 99))
         std = vae.encode(images.to(recipe.device)).latent_dist.mode().std().item()
     vae.register_to_config(scaling_factor=1.0 / std)
-    vae.save_pretrained(out / "vae")
+    save_model(vae, out / "vae")
     plot_losses(losses, out / "loss.png", "stage 1: VAE on still shapes")
     return out / "vae"
 
 
 def _frozen_vae(recipe: RecipeConfig) -> AutoencoderKL:
-    vae = AutoencoderKL.from_pretrained(recipe.out / "vae" / "vae", **LOAD)
+    vae = load_folder(AutoencoderKL, recipe.out / "vae" / "vae")
     return vae.to(recipe.device).eval().requires_grad_(False)
 
 
@@ -145,9 +172,9 @@ def train_t2i(recipe: RecipeConfig, loop: LoopConfig) -> Path:
         context = model["text_encoder"].encode(drop_captions(captions, recipe.cfg_dropout, g))
         return F.mse_loss(model["unet"](noisy, t, context).sample, target)
 
-    losses = train("t2i", model, loss, loop, out, progress=recipe.progress)
-    model["unet"].save_pretrained(out / "unet")
-    model["text_encoder"].save_pretrained(out / "text_encoder")
+    losses = train("t2i", model, loss, loop, out, progress=recipe.progress, identity=identity(recipe, "t2i"))
+    save_model(model["unet"], out / "unet")
+    save_model(model["text_encoder"], out / "text_encoder")
     plot_losses(losses, out / "loss.png", "stage 1: text-to-image UNet on still shapes")
     return out
 
@@ -172,7 +199,7 @@ def temporal_batch(recipe: RecipeConfig, config: ShapesConfig, g: torch.Generato
 def train_temporal(recipe: RecipeConfig, loop: LoopConfig, out_name: str = "temporal") -> Path:
     config, out = shapes_config(recipe), recipe.out / out_name
     vae, scheduler = TemporalVAE.from_vae(_frozen_vae(recipe)).eval(), DDPMScheduler(**_ddpm_config())
-    unet2d = UNet2DConditionModel.from_pretrained(recipe.out / "t2i" / "unet", **LOAD)
+    unet2d = load_folder(UNet2DConditionModel, recipe.out / "t2i" / "unet")
     text = WordEncoder.from_pretrained(recipe.out / "t2i" / "text_encoder")
     text.requires_grad_(recipe.train_text_encoder)
     # The paper freezes CLIP. Our word encoder only ever saw stills, where a direction word can at most
@@ -191,10 +218,11 @@ def train_temporal(recipe: RecipeConfig, loop: LoopConfig, out_name: str = "temp
         noisy, t, target = noise_and_target(latents, scheduler, g)
         return F.mse_loss(model["unet"](noisy, t, context), target)
 
-    losses = train(out_name, model, loss, loop, out, progress=recipe.progress)
-    model["unet"].save_pretrained(out / "unet")
+    losses = train(out_name, model, loss, loop, out, progress=recipe.progress,
+                   identity=identity(recipe, "temporal"))  # fmt: skip
+    save_model(model["unet"], out / "unet")
     if recipe.train_text_encoder:
-        text.save_pretrained(out / "text_encoder")
+        save_model(text, out / "text_encoder")
     kind = "with" if recipe.pseudo_videos else "without"
     plot_losses(losses, out / "loss.png", f"stage 2: temporal layers, videos {kind} pseudo-videos")
     return out / "unet"
@@ -211,7 +239,8 @@ def train_temporal_vae(recipe: RecipeConfig, loop: LoopConfig) -> Path:
             latents = vae.encode(videos)
         return F.mse_loss(vae.decode(latents), videos)
 
-    losses = train("temporal_vae", vae, loss, loop, out, progress=recipe.progress)
-    vae.save_pretrained(out / "vae")
+    losses = train("temporal_vae", vae, loss, loop, out, progress=recipe.progress,
+                   identity=identity(recipe, "temporal_vae"))  # fmt: skip
+    save_model(vae, out / "vae")
     plot_losses(losses, out / "loss.png", "stage 3: temporal VAE decoder on videos")
     return out / "vae"
