@@ -1,4 +1,4 @@
-"""Continuity metrics for long videos made clip by clip (DESIGN.md §5).
+"""Continuity metrics for long videos made clip by clip (docs/DESIGN.md §5).
 
 Videos are tensors (B, C, L, H, W); `clip_starts` lists the first frame of every clip (0 first, strictly
 increasing, all < L) and the seams are clip_starts[1:]. Every metric is an exact function of its inputs,

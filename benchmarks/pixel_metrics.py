@@ -1,4 +1,4 @@
-"""Pixel-space continuity metrics on the synthetic moving-shapes domain (DESIGN.md §5), pure numpy.
+"""Pixel-space continuity metrics on the synthetic moving-shapes domain (docs/DESIGN.md §5), pure numpy.
 
 A video is frames (L, H, W, 3) (uint8, or floats on the same scale as `threshold`) cut into clips at
 `clip_starts` (0 first, strictly increasing, all < L); the seams are clip_starts[1:].

@@ -426,8 +426,8 @@ def seams_section(videos: list[seams.SeamVideo], config: seams.SeamsConfig, fold
             f"M={config.prompt_frames}, DDIM {config.steps} steps, guidance {config.guidance:g}, seed "
             f"{config.seed}. Each row shows, for every seam, the last {config.context} frames before it "
             f"and the first {config.context} after it (red line). The overlap drops the prompt frames it "
-            "repeats, so its clips after the first are N-M frames long; recon's weight is "
-            f"{seams.RECON_SCALE:g}/steps (it scales like 1/T)."
+            "repeats, so its clips after the first are N-M frames long; recon's weight is a whole "
+            "trajectory's, the same at any number of steps."
         ),
         Image("seams.png", "frames either side of every seam, one row per composition"),
         Paragraph(smoothest(videos)),

@@ -2,9 +2,9 @@
 composition, with the latent and pixel continuity metrics of `vidrd generate`.
 
 One long video per composition, same caption, seed and settings: the paper's FNR + PNS(4) + DSG(0.4)
-(M = 2 as `vidrd generate` uses), forward overlap alone, and overlap with reconstruction guidance, whose
-weight scales like 1/T (RECON_SCALE / steps: 0.4 at 25 steps, 0.2 at 50). Overlap drops the prompt frames
-it repeats.
+(M = 2 as `vidrd generate` uses), forward overlap alone, and `compare.GAP_CLOSING` (overlap with
+reconstruction guidance at its default weight, a whole trajectory's). Overlap drops the prompt frames it
+repeats.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import torch
 from einops import rearrange
 
 from benchmarks import pixel_metrics
-from benchmarks.compare import PAPER
+from benchmarks.compare import GAP_CLOSING, PAPER
 from benchmarks.figures import save_figure
 from models.bundled import BUNDLED, load_pipeline
 from models.cli import LatentRecorder, latent_metrics
@@ -31,14 +31,6 @@ from models.contact_sheet import SEAM_RGB
 from samplers import LongVideoSampler
 from samplers.registry import parse_strategies
 from samplers.validation import check_int, check_real
-
-RECON_SCALE = 10.0  # recon weight x DDIM steps that gives seam-jump ~1 on the analytic backbone
-
-
-def recon_composition(steps: int) -> str:
-    """Overlap with reconstruction guidance at `steps` DDIM steps: weight RECON_SCALE / steps (1/T)."""
-    check_int("steps", steps, 1)
-    return f"overlap,recon:{RECON_SCALE / steps:g}"
 
 
 @dataclass(frozen=True)
@@ -64,7 +56,7 @@ class SeamsConfig:
 
     @property
     def compositions(self) -> tuple[str, ...]:
-        return PAPER, "overlap", recon_composition(self.steps)
+        return PAPER, "overlap", GAP_CLOSING
 
 
 @dataclass(frozen=True)

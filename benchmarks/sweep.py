@@ -32,8 +32,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from benchmarks import compare, distributed, seams, sweep_model
-from benchmarks.compare import METRICS, PEER_COMBINATIONS, REFERENCE, CompareConfig
+from benchmarks import compare, distributed, sweep_model
+from benchmarks.compare import GAP_CLOSING, METRICS, PEER_COMBINATIONS, REFERENCE, CompareConfig
 from benchmarks.number_lists import format_numbers, parse_numbers
 from benchmarks.sweep_model import PIXEL_METRICS, ModelBackbone
 from benchmarks.threads import limit_threads
@@ -191,13 +191,10 @@ MODEL_ABLATIONS = (
 )
 
 
-def model_extras(steps: int) -> tuple[str, ...]:
-    """The model grid's extras at `steps` DDIM steps: the controls, and the overlap with reconstruction
-    guidance, whose weight scales like 1/T (seams.RECON_SCALE / steps: 0.4 at 25, compare's 0.2 at 50)."""
-    return ("independent", "overlap", seams.recon_composition(steps))
+MODEL_EXTRAS = ("independent", "overlap", GAP_CLOSING)  # the model grid's controls and the gap-closer
 
 
-MODEL_SWEEP = SweepConfig(MODEL_ABLATIONS, model_extras(ModelBackbone().steps), prompt_frames=2, seeds=(0,),
+MODEL_SWEEP = SweepConfig(MODEL_ABLATIONS, MODEL_EXTRAS, prompt_frames=2, seeds=(0,),
                           backbone=ModelBackbone())  # fmt: skip
 PRESETS = {"analytic": SweepConfig(), "model": MODEL_SWEEP}  # --backbone: the default grid of each
 
@@ -329,7 +326,7 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, SweepConfig]:
         config = replace(
             preset,
             ablations=tuple(replace(swept[n], values=values[n]) for n in names),
-            extra_combinations=_extras(args.extras, preset, backbone),
+            extra_combinations=_extras(args.extras, preset),
             seeds=tuple(range(len(preset.seeds) if args.seeds is None else args.seeds)),
             backbone=backbone,
             device=args.device,
@@ -339,11 +336,11 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, SweepConfig]:
     return args, config
 
 
-def _extras(text: str | None, preset: SweepConfig, backbone) -> tuple[str, ...]:
-    """--extras, or the preset's (the model's at the backbone's steps: --steps moves recon's weight)."""
+def _extras(text: str | None, preset: SweepConfig) -> tuple[str, ...]:
+    """--extras, or the preset's."""
     if text is not None:
         return tuple(t.strip() for t in text.split(";") if t.strip())
-    return model_extras(backbone.steps) if isinstance(backbone, ModelBackbone) else preset.extra_combinations
+    return preset.extra_combinations
 
 
 def _preset_help(field: str | None) -> str:

@@ -34,7 +34,7 @@ from benchmarks.threads import limit_threads
 from samplers.registry import parse_strategies
 from samplers.validation import check_real
 
-WEIGHTS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 1.0)
+WEIGHTS = (0.0, 2.5, 5.0, 7.5, 10.0, 12.5, 15.0, 20.0, 30.0, 50.0)  # a whole trajectory's (default 10)
 OVERLAP = "overlap"  # the curve at w = 0 (recon:0 guides nothing)
 CURVE = OVERLAP + ",recon:{weight:g}"  # the composition along the curve at w > 0
 CURVE_LABEL = "overlap,recon:w"

@@ -1,4 +1,4 @@
-"""The analytic backbone: a stationary Gaussian process over time with an exact denoiser (DESIGN.md §4).
+"""The analytic backbone: a stationary Gaussian process over time with an exact denoiser (docs/DESIGN.md §4).
 
 Every latent element (c, h, w) of a video is an independent zero-mean, unit-variance Gaussian process
 over frames with kernel k(tau) = exp(-tau^2 / (2 l^2)). For a clip of F frames with covariance

@@ -1,4 +1,4 @@
-"""Temporal layers that inflate a 2-D (image) network into a video network (DESIGN.md §6).
+"""Temporal layers that inflate a 2-D (image) network into a video network (docs/DESIGN.md §6).
 
 The 2-D network runs on frames folded into the batch, `(b f) c h w`. A temporal layer is attached to a
 2-D block with a forward hook: it unfolds the block's output to `b c f h w`, mixes along f, and adds the

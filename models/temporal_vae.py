@@ -1,4 +1,5 @@
-"""TemporalVAE: a diffusers `AutoencoderKL` whose decoder mixes frames with Temp-Conv layers (DESIGN.md §6).
+"""TemporalVAE: a diffusers `AutoencoderKL` whose decoder mixes frames with Temp-Conv layers
+(docs/DESIGN.md §6).
 
 Frames are encoded one by one (folded into the batch). The decoder also runs frame by frame, but a
 zero-initialised `TemporalConv` follows every ResNet block of `vae.decoder` (attached with forward hooks,

@@ -2,7 +2,7 @@
 
     python -m models.train --out runs/tiny --bundle models/weights/tiny-vidrd
 
-Stages (DESIGN.md §7): vae, t2i, temporal, temporal_vae; each resumes from its checkpoint in
+Stages (docs/DESIGN.md §7): vae, t2i, temporal, temporal_vae; each resumes from its checkpoint in
 `--out/<stage>/` when run again, so a killed run continues where it stopped (a checkpoint written with
 another --seed or other settings is refused: delete the folder or use another --out). A stage needs the
 folders of the stages before it (vae before t2i, both before temporal). `--steps-scale` multiplies every

@@ -1,4 +1,5 @@
-"""VidRDUNet: a Stable-Diffusion-layout UNet inflated to video with Temp-Conv and Temp-Attn (DESIGN.md §6).
+"""VidRDUNet: a Stable-Diffusion-layout UNet inflated to video with Temp-Conv and Temp-Attn
+(docs/DESIGN.md §6).
 
 Every 2-D layer of the wrapped `UNet2DConditionModel` runs frame by frame (frames folded into the batch);
 a `TemporalConv` follows every ResNet block and a `TemporalAttention` every spatial transformer block,

@@ -22,6 +22,7 @@ from .protocols import (
     Recording,
     RecordSpec,
     StepContext,
+    StrategyHooks,
     VideoDenoiser,
 )
 from .pyoco import PYoCoMixed, PYoCoProgressive
@@ -52,5 +53,6 @@ __all__ = [
     "RecordSpec",
     "Recording",
     "StepContext",
+    "StrategyHooks",
     "VideoDenoiser",
 ]

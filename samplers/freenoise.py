@@ -34,6 +34,7 @@ def chunk_sources(num_frames: int, window: int, stride: int) -> list[range]:
 class FreeNoise:
     """Each chunk of `stride` frames of clip i reuses, shuffled, the noise of the frames `window` earlier."""
 
+    discards_candidate = True  # clips i >= 1 are built from the previous clip's noise alone (StrategyHooks)
     window: int = 16  # how far back a chunk takes its noise, in frames (1 <= stride <= window <= N)
     stride: int = 4  # chunk length, in frames
 

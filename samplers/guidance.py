@@ -1,4 +1,4 @@
-"""Latent guidance: DSG, denoising with staged guidance (DESIGN.md §2).
+"""Latent guidance: DSG, denoising with staged guidance (docs/DESIGN.md §2).
 
 Before the denoiser call of step s of clip i >= 1, frame j < M is replaced by the previous clip's latent
 of the same step, mirrored: z_s[i, j] <- z_s[i-1, N-1-j], while s < beta * T * (M - j) / M. Frame 0 is

@@ -1,4 +1,4 @@
-"""Noise initializers: how the initial noise zT[i] of clip i is made from zT[i-1] (DESIGN.md §2).
+"""Noise initializers: how the initial noise zT[i] of clip i is made from zT[i-1] (docs/DESIGN.md §2).
 
 Each initializer maps the candidate unit-variance noise of clip i to a new candidate; the sampler
 draws the first candidate fresh, applies the initializers in list order and keeps the result as zT[i].
@@ -60,6 +60,8 @@ class IndependentNoise:
 @dataclass(frozen=True)
 class FNR:
     """Frame-level noise reversion: zT[i, j] = zT[i-1, N-1-j] for every frame j."""
+
+    discards_candidate = True  # clips i >= 1 never read the candidate (StrategyHooks)
 
     def __call__(self, noise: torch.Tensor, context: NoiseContext) -> torch.Tensor:
         if context.previous_noise is None:  # clip 0 keeps its fresh noise

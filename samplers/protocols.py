@@ -37,13 +37,45 @@ class NoiseContext:
     generator: torch.Generator  # the only source of fresh randomness
 
 
+class StrategyHooks:
+    """The optional hooks of a strategy (initializer or guidance), in one place: the sampler reads each
+    one through `hook(strategy, name)`, which falls back to the default here, so a strategy may subclass
+    this class or simply define the few it needs (as an attribute, a property or a method).
+    """
+
+    # Clips i >= 1 start with M prompt frames that repeat the previous clip (forward copies), so the
+    # sampler drops them from the output when `drop_prompt_frames=None` (ForwardOverlap, recon).
+    duplicates_prompt_frames: bool = False
+    # Steps must carry `StepContext.predict_x0` and `alpha_bar` (a guidance differentiating x0).
+    needs_x0: bool = False
+    # An initializer that, for clips i >= 1, never reads the candidate it is given (it rebuilds the noise
+    # from the previous clip's: FNR, FreeNoise). When the first initializer says so, the sampler draws no
+    # fresh candidate for those clips: it would only be thrown away (and its draw cost memory bandwidth).
+    discards_candidate: bool = False
+
+    def check_clip(self, num_frames: int, prompt_frames: int) -> None:
+        """Raise ValueError unless clips of N = `num_frames` with M = `prompt_frames` suit the strategy;
+        called before any work (and by callers before loading a model)."""
+
+    def check_scheduler(self, scheduler: Any) -> None:
+        """Raise ValueError if the strategy cannot be exact with `scheduler`; called before any work."""
+
+
+def hook(strategy: Any, name: str) -> Any:
+    """`strategy`'s optional hook `name` (a StrategyHooks attribute or method), or the default."""
+    if not hasattr(StrategyHooks, name):
+        raise AttributeError(f"{name!r} is not a strategy hook; the hooks are StrategyHooks' attributes")
+    return getattr(strategy, name, getattr(StrategyHooks(), name))
+
+
 @runtime_checkable
 class NoiseInitializer(Protocol):
     """Turns the candidate unit-variance initial noise of a clip into the new candidate.
 
-    Initializers run in list order; the sampler draws the first candidate as fresh N(0, I) noise and
-    multiplies the final one by the scheduler's `init_noise_sigma`. The result must be a tensor of the
-    candidate's shape, dtype and device (the sampler checks, naming the initializer).
+    Initializers run in list order; the sampler draws the first candidate as fresh N(0, I) noise (unless
+    the first initializer `discards_candidate`, StrategyHooks) and multiplies the final one by the
+    scheduler's `init_noise_sigma`. The result must be a tensor of the candidate's shape, dtype and device
+    (the sampler checks, naming the initializer). Optional hooks: StrategyHooks.
     """
 
     def __call__(self, noise: torch.Tensor, context: NoiseContext) -> torch.Tensor: ...

@@ -1,6 +1,6 @@
 """LongVideoSampler: a long video clip by clip, with composable noise initializers and guidances.
 
-Per clip i (DESIGN.md §2):
+Per clip i (docs/DESIGN.md §2):
   1. zT[i] <- initializers applied in list order to fresh N(0, I) noise (FNR, PNS, ...);
   2. z_0 <- zT[i] * init_noise_sigma, then for each step s = 0..T-1:
        z_s <- guidances applied in list order (DSG, ...);  record what the guidances declared;
@@ -9,7 +9,9 @@ Per clip i (DESIGN.md §2):
 
 Nothing non-finite passes silently: NaN or inf in the initial noise, a guidance's output, the denoiser's
 output or the scheduler's next latents is a ValueError at the end of the clip, naming the step and which
-of them made it first (_FiniteLog: checked on the device, read on the host once per clip).
+of them made it first. An ordinary clip costs one pass over its final latents and one host read; a clip
+whose final latents are not finite is run again from the same generator state with every step's
+outputs logged on the device (_FiniteLog), to name the first step and source.
 
 Guidances may differentiate through the denoiser: where the scheduler converts its model output to x0
 exactly (schedulers.x0_conversion_problem), each step's context carries `predict_x0`, a closure that
@@ -26,7 +28,15 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from .protocols import LatentGuidance, NoiseContext, NoiseInitializer, Recording, RecordSpec, StepContext
+from .protocols import (
+    LatentGuidance,
+    NoiseContext,
+    NoiseInitializer,
+    Recording,
+    RecordSpec,
+    StepContext,
+    hook,
+)
 from .schedulers import (
     alpha_bar,
     check_scheduler,
@@ -87,7 +97,7 @@ def _merge_specs(specs: list[RecordSpec]) -> RecordSpec:
 
 def _duplicates_prompt_frames(strategies: Sequence[Any]) -> bool:
     """True when a strategy declares that its clips' first M frames repeat the previous clip."""
-    return any(getattr(strategy, "duplicates_prompt_frames", False) for strategy in strategies)
+    return any(hook(strategy, "duplicates_prompt_frames") for strategy in strategies)
 
 
 class LongVideoSampler:
@@ -219,8 +229,7 @@ class LongVideoSampler:
                 f"frames; got {self.prompt_frames}"
             )
         for strategy in (*self.initializers, *self.guidances):
-            if callable(getattr(strategy, "check_clip", None)):
-                strategy.check_clip(num_frames, self.prompt_frames)
+            hook(strategy, "check_clip")(num_frames, self.prompt_frames)
 
     def _validate(self, denoiser, scheduler, clip_shape, num_clips, num_inference_steps, generator):
         """Every check of the tools and the work's size, before any work; returns clip_shape as a tuple."""
@@ -228,8 +237,7 @@ class LongVideoSampler:
             raise TypeError(f"denoiser must be callable (a VideoDenoiser); got {type(denoiser).__name__}")
         check_scheduler(scheduler)
         for strategy in (*self.initializers, *self.guidances):  # e.g. a guidance that needs exact x0
-            if callable(getattr(strategy, "check_scheduler", None)):
-                strategy.check_scheduler(scheduler)
+            hook(strategy, "check_scheduler")(scheduler)
         if not isinstance(generator, torch.Generator):
             raise TypeError(f"generator must be a torch.Generator (no global RNG); got {generator!r}")
         shape = tuple(clip_shape) if isinstance(clip_shape, (tuple, list, torch.Size)) else ()
@@ -243,8 +251,12 @@ class LongVideoSampler:
         return tuple(int(d) for d in shape)
 
     def _initial_noise(self, i, previous, shape, generator, dtype, device) -> torch.Tensor:
-        """zT[i]: fresh N(0, I) noise transformed by the initializers in list order."""
-        noise = torch.randn(shape, generator=generator, dtype=dtype, device=generator.device).to(device)
+        """zT[i]: fresh N(0, I) noise transformed by the initializers in list order. No fresh candidate is
+        drawn for clips i >= 1 whose first initializer discards it (StrategyHooks.discards_candidate)."""
+        if i > 0 and self.initializers and hook(self.initializers[0], "discards_candidate"):
+            noise = torch.empty(shape, dtype=dtype, device=device)  # never read: FNR, FreeNoise rebuild it
+        else:
+            noise = torch.randn(shape, generator=generator, dtype=dtype, device=generator.device).to(device)
         context = NoiseContext(
             clip_index=i, prompt_frames=self.prompt_frames, previous_noise=previous, generator=generator
         )
@@ -319,11 +331,11 @@ class _ClipRun:
     def __init__(self, sampler, denoiser, scheduler, num_inference_steps, generator, spec) -> None:
         self.sampler, self.denoiser, self.scheduler = sampler, denoiser, scheduler
         self.num_inference_steps = num_inference_steps
-        self.step_kwargs = step_kwargs(scheduler, generator)
+        self.generator, self.step_kwargs = generator, step_kwargs(scheduler, generator)
         self.spec = spec  # what the guidances record of every clip
         # Whether steps carry predict_x0: for guidances that declare `needs_x0`, where the scheduler
         # converts its output exactly (else those guidances refused the scheduler up front).
-        wanted = any(getattr(g, "needs_x0", False) for g in sampler.guidances)
+        wanted = any(hook(g, "needs_x0") for g in sampler.guidances)
         self.exact_x0 = wanted and x0_conversion_problem(scheduler) is None
         # What a step makes, in order: the finiteness log's sources (_FiniteLog).
         guidances = [f"the guidance {label}" for label in sampler._guidance_labels]
@@ -331,14 +343,34 @@ class _ClipRun:
 
     def denoise(self, i, noise, previous, cond, bar) -> tuple[torch.Tensor, Recording | None]:
         """Denoise clip i from its initial noise; return its latents and what the guidances recorded.
-        ValueError at the end of the clip if anything in it was not finite."""
+
+        Finiteness costs one pass per clip: the final latents are checked (NaN and inf propagate through
+        the steps that follow them). Only if they are not finite is the clip run again from the same
+        generator state with every step's outputs logged (_FiniteLog), to name the step and the source.
+        """
+        start = self.generator.get_state()
+        latents, recording = self._denoise(i, noise, previous, cond, bar, None)
+        if bool(torch.isfinite(latents).all()):  # the clip's one host sync
+            return latents, recording
+        self.generator.set_state(start)
+        log = _FiniteLog(self.sources, len(self.scheduler.timesteps), noise)
+        with tqdm(disable=True) as quiet:
+            self._denoise(i, noise, previous, cond, quiet, log)
+        log.check(i)  # raises, naming the step and the source
+        raise ValueError(
+            f"the latents of clip {i} are not finite (NaN or inf), but a re-run from the same state with "
+            "every step checked did not reproduce it: is the denoiser nondeterministic?"
+        )
+
+    def _denoise(self, i, noise, previous, cond, bar, log) -> tuple[torch.Tensor, Recording | None]:
+        """The denoising loop of clip i; with a `_FiniteLog`, every output of every step goes into it."""
         scheduler, sampler = self.scheduler, self.sampler
         scheduler.set_timesteps(self.num_inference_steps, device=noise.device)  # also resets solver state
         timesteps = scheduler.timesteps
         num_frames, num_steps, spec = noise.shape[2], len(timesteps), self.spec
         record = noise.new_empty((spec.steps, *noise.shape[:2], len(spec.frames), *noise.shape[3:]))
         frames = torch.tensor(spec.frames, dtype=torch.long, device=noise.device)
-        log = _FiniteLog(self.sources, num_steps, noise)
+        log = log if log is not None else _NO_LOG
         log.add_initial_noise(noise)
         latents = noise * scheduler.init_noise_sigma
         # abar_t of every step, read once per clip (a host copy of the timesteps, no sync per step)
@@ -357,7 +389,6 @@ class _ClipRun:
             latents = scheduler.step(output, t, latents, **self.step_kwargs).prev_sample
             log.add(s, len(self.sources) - 1, latents)
             bar.update(1)
-        log.check(i)
         if not (spec.steps or spec.final):
             return latents, None
         final = latents.index_select(2, frames) if spec.final else None
@@ -403,7 +434,8 @@ class _ClipRun:
 
 
 class _FiniteLog:
-    """Whether everything a clip makes is finite, kept on the device and read once, at the end of the clip.
+    """Whether everything a clip makes is finite, kept on the device and read once, at the end of the clip:
+    the diagnostic run of a clip whose final latents are not finite (`_ClipRun.denoise`).
 
     Reading a value on the host (`bool`, `.item()`) waits for a GPU to finish its queued work; doing that
     at every denoiser call would stall the pipeline, so each tensor's sum goes into a small device tensor
@@ -439,3 +471,16 @@ class _FiniteLog:
             f"{self.sources[source]} returned non-finite values (NaN or inf) at clip {clip}, step {step}: "
             "the first in this clip (anything later may only have inherited them)"
         )
+
+
+class _NoLog:
+    """The log of a clip's ordinary run: nothing is logged (the final latents are checked instead)."""
+
+    def add_initial_noise(self, noise: torch.Tensor) -> None:
+        pass
+
+    def add(self, step: int, source: int, tensor: torch.Tensor) -> None:
+        pass
+
+
+_NO_LOG = _NoLog()

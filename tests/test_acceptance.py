@@ -5,9 +5,9 @@ matrix along frames at each step, deterministic DDIM steps are linear, FNR rever
 noise, DSG copies latents. So each latent element's long video is X = A w, w ~ N(0, I), and its covariance
 A A^T gives the metrics' exact values (ratios of expected quadratic forms) and, since the B*C*H*W elements
 are independent replicates, their standard errors (delta method: Var(w^T Q w) = 2 tr(Q S Q S) for a
-Gaussian of covariance S). `exact_covariance` builds A from the strategies' definitions (DESIGN.md §2), with
-diffusers' DDIM and the prior's exact denoiser, not with the sampler under test. Bounds are 6 standard
-errors around those values.
+Gaussian of covariance S). `exact_covariance` builds A from the strategies' definitions
+(docs/DESIGN.md §2), with diffusers' DDIM and the prior's exact denoiser, not with the sampler under
+test. Bounds are 6 standard errors around those values.
 """
 
 import math

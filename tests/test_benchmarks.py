@@ -96,7 +96,7 @@ def test_comparison_rows_show_the_cut_and_the_duplicate():
     rows = run(TINY, ["independent", "fnr"])
     assert [r["strategies"] for r in rows] == ["reference process", "independent", "fnr"]
     by_name = {r["strategies"]: r for r in rows}
-    # FNR alone on the exact backbone is an exact palindrome (DESIGN.md §4): the seam frame is duplicated
+    # FNR alone on the exact backbone is an exact palindrome (docs/DESIGN.md §4): the seam frame is duplicated
     # (ratio 0) and the mirror correlation is 1; independent clips meet at a cut (ratio well above 1).
     assert by_name["fnr"]["seam_jump_ratio"] < 1e-12
     assert by_name["fnr"]["mirror_correlation"] == pytest.approx(1.0, abs=1e-12)

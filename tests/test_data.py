@@ -1,4 +1,4 @@
-"""The data package: the moving-shapes world and the paper's three data strategies (DESIGN.md §7)."""
+"""The data package: the moving-shapes world and the paper's three data strategies (docs/DESIGN.md §7)."""
 
 import numpy as np
 import pytest

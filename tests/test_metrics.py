@@ -1,4 +1,4 @@
-"""Metrics against exact values known by construction (benchmarks/metrics.py, DESIGN.md §5)."""
+"""Metrics against exact values known by construction (benchmarks/metrics.py, docs/DESIGN.md §5)."""
 
 from __future__ import annotations
 

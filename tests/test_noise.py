@@ -1,4 +1,4 @@
-"""FNR, PNS and IndependentNoise: exact index arithmetic and noise statistics (DESIGN.md §2)."""
+"""FNR, PNS and IndependentNoise: exact index arithmetic and noise statistics (docs/DESIGN.md §2)."""
 
 import math
 

@@ -47,7 +47,7 @@ def test_bad_beta(beta):
 @pytest.mark.parametrize(("beta", "n", "m"), [(1.0, 8, 3), (0.5, 6, 4)])
 def test_the_denoiser_sees_the_previous_clips_frames_forward(beta, n, m):
     # N < 2M in the second case: the guided frames overlap the recorded ones, which works only because
-    # the recording is taken after the guidance (DESIGN.md §2).
+    # the recording is taken after the guidance (docs/DESIGN.md §2).
     steps, clips, scheduler = 10, 3, DDIMScheduler(clip_sample=False)
     spy = Spy(PRIOR.denoiser(scheduler))
     LongVideoSampler([PNS(1.0), ForwardOverlap(beta)], prompt_frames=m, progress=False).sample(

@@ -1,4 +1,4 @@
-"""The analytic Gaussian-process prior and its exact denoiser against closed forms (DESIGN.md §4).
+"""The analytic Gaussian-process prior and its exact denoiser against closed forms (docs/DESIGN.md §4).
 
 Every reference here is computed independently of models/gaussian_prior.py: the kernel by a Python
 loop, the posterior mean with np.linalg.solve (the code uses an eigendecomposition), whole sampling

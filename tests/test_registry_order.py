@@ -8,8 +8,7 @@ import torch
 from diffusers import DDIMScheduler
 
 from benchmarks.compare import DEFAULT_COMBINATIONS, PEER_COMBINATIONS
-from benchmarks.seams import recon_composition
-from benchmarks.sweep import DEFAULT_ABLATIONS, EXTRA_COMBINATIONS
+from benchmarks.sweep import DEFAULT_ABLATIONS, EXTRA_COMBINATIONS, MODEL_EXTRAS
 from models import GaussianVideoPrior
 from samplers import FNR, CompositionWarning, FreeNoise, LongVideoSampler, NoiseContext
 from samplers.registry import parse_strategies
@@ -22,7 +21,7 @@ def filled(template):
 
 
 CALLERS_DEFAULTS = sorted(
-    {*DEFAULT_COMBINATIONS, *PEER_COMBINATIONS, *EXTRA_COMBINATIONS, recon_composition(50),
+    {*DEFAULT_COMBINATIONS, *PEER_COMBINATIONS, *EXTRA_COMBINATIONS, *MODEL_EXTRAS,
      "fnr,pns:4,dsg:0.4", "overlap,recon:10", "overlap,recon:0", "fnr,dsg:0.4", "overlap,recon:0.4"}
     | {text for ablation in DEFAULT_ABLATIONS for t in ablation.templates for text in filled(t)}
 )  # fmt: skip

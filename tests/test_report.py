@@ -14,7 +14,7 @@ import pytest
 
 from benchmarks import report
 from benchmarks.claims import claims
-from benchmarks.compare import CompareConfig
+from benchmarks.compare import GAP_CLOSING, PAPER, CompareConfig
 from benchmarks.document import Code, Heading, Image, Paragraph, Table, to_html, to_markdown
 from benchmarks.report import PerfConfig, ReportConfig, build, parse_args
 from benchmarks.seams import SeamsConfig, SeamVideo, seam_row
@@ -85,7 +85,7 @@ def test_report_has_every_section_and_every_image(built):
     assert len(re.findall(r"\*\*(Holds|Does not hold)\.\*\*", markdown)) == 5
     section4 = markdown.split("## 4.")[1].split("## 5.")[0]
     rows = re.findall(r"^\| `([^`]+)` \|", section4, re.MULTILINE)
-    assert rows == ["fnr,pns:4,dsg:0.4", "overlap", "overlap,recon:5"]  # recon weight 10 / 2 steps
+    assert rows == [PAPER, "overlap", GAP_CLOSING]  # the seams section's compositions
     assert "Smallest mean velocity jump at the seams" in section4
     assert "frames/s" in markdown and "ratio sampler / bare" in markdown
     leftovers = [p.name for p in built.parent.iterdir() if p.name.startswith(".report")]

@@ -58,7 +58,8 @@ def test_same_seed_same_bits_other_seed_other_bits():
 @pytest.mark.parametrize("strategies", [[FNR()], [FNR(), DSG(beta=0.7)]])
 def test_fnr_on_a_stationary_prior_is_an_exact_palindrome(ddim, strategies):
     # The exact denoiser of a stationary process commutes with time reversal, and DDIM is deterministic,
-    # so reversed initial noise gives the reversed clip (DESIGN.md §4); DSG's replacement is then a no-op.
+    # so reversed initial noise gives the reversed clip (docs/DESIGN.md §4); DSG's replacement is then a
+    # no-op.
     x = sample(strategies, ddim).latents
     for i in (1, 2):
         clip, previous = x[:, :, 8 * i : 8 * i + 8], x[:, :, 8 * i - 8 : 8 * i]
@@ -90,7 +91,7 @@ def test_dsg_feeds_the_mirrored_previous_latents_to_the_denoiser(name, beta, n, 
     # The replacement itself is exact with every scheduler (same step -> same noise level and the same
     # input scaling); what a multistep solver changes is what happens after release (see schedulers.py).
     # With N < 2M the guided frames (0..M-1) and the recorded ones (N-M..N-1) overlap: this only holds if
-    # the recording is taken after the guidance, as DESIGN.md §2 says.
+    # the recording is taken after the guidance, as docs/DESIGN.md §2 says.
     steps, clips = 10, 3
     scheduler = SCHEDULERS[name]()
     spy = Spy(PRIOR.denoiser(scheduler))
@@ -111,7 +112,7 @@ def test_dsg_feeds_the_mirrored_previous_latents_to_the_denoiser(name, beta, n, 
         for s in range(steps):
             for j in range(n):
                 same = torch.equal(inputs[i][s][:, :, j], inputs[i - 1][s][:, :, n - 1 - j])
-                held = j < m and s < beta * steps * (m - j) / m  # by hand, from DESIGN.md §2
+                held = j < m and s < beta * steps * (m - j) / m  # by hand, from docs/DESIGN.md §2
                 assert same == held, (i, s, j)
 
 
@@ -222,3 +223,20 @@ def test_float16_outputs_are_not_mistaken_for_overflow():
     video = sampler.sample(halves, DDIMScheduler(clip_sample=False), (1, 4, 16, 64, 64), 1, 2,
                            generator=torch.Generator().manual_seed(0), dtype=torch.float16)  # fmt: skip
     assert video.latents.dtype == torch.float16 and torch.isfinite(video.latents).all()
+
+
+@pytest.mark.parametrize(
+    ("strategies", "draws"),
+    [([FNR()], False), ([FNR(), DSG(0.4)], False), ([IndependentNoise()], True), ([PNS(4), FNR()], True)],
+)
+def test_no_candidate_is_drawn_where_the_first_initializer_discards_it(ddim, strategies, draws):
+    # DDIM with eta = 0 draws nothing while denoising, so the generator only moves for initial noise: with
+    # FNR first, clips 1.. draw nothing (their candidate would be thrown away), and one clip or three leave
+    # the generator in the same state; a composition that reads its candidate draws it for every clip.
+    states = []
+    for clips in (1, 3):
+        generator = torch.Generator().manual_seed(0)
+        LongVideoSampler(strategies, prompt_frames=3, progress=False).sample(
+            PRIOR.denoiser(ddim), ddim, SHAPE, clips, 4, generator=generator, dtype=torch.float64)
+        states.append(generator.get_state())
+    assert torch.equal(*states) is not draws

@@ -11,10 +11,10 @@ import pytest
 import torch
 from threadpoolctl import threadpool_limits
 
-from benchmarks.compare import METRICS, PEER_COMBINATIONS
-from benchmarks.seams import recon_composition
+from benchmarks.compare import GAP_CLOSING, METRICS, PEER_COMBINATIONS
 from benchmarks.sweep import (
     BACKBONE,
+    MODEL_SWEEP,
     PAPER_TEMPLATE,
     REFERENCE,
     Ablation,
@@ -80,12 +80,9 @@ def test_bad_grids_fail_up_front(make, match):
         make()
 
 
-def test_default_extras_give_recon_the_weight_of_the_backbones_steps():
-    # recon's weight scales like 1/T: the peers' "overlap,recon:0.2" is the one for compare's 50 steps, the
-    # model grid's that of its own steps (benchmarks.seams.recon_composition).
-    assert BACKBONE.steps == 50 and recon_composition(BACKBONE.steps) == "overlap,recon:0.2"
-    assert recon_composition(BACKBONE.steps) in SweepConfig().extra_combinations
-    assert recon_composition(25) == "overlap,recon:0.4"
+def test_both_grids_score_the_gap_closing_composition():
+    # recon's weight is a whole trajectory's: one composition for compare's 50 steps and the model's 25
+    assert GAP_CLOSING in SweepConfig().extra_combinations and GAP_CLOSING in MODEL_SWEEP.extra_combinations
 
 
 def usage_error(capsys, argv: list[str]) -> str:

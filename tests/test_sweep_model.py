@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from benchmarks import sweep
+from benchmarks.compare import GAP_CLOSING
 from benchmarks.sweep import FIELDS, MODEL_SWEEP, PAPER_TEMPLATE, REFERENCE, GridPoint, compute, parse_args
 from benchmarks.sweep_model import PIXEL_METRICS, ModelBackbone, pixel_scores, true_videos
 from models.bundled import save_pipeline
@@ -117,9 +118,9 @@ def test_the_model_grid_is_figure_6_at_eight_frames():
     assert found == {("prompt_frames", (1, 2, 4, 6), (PAPER_TEMPLATE,)),
                      ("alpha", (0.0, 1.0, 4.0, 8.0), (PAPER_TEMPLATE,)),
                      ("beta", (0.0, 0.4, 1.0), (PAPER_TEMPLATE, "dsg:{beta}"))}  # fmt: skip
-    assert config.extra_combinations == ("independent", "overlap", "overlap,recon:0.4")  # recon's at 25 steps
-    _, fifty = parse_args(["--backbone", "model", "--steps", "50"])  # recon's weight scales like 1/T
-    assert fifty.extra_combinations == ("independent", "overlap", "overlap,recon:0.2")
+    assert config.extra_combinations == ("independent", "overlap", GAP_CLOSING)
+    _, fifty = parse_args(["--backbone", "model", "--steps", "50"])  # recon's weight is a trajectory's
+    assert fifty.extra_combinations == ("independent", "overlap", GAP_CLOSING)
     _, given = parse_args(["--backbone", "model", "--steps", "50", "--extras", "overlap,recon:0.4"])
     assert given.extra_combinations == ("overlap,recon:0.4",)
     with pytest.raises(ValueError, match="num_clips must be an integer"):

@@ -1,4 +1,4 @@
-"""TemporalVAE (DESIGN.md §6): identity at initialisation, temporal mixing, training, save/load."""
+"""TemporalVAE (docs/DESIGN.md §6): identity at initialisation, temporal mixing, training, save/load."""
 
 from __future__ import annotations
 

@@ -64,3 +64,8 @@ def test_a_tiny_clip_changes_the_parameters_themselves(tmp_path):
     torch.testing.assert_close(clipped, torch.tensor([-LR * 3 / 8, -LR * 4 / 9], dtype=torch.float64),
                                rtol=1e-6, atol=0)  # fmt: skip
     torch.testing.assert_close(free, torch.full((2,), -LR, dtype=torch.float64), rtol=1e-6, atol=0)
+
+
+def test_a_zero_gradient_norm_bound_is_refused():
+    with pytest.raises(ValueError, match="grad_clip must be > 0"):
+        LoopConfig(steps=1, lr=0.1, grad_clip=0.0)

@@ -1,4 +1,5 @@
-"""Training data: the synthetic "moving shapes" world and the paper's three data strategies (DESIGN.md §7).
+"""Training data: the synthetic "moving shapes" world and the paper's three data strategies
+(docs/DESIGN.md §7).
 
 from models.data import MovingShapes, ShapesConfig         # captioned synthetic clips, generated on the fly
 from models.data import ZoomPan                             # still image -> pseudo-video (zoom and pan)

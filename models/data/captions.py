@@ -1,4 +1,4 @@
-"""Captions from class labels for short classification clips (the paper's Figure 4, DESIGN.md §7).
+"""Captions from class labels for short classification clips (the paper's Figure 4, docs/DESIGN.md §7).
 
     captioner = LabelCaptioner()
     captioner("ApplyEyeMakeup", torch.Generator().manual_seed(0))  # e.g. "a video of apply eye makeup"

@@ -1,4 +1,4 @@
-"""Pseudo-videos from still images by a random, smooth zoom and pan (the paper's Figure 4, DESIGN.md §7).
+"""Pseudo-videos from still images by a random, smooth zoom and pan (the paper's Figure 4, docs/DESIGN.md §7).
 
     zoom_pan = ZoomPan(num_frames=8, zoom=(1.0, 1.3), pan=(-0.15, 0.15))
     video = zoom_pan(image, torch.Generator().manual_seed(0))  # (C, H, W) -> (C, F, H, W)

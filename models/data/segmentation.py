@@ -1,4 +1,4 @@
-"""Segment-then-caption for long multi-scene videos (the paper's Figure 4, DESIGN.md §7).
+"""Segment-then-caption for long multi-scene videos (the paper's Figure 4, docs/DESIGN.md §7).
 
     cuts = shot_boundaries(frames)          # e.g. [120, 305]: the first frame of each new shot
     segment_and_caption(frames, captioner)  # [(0, 120, "..."), (120, 305, "..."), (305, F, "...")]

@@ -1,4 +1,4 @@
-"""The kit's own captioned world: coloured shapes moving over a plain background (DESIGN.md §7).
+"""The kit's own captioned world: coloured shapes moving over a plain background (docs/DESIGN.md §7).
 
     config = ShapesConfig(size=32, num_frames=8)
     spec = sample_spec(config, torch.Generator().manual_seed(0))

@@ -52,7 +52,8 @@ class LoopConfig:
         check_real("lr", self.lr, 0.0)
         check_int("checkpoint_every", self.checkpoint_every, 1)
         check_int("seed", self.seed, 0)
-        check_real("grad_clip", self.grad_clip, 0.0)
+        if check_real("grad_clip", self.grad_clip, 0.0) == 0.0:
+            raise ValueError("grad_clip must be > 0 (a max gradient norm of 0 zeroes every update); got 0.0")
 
 
 def save_checkpoint(

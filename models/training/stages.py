@@ -1,4 +1,4 @@
-"""The kit's VidRD recipe in four stages (DESIGN.md §6-§7), on the synthetic moving-shapes world.
+"""The kit's VidRD recipe in four stages (docs/DESIGN.md §6-§7), on the synthetic moving-shapes world.
 
 1. `vae`: a tiny AutoencoderKL on still shapes; its latent scaling factor is set from the data.
 2. `t2i`: a tiny text-to-image UNet and the word-level text encoder on still shapes (the stand-in for
