@@ -45,7 +45,7 @@ setup(
     },
     entry_points={
         "console_scripts": [
-            "vidrd=models.cli:main",
+            "vidrd=benchmarks.cli:main",
             "vidrd-train=models.train:main",
             "vidrd-compare=benchmarks.compare:main",
             "vidrd-perf=benchmarks.perf:main",

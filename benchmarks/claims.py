@@ -15,7 +15,7 @@ import numpy as np
 from benchmarks.compare import REFERENCE
 from benchmarks.document import number
 from benchmarks.number_lists import format_numbers
-from benchmarks.sweep import PAPER_TEMPLATE, SweepConfig
+from benchmarks.sweep_grid import PAPER_TEMPLATE, SweepConfig
 from benchmarks.sweep_report import by_point, series
 from benchmarks.tradeoff import SEAM_BAND
 

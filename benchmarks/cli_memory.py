@@ -3,7 +3,7 @@
     python -m benchmarks.cli_memory                      # K = 2 and 64, 3 repeats each
     python -m benchmarks.cli_memory --clips 2,16 --repeats 1 --out results/
 
-Each run is `python -m models.cli generate PROMPT --clips K --frames N --steps S --out DIR` in a child
+Each run is `python -m benchmarks.cli generate PROMPT --clips K --frames N --steps S --out DIR` in a child
 process of its own (peak RSS is a per-process high-water mark), timed and measured by the parent with
 `os.wait4`: ru_maxrss is the largest resident set of the child, or of any process it waited for (the
 ffmpeg writer). The children run in turn; the parent prints the median peak and wall time of each K and
@@ -30,7 +30,7 @@ from pathlib import Path
 from benchmarks.number_lists import parse_numbers
 
 PROMPT = "a red circle moving right"
-REPO = Path(__file__).resolve().parents[1]  # the children run here, so that `-m models.cli` is found
+REPO = Path(__file__).resolve().parents[1]  # the children run here, so that `-m benchmarks.cli` is found
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,7 +77,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def run_child(clips: int, out: Path, args: argparse.Namespace) -> dict:
     """One `generate` in a fresh process: its peak RSS (MiB), wall seconds and frame count."""
     out = out.absolute()
-    command = [sys.executable, "-m", "models.cli", "generate", args.prompt, "--clips", str(clips),
+    command = [sys.executable, "-m", "benchmarks.cli", "generate", args.prompt, "--clips", str(clips),
                "--frames", str(args.frames), "--steps", str(args.steps), "--out", str(out)]  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "stdout.txt", "w+b") as stdout, open(out / "stderr.txt", "w+b") as stderr:

@@ -153,6 +153,15 @@ def format_table(rows: list[dict[str, Any]], config: CompareConfig) -> str:
     return "\n".join(lines)
 
 
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """The rows as the Markdown table the README quotes: 4 significant digits, float dust below 1e-9 as 0."""
+    lines = ["| strategies | " + " | ".join(METRICS) + " |", "|---" * (len(METRICS) + 1) + "|"]
+    for row in rows:
+        cells = ("0" if abs(row[m]) < 1e-9 else f"{row[m]:.4g}" for m in METRICS)
+        lines.append(f"| {row['strategies']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def write_csv(rows: list[dict[str, Any]], path) -> None:
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["strategies", *METRICS])
@@ -191,6 +200,7 @@ def main(argv=None) -> None:
     for field in ("samples", "num_clips", "steps", "seed"):
         parser.add_argument(f"--{field.replace('_', '-')}", type=int, default=getattr(defaults, field))
     parser.add_argument("--progress", action="store_true", help="show tqdm progress bars")
+    parser.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
     args = parser.parse_args(argv)
     combinations = [c.strip() for c in args.combinations.split(";") if c.strip()]
     try:  # every check before any work: argparse's message and exit status 2
@@ -205,6 +215,8 @@ def main(argv=None) -> None:
     with exit_on_sigterm():
         rows = run(config, combinations, args.progress)
         print(format_table(rows, config))
+        if args.markdown:
+            print(markdown_table(rows))
         title = ", ".join(f"{k}={v}" for k, v in asdict(config).items())
         with atomic_files(paths) as tmp:  # both replaced together or neither
             write_csv(rows, tmp["csv"])

@@ -38,7 +38,7 @@ from typing import Any
 
 import torch
 
-from benchmarks import compare, perf, seams, sweep, tradeoff
+from benchmarks import compare, perf, seams, sweep, sweep_grid, tradeoff
 from benchmarks.claims import CHECKS, MODEL_CHECKS, claims
 from benchmarks.compare import CompareConfig
 from benchmarks.document import Block, Code, Heading, Image, Paragraph, Table, number, to_html, to_markdown
@@ -78,12 +78,12 @@ class PerfConfig:
 
 # Section 2's sweep: the default ablations only. Section 1 samples the strategy combinations, which the
 # sweep's default extras would sample a second time (on other seeds: other numbers for the same names).
-SWEEP = sweep.SweepConfig(extra_combinations=())
+SWEEP = sweep_grid.SweepConfig(extra_combinations=())
 
 
 @dataclass(frozen=True)
 class ReportConfig:
-    sweep: sweep.SweepConfig = SWEEP  # the Figure-6 sweep, run here unless sweep_json is set
+    sweep: sweep_grid.SweepConfig = SWEEP  # the Figure-6 sweep, run here unless sweep_json is set
     sweep_json: Path | None = None  # a sweep.json (benchmarks.sweep) to read instead of running the sweep
     sweep_model_json: Path | None = None  # a sweep.json of `benchmarks.sweep --backbone model`: section 2b
     tradeoff: tradeoff.TradeoffConfig = field(default_factory=tradeoff.TradeoffConfig)  # sections 1 and 3
@@ -107,7 +107,7 @@ class ReportConfig:
 BACKBONE_FLAGS = {CompareConfig: "--backbone analytic", ModelBackbone: "--backbone model"}
 
 
-def read_sweep(name: str, path: Path, backbone: type) -> tuple[list[dict], sweep.SweepConfig]:
+def read_sweep(name: str, path: Path, backbone: type) -> tuple[list[dict], sweep_grid.SweepConfig]:
     """The rows and config of the sweep.json at `path`; ValueError naming `name` unless it is one whose
     backbone is a `backbone` (CompareConfig: `benchmarks.sweep`; ModelBackbone: `--backbone model`)."""
     wanted = f"{name} must be a sweep.json of {BACKBONE_FLAGS[backbone]}; got {str(path)!r}"
@@ -172,7 +172,7 @@ def _build(config: ReportConfig, out: Path) -> Path:
     return out
 
 
-def _sweep(config: ReportConfig) -> tuple[list[dict], sweep.SweepConfig, float | None]:
+def _sweep(config: ReportConfig) -> tuple[list[dict], sweep_grid.SweepConfig, float | None]:
     """The sweep's rows and config, run here (timed, single process) or read from sweep_json (no time)."""
     if config.sweep_json is not None:
         rows, sweep_config = read_sweep("sweep_json", config.sweep_json, CompareConfig)
@@ -300,7 +300,7 @@ def table_section(rows: list[dict], config: tradeoff.TradeoffConfig, folder: Pat
     ]
 
 
-def sweep_section(rows: list[dict], config: sweep.SweepConfig, folder: Path, source) -> list[Block]:
+def sweep_section(rows: list[dict], config: sweep_grid.SweepConfig, folder: Path, source) -> list[Block]:
     """Section 2: the ablations and the claims; a sweep's extra combinations are section 1's, not shown."""
     origin = "run in this process" if source is None else f"read from `{source}`"
     extras = (
@@ -346,7 +346,7 @@ def model_sweep_section(source: Path | None, folder: Path) -> list[Block]:
     ]
 
 
-def _ablations(rows: list[dict], config: sweep.SweepConfig, folder: Path, name: str, checks,
+def _ablations(rows: list[dict], config: sweep_grid.SweepConfig, folder: Path, name: str, checks,
                extras: bool = True) -> list[Block]:  # fmt: skip
     """The sweep's plots, its rows as `name`.json, the paper's claims and (`extras`) the extras' table."""
     images = plot_ablations(rows, config, folder, name)

@@ -25,8 +25,9 @@ from einops import rearrange
 from benchmarks import pixel_metrics
 from benchmarks.compare import GAP_CLOSING, PAPER
 from benchmarks.figures import save_figure
+from benchmarks.recorders import LatentRecorder
+from benchmarks.streaming import latent_metrics
 from models.bundled import BUNDLED, load_pipeline
-from models.cli import LatentRecorder, latent_metrics
 from models.contact_sheet import SEAM_RGB
 from samplers import LongVideoSampler
 from samplers.registry import parse_strategies

@@ -30,7 +30,9 @@ raises ValueError naming the parameter; `result()` raises the batch function's V
 
 from __future__ import annotations
 
+from itertools import pairwise
 from numbers import Integral
+from typing import Any
 
 import numpy as np
 import torch
@@ -164,7 +166,7 @@ class MirrorCorrelation(_LatentClips):
 
 
 class LatentMetrics:
-    """`vidrd generate`'s latent metrics, streamed: the dict `models.cli.latent_metrics(latents,
+    """`vidrd generate`'s latent metrics, streamed: the dict `benchmarks.cli.latent_metrics(latents,
     clip_starts, skip)` returns, with None and a reason where a metric is undefined."""
 
     def __init__(self, skip: int) -> None:
@@ -325,3 +327,12 @@ class FanOutSink:
 
     def close(self) -> None:
         pass
+
+
+def latent_metrics(latents: torch.Tensor, clip_starts: list[int], skip: int) -> dict[str, Any]:
+    """Seam-jump ratio and mirror correlation (skip = prompt frames) of a whole video; None with a reason
+    where undefined. The same numbers as `vidrd generate` streams (LatentMetrics)."""
+    stream = LatentMetrics(skip)
+    for start, end in pairwise([*clip_starts, latents.shape[2]]):
+        stream.update(latents[:, :, start:end], start)
+    return stream.result()

@@ -13,7 +13,7 @@ import numpy as np
 
 from benchmarks.compare import REFERENCE
 from benchmarks.figures import save_figure
-from benchmarks.sweep import Ablation, GridPoint, SweepConfig
+from benchmarks.sweep_grid import Ablation, GridPoint, SweepConfig
 from benchmarks.sweep_model import ModelBackbone
 
 SHORT = {"seam_jump_ratio": "seam-jump", "mirror_correlation": "mirror", "repetition": "repetition",

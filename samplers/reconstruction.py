@@ -12,9 +12,9 @@ level of z_s. The prompt frames z^a are left as they are: in Ho et al. they are 
 conditioning frames, which `ForwardOverlap` does when listed first. Ho et al. add -(w_r sqrt(abar_t) / 2)
 grad to the x0 estimate of z^b; we take the same step on z^b, where the scheduler then sees it, so that
 the guidance is a plain `LatentGuidance`, with w_r = weight / T because the T steps add up: `weight` is
-the guidance of the whole trajectory. On the analytic backbone (DDIM, N=16, M=4, lengthscale 3, 64 videos)
-with ForwardOverlap, weight 10 (the default) gives seam-jump ratios of 1.16, 1.06 and 1.00 at T = 25, 50
-and 100 with autocorrelation errors of about 0.01; 5 leaves a jump (1.5), 15 over-smooths (0.78 at T=50).
+the guidance of the whole trajectory, so the default (10, `benchmarks.compare.GAP_CLOSING` with
+ForwardOverlap) suits any number of steps. What each weight does on the analytic backbone is measured in
+the report (benchmarks/report/report.md: the trade-off curve), not quoted here.
 
 Cost: one extra denoiser forward and backward per step of clips i >= 1 (the x0 estimate with a graph),
 about three times the denoiser work of a step without it. Needs a scheduler whose model output converts

@@ -1,4 +1,4 @@
-"""`vidrd generate` (models/cli.py) with an untrained tiny VidRD saved to a temporary folder."""
+"""`vidrd generate` (benchmarks/cli.py) with an untrained tiny VidRD saved to a temporary folder."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks import pixel_metrics
+from benchmarks import cli, pixel_metrics
 from benchmarks.metrics import mirror_correlation, seam_jump_ratio
-from models import cli
+from benchmarks.recorders import LatentRecorder
+from benchmarks.streaming import latent_metrics
 from models.bundled import load_pipeline, save_pipeline
 from models.contact_sheet import CELL_RGB, SEAM_RGB, contact_sheet_array
 from models.text import WordEncoder
@@ -58,7 +59,7 @@ def independent_run(
 ):
     """(latents, frames) of the pipeline run by hand as `vidrd generate` runs it (guidance 7.5, seed 0)."""
     pipe = load_pipeline(model)
-    recorder = cli.LatentRecorder(
+    recorder = LatentRecorder(
         LongVideoSampler(parse_strategies(strategies), prompt_frames, progress=False)
     )
     out = pipe(prompt, sampler=recorder, num_clips=clips, num_frames=frames, num_inference_steps=steps,
@@ -208,7 +209,7 @@ def test_story_mode_encodes_one_prompt_per_clip(model, tmp_path, monkeypatch):
 
 def test_latent_recorder_keeps_the_latents_that_were_decoded(model):
     pipe = load_pipeline(model)
-    recorder = cli.LatentRecorder(LongVideoSampler(parse_strategies("fnr,dsg:0.4"), 2, progress=False))
+    recorder = LatentRecorder(LongVideoSampler(parse_strategies("fnr,dsg:0.4"), 2, progress=False))
     out = pipe("a red circle", sampler=recorder, num_clips=2, num_frames=4, num_inference_steps=2,
                generator=torch.Generator().manual_seed(0))  # fmt: skip
     assert recorder.latents.shape == (1, 4, 8, 8, 8) and out.clip_starts == [0, 4]
@@ -226,7 +227,7 @@ def test_latent_metrics_use_skip_equal_to_the_prompt_frames():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(2, 3, 8, 8, 8, generator=g, dtype=torch.float64)
     x[:, :, 4:6] = x[:, :, 2:4].flip(2)
-    got = cli.latent_metrics(x, [0, 4], skip=2)
+    got = latent_metrics(x, [0, 4], skip=2)
     left, right = x[:, :, [1, 0]].flatten().numpy(), x[:, :, [6, 7]].flatten().numpy()  # j = 2, 3
     assert got["mirror_correlation"] == pytest.approx(np.corrcoef(left, right)[0, 1], rel=1e-12)
     assert got["mirror_correlation"] == pytest.approx(mirror_correlation(x, [0, 4], skip=2), rel=1e-12)
@@ -234,7 +235,7 @@ def test_latent_metrics_use_skip_equal_to_the_prompt_frames():
     sq = (x[:, :, 1:] - x[:, :, :-1]).pow(2).mean(dim=(0, 1, 3, 4))  # pair (f, f + 1); the seam is f = 3
     assert got["seam_jump_ratio"] == pytest.approx(float(sq[3] / sq[[0, 1, 2, 4, 5, 6]].mean()), rel=1e-12)
     assert got["mirror_correlation_skip"] == 2 and got["reasons"] == {}
-    short = cli.latent_metrics(x, [0, 6], skip=2)  # clip 1 has 2 frames: no offset j >= 2 beside the seam
+    short = latent_metrics(x, [0, 6], skip=2)  # clip 1 has 2 frames: no offset j >= 2 beside the seam
     assert short["mirror_correlation"] is None and "skip=2" in short["reasons"]["mirror_correlation"]
     assert short["seam_jump_ratio"] == pytest.approx(seam_jump_ratio(x, [0, 6]), rel=1e-12)
 
@@ -254,15 +255,15 @@ def test_contact_sheet_marks_the_first_frame_after_each_seam():
 def test_python_dash_m_runs_the_program():
     root = Path(__file__).resolve().parents[1]
     done = subprocess.run(
-        [sys.executable, "-m", "models.cli", "generate", "--help"], cwd=root, capture_output=True, text=True,
-        env={**os.environ, "PYTHONPATH": str(root)}, timeout=60, check=False,
+        [sys.executable, "-m", "benchmarks.cli", "generate", "--help"], cwd=root, capture_output=True,
+        text=True, env={**os.environ, "PYTHONPATH": str(root)}, timeout=60, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "usage: vidrd generate" in done.stdout and "--drop-prompt-frames" in done.stdout
 
 
 def test_prompt_frames_are_dropped_where_a_strategy_duplicates_them():
-    from models.cli import build_parser, job_from_args
+    from benchmarks.cli import build_parser, job_from_args
 
     def job(*flags):
         args = build_parser().parse_args(["generate", "a red circle moving right", *flags])
@@ -275,7 +276,7 @@ def test_prompt_frames_are_dropped_where_a_strategy_duplicates_them():
 
 
 def test_a_strategy_that_does_not_fit_the_clip_is_refused_before_loading_the_model():
-    from models.cli import build_parser, job_from_args
+    from benchmarks.cli import build_parser, job_from_args
 
     flags = ["--strategies", "freenoise", "--model", "/nonexistent"]
     args = build_parser().parse_args(["generate", "x", *flags])

@@ -21,10 +21,10 @@ from diffusers import DDIMScheduler
 from test_acceptance import assert_near, exact_covariance, exact_mirror, exact_seam_jump
 
 from benchmarks import metrics, pixel_metrics
+from benchmarks.recorders import LatentRecorder
 from benchmarks.threads import limit_threads
 from models import GaussianVideoPrior
 from models.bundled import load_pipeline
-from models.cli import LatentRecorder
 from models.video_io import to_uint8_frames
 from samplers import LongVideoSampler
 from samplers.registry import parse_strategies

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from models import cli
+from benchmarks import cli
 from models.bundled import save_pipeline
 from models.tiny import tiny_pipeline
 from models.video_io import MAX_FPS
@@ -86,7 +86,7 @@ def test_sigterm_mid_run_leaves_the_old_outputs_and_no_temporary(model, tmp_path
     out = tmp_path / "out"
     cli.main(argv(model, out))
     before = contents(out)
-    process = subprocess.Popen([sys.executable, "-m", "models.cli", *argv(model, out, "--clips", "500")],
+    process = subprocess.Popen([sys.executable, "-m", "benchmarks.cli", *argv(model, out, "--clips", "500")],
                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
     deadline = time.monotonic() + 120
     while not any(p.name.startswith(".") for p in out.iterdir()):  # the run is writing its temporaries

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.cli import LatentRecorder
+from benchmarks.recorders import LatentRecorder
 from models.pipeline import IgnoredWordsWarning
 from models.tiny import tiny_pipeline
 from models.video_io import VideoFileSink, to_uint8_frames

@@ -8,7 +8,7 @@ import torch
 from diffusers import DDIMScheduler
 
 from benchmarks.compare import DEFAULT_COMBINATIONS, PEER_COMBINATIONS
-from benchmarks.sweep import DEFAULT_ABLATIONS, EXTRA_COMBINATIONS, MODEL_EXTRAS
+from benchmarks.sweep_grid import DEFAULT_ABLATIONS, EXTRA_COMBINATIONS, MODEL_EXTRAS
 from models import GaussianVideoPrior
 from samplers import FNR, CompositionWarning, FreeNoise, LongVideoSampler, NoiseContext
 from samplers.registry import parse_strategies

@@ -18,7 +18,8 @@ from benchmarks.compare import GAP_CLOSING, PAPER, CompareConfig
 from benchmarks.document import Code, Heading, Image, Paragraph, Table, to_html, to_markdown
 from benchmarks.report import PerfConfig, ReportConfig, build, parse_args
 from benchmarks.seams import SeamsConfig, SeamVideo, seam_row
-from benchmarks.sweep import PAPER_TEMPLATE, Ablation, SweepConfig, write_json
+from benchmarks.sweep import write_json
+from benchmarks.sweep_grid import PAPER_TEMPLATE, Ablation, SweepConfig
 from benchmarks.sweep_model import ModelBackbone
 from benchmarks.tradeoff import TradeoffConfig
 from models.bundled import save_pipeline

@@ -14,7 +14,8 @@ import pytest
 import torch
 from diffusers import DDIMScheduler
 
-from models import GaussianVideoPrior, cli
+from benchmarks import cli
+from models import GaussianVideoPrior
 from models.bundled import save_pipeline
 from models.resume import ClipStore, ResumeError
 from models.tiny import tiny_pipeline
@@ -97,7 +98,7 @@ def results(out: Path) -> tuple[bytes, dict]:
 def test_generate_killed_after_its_third_clip_resumes_to_the_same_video_and_metrics(model, tmp_path, capsys):
     cli.main(argv(model, tmp_path / "whole"))
     out = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, "-m", "models.cli", *argv(model, out)], cwd=ROOT,
+    process = subprocess.Popen([sys.executable, "-m", "benchmarks.cli", *argv(model, out)], cwd=ROOT,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
     third = out / cli.RESUME_FOLDER / "clip_00002.pt"
     deadline = time.monotonic() + 120

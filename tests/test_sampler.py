@@ -11,12 +11,24 @@ from diffusers import (
     EulerDiscreteScheduler,
 )
 
-from benchmarks.perf import bare_loop
 from models import GaussianVideoPrior
 from samplers import DSG, FNR, PNS, GuidanceExactnessWarning, IndependentNoise, LongVideoSampler
 
 PRIOR = GaussianVideoPrior(num_frames=8, frame_shape=(2, 3, 3), lengthscale=2.0)
 SHAPE = (2, 2, 8, 3, 3)  # B, C, N, H, W
+
+
+def bare_loop(denoiser, scheduler, clip_shape, num_clips, steps, generator, dtype=torch.float32):
+    """The reference: a plain diffusers loop, clip after clip, fresh noise for each, nothing else."""
+    clips = []
+    for _ in range(num_clips):
+        scheduler.set_timesteps(steps)
+        latents = torch.randn(clip_shape, generator=generator, dtype=dtype) * scheduler.init_noise_sigma
+        for t in scheduler.timesteps:
+            output = denoiser(scheduler.scale_model_input(latents, t), t)
+            latents = scheduler.step(output, t, latents).prev_sample
+        clips.append(latents)
+    return torch.cat(clips, dim=2)
 
 
 def sample(strategies, scheduler, num_clips=3, steps=10, seed=0, m=3, **kwargs):
@@ -40,7 +52,7 @@ def test_layout_and_clip_starts(ddim):
     "strategies", [[], [IndependentNoise()], [DSG(beta=0.0)], [IndependentNoise(), DSG(0)]]
 )
 def test_no_op_strategies_equal_the_bare_diffusers_loop(ddim, strategies):
-    # The reference is a plain diffusers loop (benchmarks.perf.bare_loop): fresh noise per clip, nothing else.
+    # The reference is a plain diffusers loop (bare_loop): fresh noise per clip, nothing else.
     reference = bare_loop(
         PRIOR.denoiser(ddim), ddim, SHAPE, 3, 10, torch.Generator().manual_seed(0), torch.float64
     )

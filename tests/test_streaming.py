@@ -19,9 +19,9 @@ from benchmarks.streaming import (
     MirrorCorrelation,
     PixelMetrics,
     SeamJumpRatio,
+    latent_metrics,
     sheet_rows,
 )
-from models.cli import latent_metrics
 from models.contact_sheet import contact_sheet_array
 from models.video_io import MemorySink
 

@@ -12,20 +12,8 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from benchmarks.compare import GAP_CLOSING, METRICS, PEER_COMBINATIONS
-from benchmarks.sweep import (
-    BACKBONE,
-    MODEL_SWEEP,
-    PAPER_TEMPLATE,
-    REFERENCE,
-    Ablation,
-    GridPoint,
-    SweepConfig,
-    compute,
-    main,
-    read_json,
-    run,
-    write_json,
-)
+from benchmarks.sweep import REFERENCE, compute, main, read_json, run, write_json
+from benchmarks.sweep_grid import BACKBONE, MODEL_SWEEP, PAPER_TEMPLATE, Ablation, GridPoint, SweepConfig
 from benchmarks.sweep_report import by_point, extra_means, format_table, series
 
 # ---------------------------------------------------------------- the grid

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks import sweep
+from benchmarks import sweep, sweep_grid
 from benchmarks.compare import GAP_CLOSING
-from benchmarks.sweep import FIELDS, MODEL_SWEEP, PAPER_TEMPLATE, REFERENCE, GridPoint, compute, parse_args
+from benchmarks.sweep import REFERENCE, compute, parse_args
+from benchmarks.sweep_grid import FIELDS, MODEL_SWEEP, PAPER_TEMPLATE, GridPoint
 from benchmarks.sweep_model import PIXEL_METRICS, ModelBackbone, pixel_scores, true_videos
 from models.bundled import save_pipeline
 from models.data.shapes import BACKGROUNDS, ShapesConfig, ShapeSpec, render, sample_spec
@@ -22,10 +23,10 @@ def model(tmp_path_factory) -> str:
     return str(save_pipeline(tiny_pipeline(seed=0), tmp_path_factory.mktemp("model") / "tiny-vidrd"))
 
 
-def tiny(model: str) -> sweep.SweepConfig:
+def tiny(model: str) -> sweep_grid.SweepConfig:
     backbone = ModelBackbone(model=model, samples=2, num_frames=4, num_clips=2, steps=2, window=4)
-    ablations = (sweep.Ablation("beta", (0.4,), (PAPER_TEMPLATE,)),)
-    return sweep.SweepConfig(ablations, ("overlap",), prompt_frames=1, seeds=(0,), backbone=backbone)
+    ablations = (sweep_grid.Ablation("beta", (0.4,), (PAPER_TEMPLATE,)),)
+    return sweep_grid.SweepConfig(ablations, ("overlap",), prompt_frames=1, seeds=(0,), backbone=backbone)
 
 
 def test_rows_have_every_column_and_the_reference_rows_are_finite(model, tmp_path):

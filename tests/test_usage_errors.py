@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks import compare, perf, sweep
-from models import cli
+from benchmarks import cli, compare, perf, sweep
 
 ROOT_FILE = __file__  # a regular file: an --out under it cannot be a folder
 

@@ -1,7 +1,7 @@
 """`vidrd generate`: a long video from a text prompt with the bundled tiny VidRD (or any saved VidRD).
 
     vidrd generate "a red circle moving right" --clips 8 --strategies fnr,pns:4,dsg:0.4 --out out/
-    python -m models.cli generate "a red circle moving right | a red circle moving left" --clips 2
+    python -m benchmarks.cli generate "a red circle moving right | a red circle moving left" --clips 2
 
 Several prompts separated by "|" give one prompt per clip (story mode). Writes into --out:
 
@@ -25,24 +25,23 @@ import math
 import sys
 import time
 from dataclasses import dataclass
-from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from benchmarks.recorders import LatentStreamer
 from benchmarks.streaming import ContactSheetClips, FanOutSink, LatentMetrics, PixelMetrics
-from samplers import Clip, LongVideoSampler
+from models.bundled import BUNDLED, load_pipeline, missing_files
+from models.contact_sheet import save_contact_sheet
+from models.files import atomic_files, check_out_folder, exit_on_sigterm, remove
+from models.loading import DamagedCheckpointError
+from models.resume import ResumeError
+from models.video_io import MAX_FPS, FrameSink, VideoFileSink
+from samplers import LongVideoSampler
 from samplers.registry import STRATEGIES, parse_strategies
 from samplers.validation import check_int, check_real
-
-from .bundled import BUNDLED, load_pipeline, missing_files
-from .contact_sheet import save_contact_sheet
-from .files import atomic_files, check_out_folder, exit_on_sigterm, remove
-from .loading import DamagedCheckpointError
-from .resume import ResumeError
-from .video_io import MAX_FPS, FrameSink, VideoFileSink
 
 PROMPT_SEPARATOR = "|"
 SHEET_NAME = "contact_sheet.png"
@@ -91,63 +90,6 @@ class GenerateJob:
 class GenerateResult:
     paths: dict[str, Path]
     metrics: dict[str, Any]
-
-
-class LatentRecorder:
-    """A sampler wrapper that keeps the latents of every clip the wrapped `LongVideoSampler` streams out.
-
-    `VidRDPipeline` decodes each clip in its own `on_clip` callback and never returns latents; passing
-    this wrapper as its `sampler` chains the recorder before that callback, so the latent-space metrics
-    see exactly the latents that were decoded, and the pipeline stays unchanged.
-    """
-
-    def __init__(self, sampler: LongVideoSampler) -> None:
-        self.sampler = sampler
-        self.clips: list[torch.Tensor] = []
-
-    def sample(self, *args: Any, on_clip=None, **kwargs: Any):
-        """`LongVideoSampler.sample` with the same arguments; each clip is recorded, then passed on."""
-
-        def record(clip: Clip) -> None:
-            self.clips.append(clip.latents.detach().to("cpu", torch.float32))
-            if on_clip is not None:
-                on_clip(clip)
-
-        self.clips = []
-        return self.sampler.sample(*args, on_clip=record, **kwargs)
-
-    @property
-    def latents(self) -> torch.Tensor:
-        """(B, C, L, H, W): the recorded clips joined along the frames."""
-        return torch.cat(self.clips, dim=2)
-
-
-class LatentStreamer:
-    """A sampler wrapper that feeds each clip the wrapped `LongVideoSampler` streams out to the streaming
-    latent metrics (benchmarks.streaming.LatentMetrics) and keeps nothing else: memory flat in --clips."""
-
-    def __init__(self, sampler: LongVideoSampler, skip: int) -> None:
-        self.sampler, self.skip = sampler, skip
-        self.metrics = LatentMetrics(skip)
-
-    def __getattr__(self, name: str) -> Any:  # the wrapped sampler's check_clip, drop_prompt_frames, ...
-        if name == "sampler":
-            raise AttributeError(name)
-        return getattr(self.sampler, name)
-
-    def __repr__(self) -> str:
-        return repr(self.sampler)
-
-    def sample(self, *args: Any, on_clip=None, **kwargs: Any):
-        """`LongVideoSampler.sample` with the same arguments; each clip is measured, then passed on."""
-
-        def measure(clip: Clip) -> None:
-            self.metrics.update(clip.latents.detach().to("cpu", torch.float32), clip.start)
-            if on_clip is not None:
-                on_clip(clip)
-
-        self.metrics = LatentMetrics(self.skip)
-        return self.sampler.sample(*args, on_clip=measure, **kwargs)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -330,15 +272,6 @@ def _sample(pipe, sampler: LatentStreamer, job: GenerateJob, sink: FrameSink):
         resume_folder=job.out / RESUME_FOLDER, resume=job.resume,
     )  # fmt: skip
     return output.clip_starts, time.perf_counter() - began
-
-
-def latent_metrics(latents: torch.Tensor, clip_starts: list[int], skip: int) -> dict[str, Any]:
-    """Seam-jump ratio and mirror correlation (skip = prompt frames) of a whole video; None with a reason
-    where undefined. The same numbers as `vidrd generate` streams (benchmarks.streaming.LatentMetrics)."""
-    stream = LatentMetrics(skip)
-    for start, end in pairwise([*clip_starts, latents.shape[2]]):
-        stream.update(latents[:, :, start:end], start)
-    return stream.result()
 
 
 def collect_metrics(job, latents: LatentMetrics, pixels: PixelMetrics, clip_starts,
