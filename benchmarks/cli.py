@@ -71,6 +71,9 @@ class GenerateJob:
     drop_prompt_frames: bool = False  # resolved from the flag and the strategies (see job_from_args)
     progress: bool = False
     resume: bool = False  # continue a killed run from --out's resume folder (RESUME_FOLDER)
+    # The sampler built once from --strategies, --prompt-frames, --[no-]drop-prompt-frames, --progress:
+    # parsed here only, and what the pipeline runs (its strategies are listed in metrics.json).
+    sampler: LongVideoSampler | None = dataclasses.field(default=None, compare=False, repr=False)
 
     @property
     def paths(self) -> dict[str, Path]:
@@ -82,7 +85,8 @@ class GenerateJob:
 
     def parameters(self) -> dict[str, Any]:
         """What decides the result (how the run went, e.g. `resume`, is under the metrics' "timing")."""
-        values = {k: v for k, v in dataclasses.asdict(self).items() if k != "resume"}
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        values = {k: v for k, v in values.items() if k not in ("resume", "sampler")}
         return {k: str(v) if isinstance(v, Path) else v for k, v in values.items()}
 
 
@@ -198,7 +202,8 @@ def job_from_args(args: argparse.Namespace) -> GenerateJob:
     check_int("threads", args.threads, 1)
     # The sampler the job will build: every strategy's constraints on N and M checked before any work,
     # and None for dropping resolved by its rule (drop where a strategy duplicates the prompt frames).
-    sampler = LongVideoSampler(check_strategies(args.strategies), args.prompt_frames, args.drop_prompt_frames)
+    sampler = LongVideoSampler(check_strategies(args.strategies), args.prompt_frames, args.drop_prompt_frames,
+                               progress=args.progress)  # fmt: skip
     sampler.check_clip(frames)
     return GenerateJob(
         prompt=args.prompt,
@@ -217,6 +222,7 @@ def job_from_args(args: argparse.Namespace) -> GenerateJob:
         drop_prompt_frames=sampler.drop_prompt_frames,
         progress=args.progress,
         resume=args.resume,
+        sampler=sampler,
     )
 
 
@@ -230,12 +236,7 @@ def generate(job: GenerateJob) -> GenerateResult:
     temporary file, nor an --out folder that this run created and left empty."""
     start = time.perf_counter()
     pipe = load_pipeline(job.model)  # a damaged model fails here, before anything is written
-    sampler = LatentStreamer(
-        LongVideoSampler(
-            check_strategies(job.strategies), job.prompt_frames, job.drop_prompt_frames, job.progress
-        ),
-        job.prompt_frames,
-    )
+    sampler = LatentStreamer(job.sampler, job.prompt_frames)
     created = _missing_folders(job.out)
     try:
         with atomic_files(job.paths) as tmp:
@@ -277,7 +278,7 @@ def _sample(pipe, sampler: LatentStreamer, job: GenerateJob, sink: FrameSink):
 def collect_metrics(job, latents: LatentMetrics, pixels: PixelMetrics, clip_starts,
                     seconds_generation) -> dict[str, Any]:  # fmt: skip
     """metrics.json's content, from the streamed metrics of the whole video."""
-    strategies = check_strategies(job.strategies)
+    strategies = [*job.sampler.initializers, *job.sampler.guidances]
     return {
         "parameters": job.parameters(),
         "strategies": [{"name": type(s).__name__, **dataclasses.asdict(s)} for s in strategies],

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from samplers.schedulers import PREDICTION_TYPES
 from samplers.validation import check_int, check_real
 
 
@@ -92,7 +93,6 @@ def _eigh(lengthscale: float, num_frames: int) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(lam, 0.0, None), u
 
 
-_PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 
 
 def _warn_if_clipping(scheduler: Any) -> None:
@@ -120,8 +120,8 @@ class ExactDenoiser:
                 f"(DDIM, DDPM, DPM-Solver, Euler, UniPC, ...); got {type(scheduler).__name__}"
             )
         prediction_type = config.prediction_type
-        if prediction_type not in _PREDICTION_TYPES:
-            raise ValueError(f"prediction_type must be one of {_PREDICTION_TYPES}; got {prediction_type!r}")
+        if prediction_type not in PREDICTION_TYPES:
+            raise ValueError(f"prediction_type must be one of {PREDICTION_TYPES}; got {prediction_type!r}")
         self.prior, self.scheduler, self.prediction_type = prior, scheduler, prediction_type
         _warn_if_clipping(scheduler)
         alphas_cumprod = np.asarray(scheduler.alphas_cumprod, dtype=np.float64)

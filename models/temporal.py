@@ -16,6 +16,8 @@ import torch
 from einops import rearrange
 from torch import nn
 
+RESNET_BLOCKS = ("ResnetBlock2D",)  # the diffusers blocks a Temp-Conv follows (UNet and VAE decoder alike)
+
 
 def group_count(channels: int, preferred: int = 32) -> int:
     """The largest number of GroupNorm groups <= preferred that divides `channels`."""

@@ -20,9 +20,7 @@ from torch import nn
 
 from .loading import LocalModelMixin, json_native, public_config
 from .seeding import seeded
-from .temporal import TemporalConv, inflate
-
-RESNET_BLOCKS = ("ResnetBlock2D",)
+from .temporal import RESNET_BLOCKS, TemporalConv, inflate
 
 
 class TemporalVAE(LocalModelMixin, ConfigMixin):

@@ -20,9 +20,8 @@ from torch import nn
 
 from .loading import LocalModelMixin, json_native, public_config
 from .seeding import seeded
-from .temporal import TemporalAttention, TemporalConv, TemporalTextAttention, inflate
+from .temporal import RESNET_BLOCKS, TemporalAttention, TemporalConv, TemporalTextAttention, inflate
 
-RESNET_BLOCKS = ("ResnetBlock2D",)
 TRANSFORMER_BLOCKS = ("Transformer2DModel",)
 
 

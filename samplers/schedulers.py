@@ -82,7 +82,7 @@ def step_kwargs(scheduler: Any, generator: torch.Generator) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------------------
 # Exact x0 estimates (for guidances that differentiate through the denoiser, e.g. reconstruction guidance)
 
-_PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
+PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")  # what a VP model output may be
 # Config flags under which a scheduler's noise level at a step is no longer alphas_cumprod[timestep]
 # (timesteps rounded from a respaced sigma schedule, or shifted at run time).
 _RESPACING_FLAGS = (
@@ -111,8 +111,8 @@ def x0_conversion_problem(scheduler: Any) -> str | None:
         return f"{name} has init_noise_sigma={sigma!r}, not 1 (a sigma-parameterised, non-VP scheduler)"
     config = getattr(scheduler, "config", {})
     prediction_type = getattr(config, "prediction_type", None)
-    if prediction_type not in _PREDICTION_TYPES:
-        return f"{name} has prediction_type={prediction_type!r}; allowed: {_PREDICTION_TYPES}"
+    if prediction_type not in PREDICTION_TYPES:
+        return f"{name} has prediction_type={prediction_type!r}; allowed: {PREDICTION_TYPES}"
     flags = [flag for flag in _RESPACING_FLAGS if getattr(config, flag, False)]
     if flags:
         return f"{name} has {', '.join(f'{flag}=True' for flag in flags)} (noise levels off alphas_cumprod)"
