@@ -26,7 +26,6 @@ from einops import rearrange, reduce
 from safetensors.torch import save_file
 from torch import nn
 
-from benchmarks.threads import limit_threads
 from models.data.shapes import COLOURS, DIRECTIONS, SHAPES, MovingShapes, ShapesConfig
 from models.files import atomic_files
 from models.loading import (
@@ -41,6 +40,7 @@ from models.loading import (
     verify_manifest,
 )
 from models.seeding import seeded
+from models.threads import limit_threads
 from samplers.validation import check_int, check_real
 
 HEADS = ("shape", "colour", "direction")

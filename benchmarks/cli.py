@@ -31,15 +31,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks.recorders import LatentStreamer
 from benchmarks.streaming import ContactSheetClips, FanOutSink, LatentMetrics, PixelMetrics
 from models.bundled import BUNDLED, load_pipeline, missing_files
 from models.contact_sheet import save_contact_sheet
 from models.files import atomic_files, check_out_folder, exit_on_sigterm, remove
 from models.loading import DamagedCheckpointError
 from models.resume import ResumeError
+from models.threads import limit_threads
 from models.video_io import MAX_FPS, FrameSink, VideoFileSink
-from samplers import LongVideoSampler
+from samplers import Clip, LongVideoSampler
 from samplers.registry import STRATEGIES, parse_strategies
 from samplers.validation import check_int, check_real
 
@@ -236,14 +236,14 @@ def generate(job: GenerateJob) -> GenerateResult:
     temporary file, nor an --out folder that this run created and left empty."""
     start = time.perf_counter()
     pipe = load_pipeline(job.model)  # a damaged model fails here, before anything is written
-    sampler = LatentStreamer(job.sampler, job.prompt_frames)
     created = _missing_folders(job.out)
     try:
         with atomic_files(job.paths) as tmp:
             pixels, sheet = PixelMetrics(), ContactSheetClips(job.clips, max_rows=SHEET_ROWS)
             with VideoFileSink(tmp["video"], fps=job.fps, atomic=False) as video:
-                clip_starts, seconds = _sample(pipe, sampler, job, FanOutSink(video, pixels, sheet))
-            metrics = collect_metrics(job, sampler.metrics, pixels, clip_starts, seconds)
+                latent = LatentMetrics(job.prompt_frames)
+                clip_starts, seconds = _sample(pipe, job, FanOutSink(video, pixels, sheet), latent)
+            metrics = collect_metrics(job, latent, pixels, clip_starts, seconds)
             save_contact_sheet(sheet.frames, sheet.sheet_clip_starts, tmp["contact_sheet"],
                                title=_sheet_title(job, sheet), rows=sheet.rows)  # fmt: skip
             metrics["timing"]["seconds_total"] = time.perf_counter() - start
@@ -262,15 +262,20 @@ def _missing_folders(path: Path) -> list[Path]:
     return [p for p in (path.absolute(), *path.absolute().parents) if not p.exists()]
 
 
-def _sample(pipe, sampler: LatentStreamer, job: GenerateJob, sink: FrameSink):
-    """Run the pipeline into `sink`; return the clip starts and the seconds taken."""
+def _sample(pipe, job: GenerateJob, sink: FrameSink, latent: LatentMetrics):
+    """Run the pipeline into `sink`, each clip's latents streamed into `latent` (memory flat in --clips);
+    return the clip starts and the seconds taken."""
+
+    def measure(clip: Clip) -> None:
+        latent.update(clip.latents.detach().to("cpu", torch.float32), clip.start)
+
     prompt = job.prompts[0] if len(job.prompts) == 1 else list(job.prompts)
     began = time.perf_counter()
     output = pipe(
-        prompt, sampler=sampler, num_clips=job.clips, num_frames=job.frames,
+        prompt, sampler=job.sampler, num_clips=job.clips, num_frames=job.frames,
         num_inference_steps=job.steps, guidance_scale=job.guidance,
         generator=torch.Generator().manual_seed(job.seed), sink=sink,
-        resume_folder=job.out / RESUME_FOLDER, resume=job.resume,
+        resume_folder=job.out / RESUME_FOLDER, resume=job.resume, on_clip=measure,
     )  # fmt: skip
     return output.clip_starts, time.perf_counter() - began
 
@@ -352,17 +357,13 @@ def main(argv: list[str] | None = None) -> None:
             job = job_from_args(args)
         except (TypeError, ValueError) as error:  # a usage error: argparse's message and exit status 2
             parser.error(str(error))
-        previous = torch.get_num_threads()
-        torch.set_num_threads(args.threads)  # with several, OpenMP barriers on a busy machine cost ~100x
-        try:
-            with exit_on_sigterm():
+        try:  # with several threads, OpenMP barriers on a busy machine cost ~100x
+            with exit_on_sigterm(), limit_threads(args.threads):
                 result = generate(job)
         except ResumeError as error:  # --resume with other arguments or another model: a usage error
             parser.error(str(error))
         except DamagedCheckpointError as error:  # a damaged model: its file and tensor, no traceback
             parser.exit(1, f"{parser.prog}: error: {error}\n")
-        finally:
-            torch.set_num_threads(previous)
         print("\n".join(summary_lines(result)))
 
 

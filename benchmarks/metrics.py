@@ -36,7 +36,7 @@ def _int(name: str, value: int, low: int, high: int) -> int:
     return int(value)
 
 
-def _starts(clip_starts: Sequence[int], length: int, min_clips: int = 2) -> list[int]:
+def check_clip_starts(clip_starts: Sequence[int], length: int, min_clips: int = 2) -> list[int]:
     """Validated clip starts: 0 first, strictly increasing inside [0, L), at least `min_clips` clips."""
     starts = list(clip_starts)
     ok = all(isinstance(s, Integral) and not isinstance(s, bool) for s in starts)
@@ -88,7 +88,7 @@ def seam_jump_ratio(latents: torch.Tensor, clip_starts: Sequence[int]) -> float:
     inf if frames never change inside clips but do at a seam, nan if they never change at all.
     """
     x = _video("latents", latents)
-    seams = _starts(clip_starts, x.shape[2])[1:]
+    seams = check_clip_starts(clip_starts, x.shape[2])[1:]
     sq = (np.diff(x, axis=2) ** 2).mean(axis=(0, 1, 3, 4))  # sq[f]: pair (f, f+1)
     across = np.zeros(sq.shape, dtype=bool)
     across[np.asarray(seams) - 1] = True
@@ -108,7 +108,7 @@ def mirror_correlation(
     """
     x = _video("latents", latents)
     length = x.shape[2]
-    starts = _starts(clip_starts, length)
+    starts = check_clip_starts(clip_starts, length)
     _int("skip", skip, 0, length)
     if max_offset is not None:
         _int("max_offset", max_offset, skip, length)
@@ -176,7 +176,7 @@ def seam_windows(latents: torch.Tensor, clip_starts: Sequence[int], window: int)
     """
     x = _video("latents", latents)
     length = x.shape[2]
-    seams = _starts(clip_starts, length)[1:]
+    seams = check_clip_starts(clip_starts, length)[1:]
     _int("window", window, 1, length)
     lo = [b - window // 2 for b in seams]
     if lo[0] < 0 or lo[-1] + window > length:

@@ -21,10 +21,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import pairwise
-from numbers import Integral
 
 import numpy as np
 from einops import rearrange
+
+from .metrics import check_clip_starts
 
 DEFAULT_THRESHOLD = 40.0  # uint8 levels: well above VAE noise, well below a shape's contrast
 DEFAULT_MIN_SPEED = 0.25  # px/frame: slower than this on the dominant axis has no clear direction
@@ -46,17 +47,6 @@ def _track(track: np.ndarray) -> np.ndarray:
     if arr.ndim != 2 or arr.shape[1] != 2 or arr.shape[0] < 1:
         raise ValueError(f"track must be an array (L, 2) of (x, y) centroids; got shape {arr.shape}")
     return arr
-
-
-def _starts(clip_starts: Sequence[int], length: int) -> list[int]:
-    """Validated clip starts: 0 first, strictly increasing inside [0, L)."""
-    starts = list(clip_starts)
-    ints = all(isinstance(s, Integral) and not isinstance(s, bool) for s in starts)
-    if not ints or not starts or starts[0] != 0 or starts[-1] >= length or np.any(np.diff(starts) <= 0):
-        raise ValueError(
-            f"clip_starts must start at 0 and be strictly increasing inside [0, L={length}); got {starts}"
-        )
-    return [int(s) for s in starts]
 
 
 def _nonnegative(name: str, value: float) -> float:
@@ -106,7 +96,7 @@ def _nanmean_rows(v: np.ndarray) -> np.ndarray:
 def clip_velocities(track: np.ndarray, clip_starts: Sequence[int]) -> np.ndarray:
     """(K, 2): the mean inside velocity of every clip (nan where it has no pair with both centroids)."""
     c = _track(track)
-    starts = _starts(clip_starts, len(c))
+    starts = check_clip_starts(clip_starts, len(c), min_clips=1)
     bounds = [*starts, len(c)]
     v = np.diff(c, axis=0)
     return np.stack([_nanmean_rows(v[a : b - 1]) for a, b in pairwise(bounds)])
@@ -115,7 +105,7 @@ def clip_velocities(track: np.ndarray, clip_starts: Sequence[int]) -> np.ndarray
 def mean_inside_speed(track: np.ndarray, clip_starts: Sequence[int]) -> float:
     """Mean |v| over the pairs inside clips with both centroids; nan if there is none."""
     c = _track(track)
-    inside = _inside_pairs(len(c), _starts(clip_starts, len(c)))
+    inside = _inside_pairs(len(c), check_clip_starts(clip_starts, len(c), min_clips=1))
     speed = np.linalg.norm(np.diff(c, axis=0)[inside], axis=1)
     speed = speed[np.isfinite(speed)]
     return float(speed.mean()) if speed.size else float("nan")
@@ -124,14 +114,14 @@ def mean_inside_speed(track: np.ndarray, clip_starts: Sequence[int]) -> float:
 def seam_velocities(track: np.ndarray, clip_starts: Sequence[int]) -> np.ndarray:
     """(S, 2): c[b] - c[b-1] at every seam b."""
     c = _track(track)
-    seams = np.asarray(_starts(clip_starts, len(c))[1:], dtype=int)
+    seams = np.asarray(check_clip_starts(clip_starts, len(c), min_clips=1)[1:], dtype=int)
     return c[seams] - c[seams - 1]
 
 
 def seam_velocity_jumps(track: np.ndarray, clip_starts: Sequence[int]) -> np.ndarray:
     """(S,): |v_seam - v_around| per seam, v_around = mean inside velocity of the clips before and after."""
     c = _track(track)
-    starts = _starts(clip_starts, len(c))
+    starts = check_clip_starts(clip_starts, len(c), min_clips=1)
     bounds = [*starts, len(c)]
     v = np.diff(c, axis=0)
     around = [
@@ -184,7 +174,7 @@ def track_summary(
 ) -> dict:
     """`summary` of the video whose centroid track (L, 2) is `track` (found with `threshold`)."""
     track = _track(track)
-    starts = _starts(clip_starts, len(track))
+    starts = check_clip_starts(clip_starts, len(track), min_clips=1)
     speed = mean_inside_speed(track, starts)
     jumps = seam_velocity_jumps(track, starts)
     reversals = direction_reversals(track, starts, min_speed)

@@ -45,9 +45,9 @@ from benchmarks.document import Block, Code, Heading, Image, Paragraph, Table, n
 from benchmarks.number_lists import format_numbers, parse_numbers
 from benchmarks.sweep_model import ModelBackbone
 from benchmarks.sweep_report import SHORT, extra_means, plot_ablations
-from benchmarks.threads import limit_threads
 from models.bundled import BUNDLED, missing_files
 from models.files import exit_on_sigterm, move_into_place, remove, temporary_sibling
+from models.threads import limit_threads
 from samplers.validation import check_int
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -25,7 +25,6 @@ from einops import rearrange
 from benchmarks import pixel_metrics
 from benchmarks.compare import GAP_CLOSING, PAPER
 from benchmarks.figures import save_figure
-from benchmarks.recorders import LatentRecorder
 from benchmarks.streaming import latent_metrics
 from models.bundled import BUNDLED, load_pipeline
 from models.contact_sheet import SEAM_RGB
@@ -66,7 +65,7 @@ class SeamVideo:
     frames: np.ndarray  # (L, H, W, 3) uint8
     clip_starts: list[int]
     seconds: float  # generation wall time (sampling and decoding)
-    metrics: dict[str, Any]  # {"latent": cli.latent_metrics, "pixel": pixel_metrics.summary}
+    metrics: dict[str, Any]  # {"latent": streaming.latent_metrics, "pixel": pixel_metrics.summary}
 
 
 def generate(config: SeamsConfig) -> list[SeamVideo]:
@@ -74,9 +73,7 @@ def generate(config: SeamsConfig) -> list[SeamVideo]:
     pipe = load_pipeline(config.model)
     videos = []
     for composition in config.compositions:
-        sampler = LatentRecorder(
-            LongVideoSampler(parse_strategies(composition), config.prompt_frames, progress=False)
-        )
+        sampler = LongVideoSampler(parse_strategies(composition), config.prompt_frames, progress=False)
         began = time.perf_counter()
         out = pipe(
             config.caption,
@@ -86,10 +83,12 @@ def generate(config: SeamsConfig) -> list[SeamVideo]:
             num_inference_steps=config.steps,
             guidance_scale=config.guidance,
             generator=torch.Generator().manual_seed(config.seed),
+            return_latents=True,
         )
         seconds = time.perf_counter() - began
+        latents = out.latents.detach().to("cpu", torch.float32)
         metrics = {
-            "latent": latent_metrics(sampler.latents, out.clip_starts, config.prompt_frames),
+            "latent": latent_metrics(latents, out.clip_starts, config.prompt_frames),
             "pixel": pixel_metrics.summary(out.frames, out.clip_starts),
         }
         videos.append(SeamVideo(composition, out.frames, out.clip_starts, seconds, metrics))

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from . import pixel_metrics
-from .metrics import _int, _starts, _video
+from .metrics import _int, _video, check_clip_starts
 
 
 def _start(start: int, expected: int) -> int:
@@ -98,7 +98,7 @@ class SeamJumpRatio(_LatentClips):
         self._last = x[:, :, -1:].copy()
 
     def result(self) -> float:
-        _starts(self.clip_starts, self.length)  # the batch function's error for fewer than 2 clips
+        check_clip_starts(self.clip_starts, self.length)  # the batch function's error for fewer than 2 clips
         if self._inside[1] == 0:
             raise ValueError(f"clip_starts must leave a clip of >= 2 frames; got {self.clip_starts}")
         num, den = self._seam[0] / self._seam[1], self._inside[0] / self._inside[1]
@@ -153,7 +153,7 @@ class MirrorCorrelation(_LatentClips):
         self._tail, self._tail_clip_length = x[:, :, -keep:].copy(), x.shape[2]
 
     def result(self) -> float:
-        starts = _starts(self.clip_starts, self.length)
+        starts = check_clip_starts(self.clip_starts, self.length)
         _int("skip", self.skip, 0, self.length)
         if self.max_offset is not None:
             _int("max_offset", self.max_offset, self.skip, self.length)

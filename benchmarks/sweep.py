@@ -42,9 +42,9 @@ from benchmarks.sweep_grid import (
 )
 from benchmarks.sweep_model import ModelBackbone
 from benchmarks.sweep_report import format_table, plot_ablations
-from benchmarks.threads import limit_threads
 from models.bundled import missing_files
 from models.files import atomic_path, check_out_folder, exit_on_sigterm
+from models.threads import limit_threads
 from samplers import LongVideoSampler
 from samplers.registry import parse_strategies
 

@@ -30,7 +30,7 @@ from benchmarks.compare import DEFAULT_COMBINATIONS, PAPER, PEER_COMBINATIONS, R
 from benchmarks.document import number
 from benchmarks.figures import save_figure
 from benchmarks.number_lists import format_numbers, parse_numbers
-from benchmarks.threads import limit_threads
+from models.threads import limit_threads
 from samplers.registry import parse_strategies
 from samplers.validation import check_real
 

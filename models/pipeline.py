@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +40,7 @@ class IgnoredWordsWarning(UserWarning):
 class VidRDPipelineOutput:
     frames: np.ndarray | list | None  # (L, H, W, 3) uint8, a list of PIL images, or None (custom sink)
     clip_starts: list[int]  # first frame of every clip
+    latents: torch.Tensor | None = None  # (B, C, L, h, w): the latents that were decoded (return_latents)
 
 
 class VidRDPipeline:
@@ -66,15 +68,23 @@ class VidRDPipeline:
         output_type: str = "np",
         resume_folder: str | os.PathLike | None = None,
         resume: bool = False,
+        on_clip: Callable[[Clip], None] | None = None,
+        return_latents: bool = False,
     ) -> VidRDPipelineOutput:
         """One prompt for the whole video, or a list of `num_clips` prompts, one per clip (a story).
         `negative_prompt` None means no negative prompt, as "" does. Every argument is checked first.
 
         With `resume_folder`, what the next clip needs is kept there after every finished clip
         (models.resume), and removed once the video is complete; `resume=True` continues a run killed
-        midway from that folder (the same bits as an uninterrupted run), refusing other parameters."""
+        midway from that folder (the same bits as an uninterrupted run), refusing other parameters.
+
+        `on_clip(clip)` sees every finished clip (its latents, start and initial noise) once it is decoded;
+        `return_latents=True` also returns the latents of the whole video (`output.latents`), which then
+        grow with its length. Neither needs a wrapper around the sampler."""
         prompts = self._check(prompt, num_clips, num_frames, guidance_scale, output_type)
         negative_prompt = self._check_extras(negative_prompt, sink, sampler, resume_folder, resume)
+        if on_clip is not None and not callable(on_clip):
+            raise TypeError(f"on_clip must be None or a callable Clip -> None; got {on_clip!r}")
         sampler = sampler if sampler is not None else LongVideoSampler(progress=False)
         self._warn_ignored_words([*prompts, negative_prompt])
         clip_shape = self.clip_shape(1, num_frames, height, width)
@@ -91,9 +101,10 @@ class VidRDPipeline:
         denoiser, clip_cond = self._conditioning(embeddings, negative, guidance_scale)
         keep = sink is None
         sink = MemorySink() if keep else sink
+        kept: list[torch.Tensor] | None = [] if return_latents else None
         video = sampler.sample(
             denoiser, self.scheduler, clip_shape, num_clips, num_inference_steps,
-            generator=generator, on_clip=self._on_clip(sink, store), return_latents=False,
+            generator=generator, on_clip=self._on_clip(sink, store, on_clip, kept), return_latents=False,
             clip_cond=clip_cond, resume=point, on_state=store.save_state if store else None,
         )  # fmt: skip
         if store is not None:
@@ -106,7 +117,8 @@ class VidRDPipeline:
             from PIL import Image  # Pillow comes with diffusers
 
             frames = [Image.fromarray(f) for f in frames]
-        return VidRDPipelineOutput(frames=frames, clip_starts=video.clip_starts)
+        latents = torch.cat(kept, dim=2) if kept else None
+        return VidRDPipelineOutput(frames=frames, clip_starts=video.clip_starts, latents=latents)
 
     def _check_extras(self, negative_prompt, sink, sampler, resume_folder, resume) -> str:
         """Checks of the keyword arguments; returns the negative prompt ("" for None)."""
@@ -143,11 +155,17 @@ class VidRDPipeline:
                 sha.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
         return sha.hexdigest()
 
-    def _on_clip(self, sink: FrameSink, store: ClipStore | None):
+    def _on_clip(self, sink: FrameSink, store: ClipStore | None, then, kept: list | None):
+        """Each clip: decoded into the sink, kept for resuming, handed to the caller, kept if asked."""
+
         def on_clip(clip: Clip) -> None:
             self._decode_into(clip, sink)
             if store is not None:
                 store.save_clip(clip)
+            if then is not None:
+                then(clip)
+            if kept is not None:
+                kept.append(clip.latents)
 
         return on_clip
 

@@ -26,6 +26,7 @@ from .loading import DamagedCheckpointError
 from .pipeline import VidRDPipeline
 from .temporal_vae import TemporalVAE
 from .text import WordEncoder
+from .threads import limit_threads
 from .tiny import TINY_SCHEDULER
 from .training.loop import CheckpointMismatchError
 from .training.stages import (
@@ -191,13 +192,12 @@ def main(argv=None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
     stages, loops = check_args(parser, args)
-    torch.set_num_threads(args.threads)
     recipe = RecipeConfig(out=args.out, seed=args.seed, pseudo_videos=not args.no_pseudo_videos,
                           train_text_encoder=args.train_text_encoder, device=args.device,
                           temporal_text_attention=args.temporal_text_attention,
                           progress=not args.no_progress)  # fmt: skip
     try:
-        with exit_on_sigterm():
+        with exit_on_sigterm(), limit_threads(args.threads):  # more threads spin on a small machine
             for name in stages:
                 RUNNERS[name](recipe, loops[name])
             if args.bundle is not None:

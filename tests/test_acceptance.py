@@ -20,8 +20,8 @@ from diffusers import DDIMScheduler
 
 from benchmarks.compare import CompareConfig, run
 from benchmarks.metrics import mirror_correlation, seam_jump_ratio
-from benchmarks.threads import limit_threads
 from models import GaussianVideoPrior
+from models.threads import limit_threads
 from samplers import DSG, FNR, PNS, LongVideoSampler
 
 N, M, K, T, LENGTHSCALE = 16, 4, 4, 50, 3.0  # the acceptance setting: frames, prompt frames, clips, steps

@@ -12,8 +12,8 @@ from threadpoolctl import threadpool_info
 from benchmarks.compare import METRICS, CompareConfig, main, run
 from benchmarks.figures import save_figure
 from benchmarks.number_lists import format_numbers, parse_numbers
-from benchmarks.threads import limit_threads
 from models.files import atomic_path
+from models.threads import limit_threads
 from samplers import DSG, FNR, PNS, IndependentNoise
 from samplers.registry import parse_strategies
 

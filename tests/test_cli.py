@@ -16,7 +16,6 @@ import torch
 
 from benchmarks import cli, pixel_metrics
 from benchmarks.metrics import mirror_correlation, seam_jump_ratio
-from benchmarks.recorders import LatentRecorder
 from benchmarks.streaming import latent_metrics
 from models.bundled import load_pipeline, save_pipeline
 from models.contact_sheet import CELL_RGB, SEAM_RGB, contact_sheet_array
@@ -59,12 +58,11 @@ def independent_run(
 ):
     """(latents, frames) of the pipeline run by hand as `vidrd generate` runs it (guidance 7.5, seed 0)."""
     pipe = load_pipeline(model)
-    recorder = LatentRecorder(
-        LongVideoSampler(parse_strategies(strategies), prompt_frames, progress=False)
-    )
-    out = pipe(prompt, sampler=recorder, num_clips=clips, num_frames=frames, num_inference_steps=steps,
-               guidance_scale=7.5, generator=torch.Generator().manual_seed(0))  # fmt: skip
-    return recorder.latents, out.frames
+    sampler = LongVideoSampler(parse_strategies(strategies), prompt_frames, progress=False)
+    out = pipe(prompt, sampler=sampler, num_clips=clips, num_frames=frames, num_inference_steps=steps,
+               guidance_scale=7.5, generator=torch.Generator().manual_seed(0),
+               return_latents=True)  # fmt: skip
+    return out.latents, out.frames
 
 
 def test_generate_writes_video_contact_sheet_and_metrics(model, tmp_path, capsys):
@@ -207,17 +205,17 @@ def test_story_mode_encodes_one_prompt_per_clip(model, tmp_path, monkeypatch):
     assert metrics["parameters"]["prompts"] == ["a red circle", "a blue square", "a green triangle"]
 
 
-def test_latent_recorder_keeps_the_latents_that_were_decoded(model):
-    pipe = load_pipeline(model)
-    recorder = LatentRecorder(LongVideoSampler(parse_strategies("fnr,dsg:0.4"), 2, progress=False))
-    out = pipe("a red circle", sampler=recorder, num_clips=2, num_frames=4, num_inference_steps=2,
-               generator=torch.Generator().manual_seed(0))  # fmt: skip
-    assert recorder.latents.shape == (1, 4, 8, 8, 8) and out.clip_starts == [0, 4]
+def test_the_pipeline_returns_and_streams_the_latents_it_decoded(model):
+    pipe, clips = load_pipeline(model), []
+    out = pipe("a red circle", sampler=LongVideoSampler(parse_strategies("fnr,dsg:0.4"), 2, progress=False),
+               num_clips=2, num_frames=4, num_inference_steps=2, generator=torch.Generator().manual_seed(0),
+               on_clip=clips.append, return_latents=True)  # fmt: skip
+    assert out.latents.shape == (1, 4, 8, 8, 8) and out.clip_starts == [0, 4]
     with torch.no_grad():
-        decoded = to_uint8_frames(pipe.vae.decode(recorder.latents))[0]
+        decoded = to_uint8_frames(pipe.vae.decode(out.latents))[0]
     np.testing.assert_array_equal(decoded, out.frames)
-    assert len(recorder.clips) == 2 and all(c.shape == (1, 4, 4, 8, 8) for c in recorder.clips)
-    torch.testing.assert_close(recorder.latents, torch.cat(recorder.clips, 2), rtol=0, atol=0)
+    assert [c.index for c in clips] == [0, 1] and [c.start for c in clips] == [0, 4]
+    torch.testing.assert_close(out.latents, torch.cat([c.latents for c in clips], 2), rtol=0, atol=0)
 
 
 def test_latent_metrics_use_skip_equal_to_the_prompt_frames():

@@ -21,10 +21,9 @@ from diffusers import DDIMScheduler
 from test_acceptance import assert_near, exact_covariance, exact_mirror, exact_seam_jump
 
 from benchmarks import metrics, pixel_metrics
-from benchmarks.recorders import LatentRecorder
-from benchmarks.threads import limit_threads
 from models import GaussianVideoPrior
 from models.bundled import load_pipeline
+from models.threads import limit_threads
 from models.video_io import to_uint8_frames
 from samplers import LongVideoSampler
 from samplers.registry import parse_strategies
@@ -215,9 +214,8 @@ def test_walkthrough_tiny_vidrd_section(walkthrough):
         )
         assert printed in text.splitlines(), name
     # The paper's video again, outside the notebook: the same latents.
-    recorder = LatentRecorder(LongVideoSampler(parse_strategies(s["PAPER"]), s["VIDEO_PROMPT_FRAMES"],
-                                               progress=False))  # fmt: skip
-    pipe(s["CAPTION"], sampler=recorder, num_clips=s["VIDEO_CLIPS"], num_frames=s["VIDEO_FRAMES"],
-         num_inference_steps=s["VIDEO_STEPS"], guidance_scale=s["GUIDANCE"],
-         generator=torch.Generator().manual_seed(s["SEED"]))  # fmt: skip
-    assert torch.equal(recorder.latents, state["generated"][s["PAPER"]][2])
+    sampler = LongVideoSampler(parse_strategies(s["PAPER"]), s["VIDEO_PROMPT_FRAMES"], progress=False)
+    out = pipe(s["CAPTION"], sampler=sampler, num_clips=s["VIDEO_CLIPS"], num_frames=s["VIDEO_FRAMES"],
+               num_inference_steps=s["VIDEO_STEPS"], guidance_scale=s["GUIDANCE"],
+               generator=torch.Generator().manual_seed(s["SEED"]), return_latents=True)  # fmt: skip
+    assert torch.equal(out.latents, state["generated"][s["PAPER"]][2])

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.recorders import LatentRecorder
 from models.pipeline import IgnoredWordsWarning
 from models.tiny import tiny_pipeline
 from models.video_io import VideoFileSink, to_uint8_frames
@@ -143,12 +142,12 @@ def test_negative_prompt_none_is_the_empty_negative_prompt(pipe):
 def test_decode_clip_is_what_the_pipeline_streams(pipe):
     # The frames of a call are its clips' latents through `decode_clip`, one clip at a time; latents of
     # another dtype are cast to the VAE's first.
-    recorder = LatentRecorder(paper_sampler())
-    out = run(pipe, sampler=recorder)
-    decoded = np.concatenate([to_uint8_frames(pipe.decode_clip(latents))[0] for latents in recorder.clips])
-    assert len(recorder.clips) == 3 and np.array_equal(out.frames, decoded)
-    wide = pipe.decode_clip(recorder.clips[0].double())
-    assert wide.dtype == pipe.vae.dtype and torch.equal(wide, pipe.decode_clip(recorder.clips[0]))
+    clips = []
+    out = run(pipe, on_clip=lambda clip: clips.append(clip.latents))
+    decoded = np.concatenate([to_uint8_frames(pipe.decode_clip(latents))[0] for latents in clips])
+    assert len(clips) == 3 and np.array_equal(out.frames, decoded)
+    wide = pipe.decode_clip(clips[0].double())
+    assert wide.dtype == pipe.vae.dtype and torch.equal(wide, pipe.decode_clip(clips[0]))
 
 
 def test_to_uint8_frames_maps_the_range_exactly():
