@@ -36,7 +36,7 @@ from models.bundled import BUNDLED, load_pipeline, missing_files
 from models.contact_sheet import save_contact_sheet
 from models.files import atomic_files, check_out_folder, exit_on_sigterm, remove
 from models.loading import DamagedCheckpointError
-from models.resume import ResumeError
+from models.resume import ClipStore, ResumeError
 from models.threads import limit_threads
 from models.video_io import MAX_FPS, FrameSink, VideoFileSink
 from samplers import Clip, LongVideoSampler
@@ -242,8 +242,9 @@ def generate(job: GenerateJob) -> GenerateResult:
             pixels, sheet = PixelMetrics(), ContactSheetClips(job.clips, max_rows=SHEET_ROWS)
             with VideoFileSink(tmp["video"], fps=job.fps, atomic=False) as video:
                 latent = LatentMetrics(job.prompt_frames)
-                clip_starts, seconds = _sample(pipe, job, FanOutSink(video, pixels, sheet), latent)
-            metrics = collect_metrics(job, latent, pixels, clip_starts, seconds)
+                output, seconds = _sample(pipe, job, FanOutSink(video, pixels, sheet), latent)
+            metrics = collect_metrics(job, latent, pixels, output.clip_starts, seconds)
+            metrics["timing"]["resumed_clips"] = output.resumed_clips
             save_contact_sheet(sheet.frames, sheet.sheet_clip_starts, tmp["contact_sheet"],
                                title=_sheet_title(job, sheet), rows=sheet.rows)  # fmt: skip
             metrics["timing"]["seconds_total"] = time.perf_counter() - start
@@ -254,6 +255,7 @@ def generate(job: GenerateJob) -> GenerateResult:
             if folder.is_dir() and not any(folder.iterdir()):
                 remove(folder)
         raise
+    ClipStore(job.out / RESUME_FOLDER, {}).clear()  # only now: the outputs are in place
     return GenerateResult(paths=job.paths, metrics=metrics)
 
 
@@ -264,7 +266,7 @@ def _missing_folders(path: Path) -> list[Path]:
 
 def _sample(pipe, job: GenerateJob, sink: FrameSink, latent: LatentMetrics):
     """Run the pipeline into `sink`, each clip's latents streamed into `latent` (memory flat in --clips);
-    return the clip starts and the seconds taken."""
+    return its output and the seconds taken. The resume folder stays until the outputs are in place."""
 
     def measure(clip: Clip) -> None:
         latent.update(clip.latents.detach().to("cpu", torch.float32), clip.start)
@@ -275,9 +277,9 @@ def _sample(pipe, job: GenerateJob, sink: FrameSink, latent: LatentMetrics):
         prompt, sampler=job.sampler, num_clips=job.clips, num_frames=job.frames,
         num_inference_steps=job.steps, guidance_scale=job.guidance,
         generator=torch.Generator().manual_seed(job.seed), sink=sink,
-        resume_folder=job.out / RESUME_FOLDER, resume=job.resume, on_clip=measure,
+        resume_folder=job.out / RESUME_FOLDER, resume=job.resume, on_clip=measure, clear_resume=False,
     )  # fmt: skip
-    return output.clip_starts, time.perf_counter() - began
+    return output, time.perf_counter() - began
 
 
 def collect_metrics(job, latents: LatentMetrics, pixels: PixelMetrics, clip_starts,
@@ -298,7 +300,6 @@ def collect_metrics(job, latents: LatentMetrics, pixels: PixelMetrics, clip_star
             "frames_per_second": pixels.num_frames / seconds_generation,
             "seconds_total": None,  # set just before metrics.json is written
             "torch_threads": torch.get_num_threads(),
-            "resumed": job.resume,
         },
     }
 

@@ -128,7 +128,7 @@ def report(runs: dict[int, list[dict]], args: argparse.Namespace) -> dict:
         seconds = statistics.median(r["seconds"] for r in rows)
         table[k] = {"peak_mib": peak, "seconds": seconds, "frames": rows[0]["frames"], "runs": rows}
         print(f"{k:>6}{rows[0]['frames']:>8}{peak:>14.1f}{seconds:>9.2f}")
-    small, large = args.clips[0], args.clips[-1]
+    small, large = min(args.clips), max(args.clips)
     ratio = table[large]["peak_mib"] / table[small]["peak_mib"]
     verdict = "met" if ratio <= args.target else "NOT met"
     print(f"peak RSS ratio {large} clips / {small} clips: {ratio:.3f} (target <= {args.target:g}: {verdict})")

@@ -107,7 +107,26 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
 
 def move_into_place(pairs: list[tuple[Path, Path]]) -> None:
     """Move each new path onto its target, all or nothing: the old targets are set aside first, and a
-    failure removes what was moved in and puts them back. (A folder renames onto an empty folder.)"""
+    failure removes what was moved in and puts them back. (A folder renames onto an empty folder.)
+    SIGTERM waits until the renames are done or undone (it is blocked meanwhile)."""
+    with _sigterm_blocked():
+        _move_into_place(pairs)
+
+
+@contextmanager
+def _sigterm_blocked() -> Iterator[None]:
+    """SIGTERM held back for the block (delivered right after it), where the platform allows it."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _move_into_place(pairs: list[tuple[Path, Path]]) -> None:
     set_aside: list[tuple[Path, Path]] = []  # (backup, target)
     moved: list[Path] = []
     try:
@@ -142,11 +161,13 @@ def exit_on_sigterm() -> Iterator[None]:
         raise Terminated(128 + signum)
 
     try:
-        previous = signal.signal(signal.SIGTERM, handler)
+        previous, installed = signal.signal(signal.SIGTERM, handler), True
     except ValueError:  # not the main thread: signals cannot be handled here, leave them as they are
+        previous, installed = None, False
+    if not installed:
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)

@@ -41,6 +41,7 @@ class VidRDPipelineOutput:
     frames: np.ndarray | list | None  # (L, H, W, 3) uint8, a list of PIL images, or None (custom sink)
     clip_starts: list[int]  # first frame of every clip
     latents: torch.Tensor | None = None  # (B, C, L, h, w): the latents that were decoded (return_latents)
+    resumed_clips: int = 0  # clips that came from the resume folder rather than from sampling
 
 
 class VidRDPipeline:
@@ -70,6 +71,7 @@ class VidRDPipeline:
         resume: bool = False,
         on_clip: Callable[[Clip], None] | None = None,
         return_latents: bool = False,
+        clear_resume: bool = True,
     ) -> VidRDPipelineOutput:
         """One prompt for the whole video, or a list of `num_clips` prompts, one per clip (a story).
         `negative_prompt` None means no negative prompt, as "" does. Every argument is checked first.
@@ -80,9 +82,10 @@ class VidRDPipeline:
 
         `on_clip(clip)` sees every finished clip (its latents, start and initial noise) once it is decoded;
         `return_latents=True` also returns the latents of the whole video (`output.latents`), which then
-        grow with its length. Neither needs a wrapper around the sampler."""
+        grow with its length. Neither needs a wrapper around the sampler. `clear_resume=False` leaves the
+        resume folder for the caller to clear once its own outputs are safe (models.resume.ClipStore)."""
         prompts = self._check(prompt, num_clips, num_frames, guidance_scale, output_type)
-        negative_prompt = self._check_extras(negative_prompt, sink, sampler, resume_folder, resume)
+        negative_prompt = self._check_extras(negative_prompt, sink, sampler, resume_folder, resume, generator)
         if on_clip is not None and not callable(on_clip):
             raise TypeError(f"on_clip must be None or a callable Clip -> None; got {on_clip!r}")
         sampler = sampler if sampler is not None else LongVideoSampler(progress=False)
@@ -93,7 +96,8 @@ class VidRDPipeline:
         run = {"prompts": prompts, "negative_prompt": negative_prompt, "clip_shape": list(clip_shape),
                "num_clips": num_clips, "num_inference_steps": num_inference_steps,
                "guidance_scale": guidance_scale, "sampler": repr(sampler),
-               "drop_prompt_frames": getattr(sampler, "drop_prompt_frames", None)}  # fmt: skip
+               "drop_prompt_frames": getattr(sampler, "drop_prompt_frames", None),
+               "torch_threads": torch.get_num_threads()}  # fmt: skip
         store, point = self._resume_point(resume_folder, resume, run, generator)
         with torch.no_grad():
             embeddings = self.text_encoder.encode(prompts)  # (len(prompts), S, D)
@@ -107,7 +111,7 @@ class VidRDPipeline:
             generator=generator, on_clip=self._on_clip(sink, store, on_clip, kept), return_latents=False,
             clip_cond=clip_cond, resume=point, on_state=store.save_state if store else None,
         )  # fmt: skip
-        if store is not None:
+        if store is not None and clear_resume:
             store.clear()
         frames = None
         if keep:  # a sink the caller passed is the caller's to close
@@ -118,9 +122,11 @@ class VidRDPipeline:
 
             frames = [Image.fromarray(f) for f in frames]
         latents = torch.cat(kept, dim=2) if kept else None
-        return VidRDPipelineOutput(frames=frames, clip_starts=video.clip_starts, latents=latents)
+        resumed = point.state.next_clip if point is not None else 0
+        return VidRDPipelineOutput(frames=frames, clip_starts=video.clip_starts, latents=latents,
+                                   resumed_clips=resumed)  # fmt: skip
 
-    def _check_extras(self, negative_prompt, sink, sampler, resume_folder, resume) -> str:
+    def _check_extras(self, negative_prompt, sink, sampler, resume_folder, resume, generator) -> str:
         """Checks of the keyword arguments; returns the negative prompt ("" for None)."""
         negative_prompt = "" if negative_prompt is None else negative_prompt
         if not isinstance(negative_prompt, str):
@@ -129,6 +135,8 @@ class VidRDPipeline:
             raise TypeError(f"sink must be a FrameSink (with write(frames) and close()); got {sink!r}")
         if sampler is not None and not callable(getattr(sampler, "sample", None)):
             raise TypeError(f"sampler must be a LongVideoSampler (with .sample); got {sampler!r}")
+        if resume_folder is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator (no global RNG); got {generator!r}")
         if not isinstance(resume, bool) or (resume and resume_folder is None):
             raise ValueError(f"resume must be True (with a resume_folder) or False; got {resume!r}")
         return negative_prompt
@@ -147,9 +155,15 @@ class VidRDPipeline:
         return store, store.load(device=generator.device)
 
     def digest(self) -> str:
-        """sha256 of every weight of the three models and of the scheduler's config: the model's identity."""
+        """sha256 of every weight, config and run-time switch of the three models and of the scheduler's
+        config, with their dtypes and devices: the model's identity."""
         sha = hashlib.sha256(json.dumps(dict(self.scheduler.config), sort_keys=True, default=str).encode())
         for model in (self.unet, self.vae, self.text_encoder):
+            switches = {k: v for k, v in vars(model).items() if k.startswith("use_") and isinstance(v, bool)}
+            described = {"config": dict(getattr(model, "config", {})), "switches": switches,
+                         "dtype": str(getattr(model, "dtype", "")),
+                         "device": str(getattr(model, "device", ""))}  # fmt: skip
+            sha.update(json.dumps(described, sort_keys=True, default=str).encode())
             for name, tensor in sorted(model.state_dict().items()):
                 sha.update(name.encode())
                 sha.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())

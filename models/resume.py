@@ -69,7 +69,14 @@ class ClipStore:
         return Resume(state=state, clips=self._clips(state, device))
 
     def clear(self) -> None:
-        remove(self.folder)
+        """Remove this store's own files (state.pt, clip_*.pt), then the folder if that left it empty:
+        a folder that holds anything else (a caller's mistake) keeps it."""
+        if not self.folder.is_dir():
+            return
+        for path in [self.folder / STATE, *self.folder.glob("clip_[0-9]*.pt")]:
+            remove(path)
+        if not any(self.folder.iterdir()):
+            self.folder.rmdir()
 
     def _check_fingerprint(self, path: Path, saved: dict[str, Any]) -> None:
         keys = sorted(set(saved) | set(self.fingerprint))
@@ -97,7 +104,7 @@ def _read(path: Path) -> Any:
     """torch.load with weights_only; a missing, truncated or corrupted file is a ResumeError naming it."""
     try:
         return torch.load(path, weights_only=True, map_location="cpu")
-    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as error:
+    except (FileNotFoundError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as error:
         raise ResumeError(
             f"{path} is missing or damaged ({type(error).__name__}: {error}); delete {path.parent} to start "
             "afresh"

@@ -110,9 +110,13 @@ class VideoFileSink:
         """Finish the file and move it into place (once; later calls do nothing)."""
         if not self._closed:
             self._closed = True
-            self._writer.close()
-            if self.atomic:
-                os.replace(self._tmp, self.path)
+            try:
+                self._writer.close()
+                if self.atomic:
+                    os.replace(self._tmp, self.path)
+            except BaseException:  # the file could not be finished: drop the partial one
+                remove(self._tmp)
+                raise
 
     def abort(self) -> None:
         """Drop the partial file; the target path is left as it was."""

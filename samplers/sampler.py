@@ -322,7 +322,7 @@ def _checked(value: Any, like: torch.Tensor, who: str, what: str, where: str) ->
     return value
 
 
-_X0_SOURCE = "the denoiser (called by a guidance through predict_x0)"
+_X0_SOURCE = "the denoiser (called by the guidance {label} through predict_x0)"
 
 
 class _ClipRun:
@@ -338,8 +338,11 @@ class _ClipRun:
         wanted = any(hook(g, "needs_x0") for g in sampler.guidances)
         self.exact_x0 = wanted and x0_conversion_problem(scheduler) is None
         # What a step makes, in order: the finiteness log's sources (_FiniteLog).
-        guidances = [f"the guidance {label}" for label in sampler._guidance_labels]
-        self.sources = [_X0_SOURCE, *guidances, "the denoiser", "the scheduler"]
+        guidances = [(_X0_SOURCE.format(label=label), f"the guidance {label}")
+                     for label in sampler._guidance_labels]  # fmt: skip
+        # Each guidance k has two: the x0 estimates it asked for (2k), then its own output (2k + 1).
+        self.sources = [*(src for g in guidances for src in g), "the denoiser", "the scheduler"]
+        self._calling = 0  # the guidance running now: its predict_x0 calls are logged under it
 
     def denoise(self, i, noise, previous, cond, bar) -> tuple[torch.Tensor, Recording | None]:
         """Denoise clip i from its initial noise; return its latents and what the guidances recorded.
@@ -398,11 +401,12 @@ class _ClipRun:
         """The guidances in list order, each output checked (shape now, finiteness in the log)."""
         where = f"clip {context.clip_index}, step {context.step_index}"
         for k, guidance in enumerate(self.sampler.guidances):
+            self._calling = k
             guided = guidance(latents, context)
             if guided is not latents:  # returned as is: nothing new to check (in-place edits are not seen)
                 who = f"guidance {self.sampler._guidance_labels[k]}"
                 latents = _checked(guided, latents, who, "the latents' ", where)
-                log.add(context.step_index, 1 + k, latents)
+                log.add(context.step_index, 2 * k + 1, latents)
         return latents
 
     def _x0_closure(self, t, abar, cond, i, s, log) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -416,7 +420,7 @@ class _ClipRun:
                     "a guidance differentiates the x0 estimate, but the denoiser's output carries no "
                     f"gradient (does it run under torch.no_grad or detach?) at clip {i}, step {s}"
                 )
-            log.add(s, 0, output)
+            log.add(s, 2 * self._calling, output)
             return x0_from_output(self.scheduler, output, latents, abar)
 
         return predict_x0

@@ -29,11 +29,6 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 OUTPUTS = ("video.mp4", "contact_sheet.png", "metrics.json")
 
 
-@pytest.fixture(scope="module")
-def model(tmp_path_factory) -> Path:
-    return save_pipeline(tiny_pipeline(seed=0), tmp_path_factory.mktemp("model") / "tiny-vidrd")
-
-
 def generate(model: Path, out: Path, *extra: str, prompt: str = "a red circle moving right") -> None:
     cli.main(["generate", prompt, "--model", str(model), "--out", str(out), "--clips", "3", "--frames", "4",
               "--prompt-frames", "2", "--steps", "2", *extra])  # fmt: skip

@@ -13,20 +13,15 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from benchmarks import cli
-from models.bundled import save_pipeline
-from models.tiny import tiny_pipeline
 from models.video_io import MAX_FPS
 
 OUTPUTS = ("contact_sheet.png", "metrics.json", "video.mp4")
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory) -> Path:
-    return save_pipeline(tiny_pipeline(seed=0), tmp_path_factory.mktemp("model") / "tiny-vidrd")
 
 
 def argv(model: Path, out: Path, *extra: str) -> list[str]:
@@ -35,7 +30,8 @@ def argv(model: Path, out: Path, *extra: str) -> list[str]:
 
 
 def contents(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+    """The files of `folder` (the resume folder, kept on purpose after a kill, is not one of them)."""
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.name != cli.RESUME_FOLDER}
 
 
 @pytest.mark.parametrize(("mask", "expected"), [(0o022, 0o644), (0o077, 0o600)])
@@ -64,7 +60,10 @@ def test_a_failure_on_the_last_file_leaves_all_old_outputs(model, tmp_path, monk
 
 
 def test_a_failure_leaves_no_folder_it_created(model, tmp_path, monkeypatch):
-    monkeypatch.setattr(cli, "json_safe", lambda value: 1 / 0)
+    def no_video(*args, **kwargs):  # before any clip: nothing to resume either
+        raise ZeroDivisionError
+
+    monkeypatch.setattr(cli, "VideoFileSink", no_video)
     with pytest.raises(ZeroDivisionError):
         cli.main(argv(model, tmp_path / "a" / "b"))
     assert list(tmp_path.iterdir()) == []
@@ -132,3 +131,29 @@ def test_a_damaged_model_exits_1_naming_the_file_and_what_is_wrong(model, tmp_pa
     err = capsys.readouterr().err
     assert exit_info.value.code == 1 and named in err and "regenerate the bundle" in err
     assert "Traceback" not in err and not (tmp_path / "out").exists()
+
+
+def test_a_video_file_that_cannot_be_finished_leaves_no_temporary(tmp_path):
+    from models.video_io import VideoFileSink
+
+    with pytest.raises(OSError, match="disk full"), VideoFileSink(tmp_path / "a.mp4") as sink:
+        sink.write(np.zeros((2, 16, 16, 3), dtype=np.uint8))
+
+        def full() -> None:
+            raise OSError("disk full")
+
+        sink._writer.close = full  # finishing the file fails
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_resume_folder_of_a_pipeline_keeps_what_is_not_its_own(model, tmp_path):
+    from models.bundled import load_pipeline
+    from samplers import LongVideoSampler
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "thesis.txt").write_text("years of work")
+    sampler = LongVideoSampler(prompt_frames=2, progress=False)
+    load_pipeline(model)("a red circle", sampler=sampler, num_clips=2, num_frames=4, num_inference_steps=1,
+                         generator=torch.Generator().manual_seed(0), resume_folder=folder)  # fmt: skip
+    assert [p.name for p in folder.iterdir()] == ["thesis.txt"]  # its own files gone, the user's kept

@@ -22,9 +22,7 @@ from benchmarks.sweep import write_json
 from benchmarks.sweep_grid import PAPER_TEMPLATE, Ablation, SweepConfig
 from benchmarks.sweep_model import ModelBackbone
 from benchmarks.tradeoff import TradeoffConfig
-from models.bundled import save_pipeline
 from models.contact_sheet import SEAM_RGB
-from models.tiny import tiny_pipeline
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TINY = CompareConfig(samples=4, frame_shape=(2, 4, 4), num_frames=8, prompt_frames=2, num_clips=3, steps=4)
@@ -34,11 +32,6 @@ ABLATIONS = (
     Ablation("beta", (0.0, 0.4, 1.0), (PAPER_TEMPLATE, "dsg:{beta}")),
 )
 SECTIONS = ("## 1. ", "## 2. ", "## 3. ", "## 4. ", "## 5. ")
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory) -> Path:
-    return save_pipeline(tiny_pipeline(seed=0), tmp_path_factory.mktemp("model") / "tiny-vidrd")
 
 
 def tiny_config(model: Path) -> ReportConfig:

@@ -136,9 +136,18 @@ class NaNUnderGrad:
 def test_a_nan_of_the_x0_estimate_is_blamed_on_the_denoiser_called_through_predict_x0(ddim):
     # Reconstruction guidance starts at clip 1 and calls the denoiser through predict_x0 at every step:
     # its NaN x0 gradient then makes the guidance's output NaN too, but the denoiser made it first.
-    match = r"the denoiser \(called by a guidance through predict_x0\) returned .* clip 1, step 0\b"
+    match = (r"the denoiser \(called by the guidance strategies\[1\] \(ReconstructionGuidance.*\) through "
+             r"predict_x0\) returned .* clip 1, step 0\b")  # fmt: skip
     with pytest.raises(ValueError, match=match):
         run([ForwardOverlap(), ReconstructionGuidance(1.0)], ddim, NaNUnderGrad(ddim), 4)
+
+
+def test_a_guidance_nan_that_a_later_guidance_reads_through_predict_x0_is_the_first_guidances(ddim):
+    # NaNGuidance poisons clip 1, step 1; reconstruction guidance then calls predict_x0 on those latents
+    # (its x0 is NaN too), but the first guidance made the NaN: it is the one named.
+    match = r"the guidance strategies\[1\] \(.*NaNGuidance.*\) returned .* clip 1, step 1\b"
+    with pytest.raises(ValueError, match=match):
+        run([ForwardOverlap(), NaNGuidance(1, 1), ReconstructionGuidance(1.0)], ddim, Counting(ddim, 4), 4)
 
 
 class HostReads:
@@ -196,3 +205,18 @@ def test_a_nan_that_a_rerun_does_not_reproduce_is_still_an_error(ddim):
 
     with pytest.raises(ValueError, match=r"clip 0 are not finite .* did not reproduce it"):
         run([FNR()], ddim, flaky, 4)
+
+
+def test_the_diagnostic_sums_of_float16_outputs_do_not_overflow_into_a_false_blame():
+    # The denoiser returns 0.5 everywhere: finite, but its sum over 131072 values is beyond float16's
+    # 65504. The scheduler's last step is NaN, so the clip is re-run with every output logged: summed in
+    # float16, the denoiser's output at step 0 would look non-finite and be blamed; in float32 the
+    # scheduler's step 1 is.
+    def halves(latents, t, **cond):
+        return torch.full_like(latents, 0.5)
+
+    scheduler = NaNStep(0, 1, prediction_type="sample")
+    with pytest.raises(ValueError, match=r"the scheduler returned non-finite values .* clip 0, step 1\b"):
+        LongVideoSampler([FNR()], progress=False).sample(
+            halves, scheduler, (1, 4, 16, 64, 64), 1, 2, generator=torch.Generator().manual_seed(0),
+            dtype=torch.float16)  # fmt: skip

@@ -178,6 +178,8 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     """The checkpoint at `path`, loaded with weights_only, its fields and digest checked."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except (PermissionError, IsADirectoryError):  # the file may be fine: say what the system said
+        raise
     except Exception as err:  # an empty, truncated or overwritten file: zip, pickle or unpickler errors
         raise DamagedCheckpointError(
             f"{path} is not a readable training checkpoint ({type(err).__name__}: {err}): it is truncated "
