@@ -1,0 +1,84 @@
+"""What the benchmark report runs: its configuration, where it writes, and the sweep files it may reuse
+(`benchmarks.report` builds the page, `benchmarks.report_sections` renders its sections)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmarks import perf, seams, sweep, sweep_grid, tradeoff
+from benchmarks.compare import CompareConfig
+from benchmarks.sweep_model import ModelBackbone
+from models.bundled import missing_files
+from samplers.validation import check_int
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = ROOT / "benchmarks" / "report"
+PAGES = ("report.md", "report.html")  # moved into --out last, once every file they show is there
+# The names of what a report writes (patterns): files of --out that match one and that a run did not
+# write are stale and removed; every other file of --out is left alone.
+OWN_NAMES = (*PAGES, "compare.png", "sweep.json", "sweep_*.png", "sweep_model.json", "tradeoff.csv",
+             "tradeoff_*.png", "seams.png")  # fmt: skip
+TITLE = "Reuse & Diffuse kit: benchmark report"
+REPORT_PATHSPEC = f":(exclude){DEFAULT_OUT.relative_to(ROOT).as_posix()}"  # the committed report itself
+
+
+@dataclass(frozen=True)
+class PerfConfig:
+    backbones: tuple[str, ...] = tuple(perf.BACKBONES)  # perf's backbones, each measured
+    clips: int = 2  # clips per timed run
+    steps: int = 10  # DDIM steps per clip
+    repeats: int = 3  # alternated repeats of sampler and bare loop (medians)
+
+    def __post_init__(self) -> None:
+        unknown = [b for b in self.backbones if b not in perf.BACKBONES]
+        if unknown or not self.backbones:
+            raise ValueError(f"backbones must be some of {list(perf.BACKBONES)}; got {self.backbones!r}")
+        for name in ("clips", "steps", "repeats"):
+            check_int(name, getattr(self, name), 1)
+
+
+# Section 2's sweep: the default ablations only. Section 1 samples the strategy combinations, which the
+# sweep's default extras would sample a second time (on other seeds: other numbers for the same names).
+SWEEP = sweep_grid.SweepConfig(extra_combinations=())
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    sweep: sweep_grid.SweepConfig = SWEEP  # the Figure-6 sweep, run here unless sweep_json is set
+    sweep_json: Path | None = None  # a sweep.json (benchmarks.sweep) to read instead of running the sweep
+    sweep_model_json: Path | None = None  # a sweep.json of `benchmarks.sweep --backbone model`: section 2b
+    tradeoff: tradeoff.TradeoffConfig = field(default_factory=tradeoff.TradeoffConfig)  # sections 1 and 3
+    seams: seams.SeamsConfig = field(default_factory=seams.SeamsConfig)  # section 4
+    perf: PerfConfig = field(default_factory=PerfConfig)  # section 5
+    command: str = "python -m benchmarks.report"  # the command line quoted at the top of the page
+
+    def check_inputs(self, out: Path) -> None:
+        """The files this report reads exist and `out` can be a folder (the configs checked the rest)."""
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"out must be a folder (or a path where one can be made); got {str(out)!r}")
+        missing = missing_files(self.seams.model)
+        if missing:
+            raise ValueError(f"model must be a saved VidRD pipeline; {missing[0]} is missing")
+        if self.sweep_json is not None:
+            read_sweep("sweep_json", self.sweep_json, CompareConfig)
+        if self.sweep_model_json is not None:
+            read_sweep("sweep_model_json", self.sweep_model_json, ModelBackbone)
+
+
+BACKBONE_FLAGS = {CompareConfig: "--backbone analytic", ModelBackbone: "--backbone model"}
+
+
+def read_sweep(name: str, path: Path, backbone: type) -> tuple[list[dict], sweep_grid.SweepConfig]:
+    """The rows and config of the sweep.json at `path`; ValueError naming `name` unless it is one whose
+    backbone is a `backbone` (CompareConfig: `benchmarks.sweep`; ModelBackbone: `--backbone model`)."""
+    wanted = f"{name} must be a sweep.json of {BACKBONE_FLAGS[backbone]}; got {str(path)!r}"
+    try:
+        rows, config = sweep.read_json(path)
+    except (OSError, ValueError, TypeError, KeyError) as error:  # missing, not JSON, or not a sweep's
+        raise ValueError(f"{wanted} ({type(error).__name__}: {error})") from error
+    if not isinstance(config.backbone, backbone):
+        raise ValueError(wanted)
+    return rows, config
+
+
