@@ -47,26 +47,34 @@ def _start(start: int, expected: int) -> int:
     return int(start)
 
 
-class _LatentClips:
-    """Bookkeeping shared by the latent metrics: clip starts, length and the (B, C, H, W) of the clips."""
+class _Clips:
+    """Bookkeeping every stream shares: the clip starts, the frames seen so far (`length`) and the shape
+    every frame of every clip must keep."""
 
     def __init__(self) -> None:
         self.clip_starts: list[int] = []
         self.length = 0
         self._frame_shape: tuple[int, ...] | None = None
 
+    def _count(self, start: int, frames: int, frame_shape: tuple[int, ...], layout: str, got) -> None:
+        """Count a clip of `frames` frames at `start`; ValueError if it is empty or its frames' shape is
+        not the earlier clips' (`layout` is "what must be (...) with (per-frame axes)")."""
+        if frames < 1 or self._frame_shape not in (None, frame_shape):
+            raise ValueError(f"{layout} = {self._frame_shape or 'any'}; got {got}")
+        self.clip_starts.append(_start(start, self.length))
+        self.length += frames
+        self._frame_shape = frame_shape
+
+
+class _LatentClips(_Clips):
+    """The latent streams' clips: float64 numpy (B, C, n, H, W)."""
+
     def _accept(self, latents: torch.Tensor, start: int) -> np.ndarray:
         """The clip as float64 numpy (B, C, n, H, W), n >= 1, after every check; then counts it."""
         x = _video("latents", latents)
         frame_shape = (*x.shape[:2], *x.shape[3:])
-        if x.shape[2] < 1 or (self._frame_shape not in (None, frame_shape)):
-            raise ValueError(
-                f"latents must be (B, C, n >= 1, H, W) with (B, C, H, W) = {self._frame_shape or 'any'}; "
-                f"got {tuple(x.shape)}"
-            )
-        self.clip_starts.append(_start(start, self.length))
-        self.length += x.shape[2]
-        self._frame_shape = frame_shape
+        layout = "latents must be (B, C, n >= 1, H, W) with (B, C, H, W)"
+        self._count(start, x.shape[2], frame_shape, layout, tuple(x.shape))
         return x
 
     @property
@@ -207,26 +215,20 @@ class LatentMetrics:
         return result
 
 
-class _FrameClips:
-    """Bookkeeping shared by the frame streams: clip starts, frame count and the (H, W, 3) of the frames."""
-
-    def __init__(self) -> None:
-        self.clip_starts: list[int] = []
-        self.num_frames = 0
-        self._frame_shape: tuple[int, ...] | None = None
+class _FrameClips(_Clips):
+    """The frame streams' clips: uint8 arrays (n, H, W, 3)."""
 
     def _accept(self, frames: np.ndarray, start: int) -> np.ndarray:
         arr = np.asarray(frames)
-        shape_ok = arr.ndim == 4 and arr.shape[0] >= 1 and arr.shape[-1] == 3
-        if not shape_ok or self._frame_shape not in (None, arr.shape[1:]):
-            raise ValueError(
-                f"frames must be an array (n >= 1, H, W, 3) with (H, W, 3) = {self._frame_shape or 'any'}; "
-                f"got shape {arr.shape}"
-            )
-        self.clip_starts.append(_start(start, self.num_frames))
-        self.num_frames += arr.shape[0]
-        self._frame_shape = arr.shape[1:]
+        if arr.ndim != 4 or arr.shape[-1] != 3:
+            raise ValueError(f"frames must be an array (n >= 1, H, W, 3); got shape {arr.shape}")
+        layout = "frames must be an array (n >= 1, H, W, 3) with (H, W, 3)"
+        self._count(start, arr.shape[0], arr.shape[1:], layout, f"shape {arr.shape}")
         return arr
+
+    @property
+    def num_frames(self) -> int:
+        return self.length
 
     @property
     def frame_shape(self) -> tuple[int, ...]:

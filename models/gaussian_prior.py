@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from samplers.schedulers import PREDICTION_TYPES
-from samplers.validation import check_int, check_real
+from samplers.validation import check_generator, check_int, check_real
 
 
 @dataclass(frozen=True)
@@ -57,8 +57,7 @@ class GaussianVideoPrior:
         """True videos of any length from the process: (batch, C, num_frames, H, W)."""
         check_int("num_frames", num_frames, 1)
         check_int("batch", batch, 1)
-        if not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator (no global RNG); got {generator!r}")
+        check_generator(generator)
         lam, u = self.eigh(num_frames)
         root = torch.from_numpy(u * np.sqrt(lam))  # K^(1/2) up to rotation: root @ root.T = K
         z = torch.randn(

@@ -34,6 +34,7 @@ import hashlib
 import inspect
 import json
 import os
+import pickle
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -57,6 +58,23 @@ class DamagedCheckpointError(ValueError, RuntimeError):
     """A model or checkpoint file that is there but cannot be used as it is; the message names the file
     and the key or tensor at fault. A ValueError (and a RuntimeError, as torch's own
     `load_state_dict` errors are)."""
+
+
+def load_weights_only(path: Path, error: type[Exception], what: str, afresh: str) -> Any:
+    """`torch.load(path, weights_only=True)` on the CPU. A missing, empty, truncated or corrupted file is
+    `error` naming the file and how to start afresh; a permission or other system error passes through
+    as it is (the file may be fine)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (PermissionError, IsADirectoryError):
+        raise
+    # torch raises OSError (errno 22) for a truncated file, RuntimeError/ValueError/pickle errors for others
+    except (OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError) as err:
+        first_line = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+        raise error(
+            f"{path} is not a readable {what} ({type(err).__name__}: {first_line}): it is missing, truncated "
+            f"or damaged; {afresh}"
+        ) from err
 
 
 def json_native(config: dict[str, Any]) -> dict[str, Any]:

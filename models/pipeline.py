@@ -7,8 +7,6 @@ default, does; `VideoFileSink` writes to disk).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import sys
 import warnings
@@ -20,9 +18,10 @@ import numpy as np
 import torch
 
 from samplers import ClassifierFreeGuidance, Clip, LongVideoSampler
-from samplers.validation import check_int, check_real
+from samplers.validation import check_generator, check_int, check_real
 
 from .adapters import denoiser_for
+from .digest import content_digest
 from .resume import ClipStore
 from .video_io import FrameSink, MemorySink, to_uint8_frames
 
@@ -135,8 +134,8 @@ class VidRDPipeline:
             raise TypeError(f"sink must be a FrameSink (with write(frames) and close()); got {sink!r}")
         if sampler is not None and not callable(getattr(sampler, "sample", None)):
             raise TypeError(f"sampler must be a LongVideoSampler (with .sample); got {sampler!r}")
-        if resume_folder is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator (no global RNG); got {generator!r}")
+        if resume_folder is not None:
+            check_generator(generator)
         if not isinstance(resume, bool) or (resume and resume_folder is None):
             raise ValueError(f"resume must be True (with a resume_folder) or False; got {resume!r}")
         return negative_prompt
@@ -146,7 +145,7 @@ class VidRDPipeline:
         fingerprint holds the run's parameters, the model's digest and the generator's starting state."""
         if folder is None:
             return None, None
-        start = hashlib.sha256(generator.get_state().numpy().tobytes()).hexdigest()
+        start = content_digest(generator.get_state())
         identity = {"model": self.digest(), "generator_seed": generator.initial_seed(), "generator": start}
         store = ClipStore(folder, {**run, **identity})
         if not resume:
@@ -155,19 +154,20 @@ class VidRDPipeline:
         return store, store.load(device=generator.device)
 
     def digest(self) -> str:
-        """sha256 of every weight, config and run-time switch of the three models and of the scheduler's
-        config, with their dtypes and devices: the model's identity."""
-        sha = hashlib.sha256(json.dumps(dict(self.scheduler.config), sort_keys=True, default=str).encode())
-        for model in (self.unet, self.vae, self.text_encoder):
+        """The model's identity: the content digest (models.digest) of the scheduler's config and, for
+        each of the three models, its config, run-time switches (`use_*`), dtype, device and weights."""
+        parts = {"scheduler": dict(self.scheduler.config)}
+        for name in ("unet", "vae", "text_encoder"):
+            model = getattr(self, name)
             switches = {k: v for k, v in vars(model).items() if k.startswith("use_") and isinstance(v, bool)}
-            described = {"config": dict(getattr(model, "config", {})), "switches": switches,
-                         "dtype": str(getattr(model, "dtype", "")),
-                         "device": str(getattr(model, "device", ""))}  # fmt: skip
-            sha.update(json.dumps(described, sort_keys=True, default=str).encode())
-            for name, tensor in sorted(model.state_dict().items()):
-                sha.update(name.encode())
-                sha.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-        return sha.hexdigest()
+            parts[name] = {
+                "config": dict(getattr(model, "config", {})),
+                "switches": switches,
+                "dtype": str(getattr(model, "dtype", "")),
+                "device": str(getattr(model, "device", "")),
+                "weights": dict(sorted(model.state_dict().items())),
+            }
+        return content_digest(parts)
 
     def _on_clip(self, sink: FrameSink, store: ClipStore | None, then, kept: list | None):
         """Each clip: decoded into the sink, kept for resuming, handed to the caller, kept if asked."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from samplers import Clip
 from samplers.state import Resume, SamplerState
 
 from .files import atomic_path, remove
+from .loading import load_weights_only
 
 STATE = "state.pt"
 
@@ -52,7 +52,8 @@ class ClipStore:
                         "initial_noise": clip.initial_noise.cpu()}, tmp)  # fmt: skip
 
     def save_state(self, state: SamplerState) -> None:
-        data = {"fingerprint": json.dumps(self.fingerprint, sort_keys=True), "sampler": _cpu(state.to_dict())}
+        fingerprint = json.dumps(self.fingerprint, sort_keys=True)
+        data = {"fingerprint": fingerprint, "sampler": _to(state.to_dict(), "cpu")}
         with atomic_path(self.folder / STATE) as tmp:
             torch.save(data, tmp)
 
@@ -101,18 +102,7 @@ class ClipStore:
 
 
 def _read(path: Path) -> Any:
-    """torch.load with weights_only; a missing, truncated or corrupted file is a ResumeError naming it."""
-    try:
-        return torch.load(path, weights_only=True, map_location="cpu")
-    except (FileNotFoundError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as error:
-        raise ResumeError(
-            f"{path} is missing or damaged ({type(error).__name__}: {error}); delete {path.parent} to start "
-            "afresh"
-        ) from error
-
-
-def _cpu(value: Any) -> Any:
-    return _to(value, "cpu")
+    return load_weights_only(path, ResumeError, "resume file", f"delete {path.parent} to start afresh")
 
 
 def _to(value: Any, device) -> Any:

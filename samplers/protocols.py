@@ -61,11 +61,14 @@ class StrategyHooks:
         """Raise ValueError if the strategy cannot be exact with `scheduler`; called before any work."""
 
 
+_DEFAULT_HOOKS = StrategyHooks()
+
+
 def hook(strategy: Any, name: str) -> Any:
     """`strategy`'s optional hook `name` (a StrategyHooks attribute or method), or the default."""
     if not hasattr(StrategyHooks, name):
         raise AttributeError(f"{name!r} is not a strategy hook; the hooks are StrategyHooks' attributes")
-    return getattr(strategy, name, getattr(StrategyHooks(), name))
+    return getattr(strategy, name, getattr(_DEFAULT_HOOKS, name))
 
 
 @runtime_checkable

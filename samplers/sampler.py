@@ -46,7 +46,7 @@ from .schedulers import (
     x0_from_output,
 )
 from .state import Resume, SamplerState
-from .validation import check_device, check_dtype, check_int
+from .validation import check_device, check_dtype, check_generator, check_int
 
 
 @dataclass(frozen=True)
@@ -238,8 +238,7 @@ class LongVideoSampler:
         check_scheduler(scheduler)
         for strategy in (*self.initializers, *self.guidances):  # e.g. a guidance that needs exact x0
             hook(strategy, "check_scheduler")(scheduler)
-        if not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator (no global RNG); got {generator!r}")
+        check_generator(generator)
         shape = tuple(clip_shape) if isinstance(clip_shape, (tuple, list, torch.Size)) else ()
         if len(shape) != 5 or not all(
             isinstance(d, Integral) and not isinstance(d, bool) and d > 0 for d in shape
@@ -311,15 +310,25 @@ def _clip_cond(clip_cond: Callable[[int], dict[str, Any]], i: int) -> dict[str, 
     return extra
 
 
+def _matches(value: Any, like: torch.Tensor) -> bool:
+    """Whether `value` is a tensor of `like`'s shape, dtype and device (cheap: no string is built)."""
+    return (
+        isinstance(value, torch.Tensor)
+        and value.shape == like.shape
+        and value.dtype == like.dtype
+        and value.device == like.device
+    )
+
+
 def _checked(value: Any, like: torch.Tensor, who: str, what: str, where: str) -> torch.Tensor:
-    """`value` if it is a tensor of `like`'s shape, dtype and device; TypeError/ValueError naming `who`."""
+    """`value` if it `_matches` `like`; else TypeError/ValueError naming `who`, what was expected and got."""
+    if _matches(value, like):
+        return value
     expected = f"a tensor of {what}shape {tuple(like.shape)} and dtype {like.dtype} on device {like.device}"
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{who} must return {expected}; got {type(value).__name__} ({where})")
-    if value.shape != like.shape or value.dtype != like.dtype or value.device != like.device:
-        got = f"a tensor of shape {tuple(value.shape)} and dtype {value.dtype} on device {value.device}"
-        raise ValueError(f"{who} must return {expected}; got {got} ({where})")
-    return value
+    got = f"a tensor of shape {tuple(value.shape)} and dtype {value.dtype} on device {value.device}"
+    raise ValueError(f"{who} must return {expected}; got {got} ({where})")
 
 
 _X0_SOURCE = "the denoiser (called by the guidance {label} through predict_x0)"
@@ -398,15 +407,19 @@ class _ClipRun:
         return latents, Recording(frames=spec.frames, latents=record, final=final)
 
     def _guide(self, latents: torch.Tensor, context: StepContext, log: _FiniteLog) -> torch.Tensor:
-        """The guidances in list order, each output checked (shape now, finiteness in the log)."""
-        where = f"clip {context.clip_index}, step {context.step_index}"
+        """The guidances in list order, each output checked (shape now, finiteness in the log). Messages
+        are built only on failure: this runs at every step."""
         for k, guidance in enumerate(self.sampler.guidances):
             self._calling = k
             guided = guidance(latents, context)
-            if guided is not latents:  # returned as is: nothing new to check (in-place edits are not seen)
+            if guided is latents:  # returned as is: nothing new to check (in-place edits are not seen)
+                continue
+            if not _matches(guided, latents):
                 who = f"guidance {self.sampler._guidance_labels[k]}"
-                latents = _checked(guided, latents, who, "the latents' ", where)
-                log.add(context.step_index, 2 * k + 1, latents)
+                where = f"clip {context.clip_index}, step {context.step_index}"
+                _checked(guided, latents, who, "the latents' ", where)
+            latents = guided
+            log.add(context.step_index, 2 * k + 1, latents)
         return latents
 
     def _x0_closure(self, t, abar, cond, i, s, log) -> Callable[[torch.Tensor], torch.Tensor]:

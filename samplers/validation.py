@@ -84,3 +84,11 @@ def _device_problem(device: torch.device) -> str | None:
     if device.index is not None and callable(count) and device.index >= count():
         return f"this machine has {count()} {device.type} device(s), numbered from 0"
     return None
+
+
+def check_generator(generator: object) -> None:
+    """TypeError unless `generator` is a torch.Generator: the kit's only source of randomness."""
+    import torch
+
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator (no global RNG); got {generator!r}")

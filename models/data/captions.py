@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
+from samplers.validation import check_generator
+
 __all__ = ["LabelCaptioner", "label_text"]
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
@@ -47,8 +49,7 @@ class LabelCaptioner:
 
     def __call__(self, label: str, generator: torch.Generator) -> str:
         """A caption for `label` from a template chosen uniformly (drawn only from `generator`)."""
-        if not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator (no global RNG); got {generator!r}")
+        check_generator(generator)
         index = int(torch.randint(len(self.templates), (), generator=generator))
         return self.templates[index].format(label=label_text(label))
 

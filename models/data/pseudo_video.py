@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange, repeat
 
-from samplers.validation import check_int, check_range
+from samplers.validation import check_generator, check_int, check_range
 
 __all__ = ["ZoomPan"]
 
@@ -39,8 +39,7 @@ class ZoomPan:
 
     def sample(self, batch: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """(end zoom (B,), total pan (B, 2) as (x, y) fractions of the side), drawn only from `generator`."""
-        if not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator (no global RNG); got {generator!r}")
+        check_generator(generator)
         u = torch.rand(batch, 3, generator=generator, dtype=torch.float64)
         zoom = self.zoom[0] + (self.zoom[1] - self.zoom[0]) * u[:, 0]
         pan = self.pan[0] + (self.pan[1] - self.pan[0]) * u[:, 1:]

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from einops import rearrange
 
-from samplers.validation import check_int, check_range, check_real
+from samplers.validation import check_generator, check_int, check_range, check_real
 
 __all__ = [
     "BACKGROUNDS",
@@ -194,8 +194,7 @@ def sample_spec(config: ShapesConfig, generator: torch.Generator) -> ShapeSpec:
     """Shape, colour, direction and background uniform over the allowed names; radius, speed and start
     uniform in their (capped) ranges; a second shape of another colour with `two_shapes_probability`.
     Deterministic given the generator's state; draws only from `generator`."""
-    if not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator (no global RNG); got {generator!r}")
+    check_generator(generator)
     first = _sample_one(config, generator, config.colours)
     if config.two_shapes_probability == 0 or _uniform(generator, 0, 1) >= config.two_shapes_probability:
         return first

@@ -14,7 +14,6 @@ naming the field and both values), tensors or optimiser state that do not fit th
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
@@ -27,8 +26,9 @@ from tqdm.auto import tqdm
 
 from samplers.validation import check_int, check_real
 
+from ..digest import content_digest
 from ..files import atomic_path
-from ..loading import DamagedCheckpointError, check_state
+from ..loading import DamagedCheckpointError, check_state, load_weights_only
 
 CHECKPOINT = "checkpoint.pt"
 CHECKPOINT_FORMAT = "reuse-diffuse-kit training checkpoint 2"
@@ -73,7 +73,7 @@ def save_checkpoint(
              "identity": dict(identity or {}), "model": model.state_dict(),
              "optimiser": optimiser.state_dict(), "step": step, "generator": generator.get_state(),
              "losses": list(losses)}  # fmt: skip
-    state["digest"] = content_digest(state)
+    state["digest"] = checkpoint_digest(state)
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
 
@@ -145,29 +145,9 @@ def _afresh(path: Path) -> str:
     return f"to start afresh, delete {path.parent} or use another --out"
 
 
-def content_digest(state: Mapping[str, Any]) -> str:
-    """sha256 of everything in `state` but its "digest": names, types, shapes and bytes."""
-    digest = hashlib.sha256()
-    _feed(digest, {k: v for k, v in state.items() if k != "digest"})
-    return digest.hexdigest()
-
-
-def _feed(digest, value: Any) -> None:
-    if isinstance(value, torch.Tensor):
-        t = value.detach().cpu().contiguous()
-        digest.update(f"tensor {t.dtype} {tuple(t.shape)};".encode())
-        digest.update(t.reshape(-1).view(torch.uint8).numpy())
-    elif isinstance(value, Mapping):
-        digest.update(f"mapping {len(value)};".encode())
-        for key, item in value.items():
-            _feed(digest, key)
-            _feed(digest, item)
-    elif isinstance(value, (list, tuple)):
-        digest.update(f"{type(value).__name__} {len(value)};".encode())
-        for item in value:
-            _feed(digest, item)
-    else:
-        digest.update(f"{type(value).__name__} {value!r};".encode())
+def checkpoint_digest(state: Mapping[str, Any]) -> str:
+    """The digest of everything in `state` but its "digest" field."""
+    return content_digest({k: v for k, v in state.items() if k != "digest"})
 
 
 FIELDS = {"format": str, "stage": str, "loop": dict, "identity": dict, "model": Mapping, "optimiser": dict,
@@ -176,15 +156,7 @@ FIELDS = {"format": str, "stage": str, "loop": dict, "identity": dict, "model": 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
     """The checkpoint at `path`, loaded with weights_only, its fields and digest checked."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (PermissionError, IsADirectoryError):  # the file may be fine: say what the system said
-        raise
-    except Exception as err:  # an empty, truncated or overwritten file: zip, pickle or unpickler errors
-        raise DamagedCheckpointError(
-            f"{path} is not a readable training checkpoint ({type(err).__name__}: {err}): it is truncated "
-            f"or damaged; {_afresh(path)}"
-        ) from err
+    state = load_weights_only(path, DamagedCheckpointError, "training checkpoint", _afresh(path))
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
         raise DamagedCheckpointError(
@@ -193,7 +165,7 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
         )
     if wrong := [k for k, kind in FIELDS.items() if not isinstance(state.get(k), kind)]:
         raise DamagedCheckpointError(f"{path}: field(s) {wrong} missing or malformed; {_afresh(path)}")
-    if state["digest"] != content_digest(state):
+    if state["digest"] != checkpoint_digest(state):
         raise DamagedCheckpointError(
             f"{path}: its contents do not match the digest stored with them: the file is damaged; "
             f"{_afresh(path)}"
