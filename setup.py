@@ -40,7 +40,10 @@ setup(
             "nbclient>=0.7",  # tests/test_notebooks.py executes notebooks/
             "nbformat>=5.7",
             "ipykernel>=6",  # its wheel installs the "python3" kernelspec the notebooks name
+            "transformers>=4.45",  # diffusers' video pipelines (Wan, CogVideoX, ...) need it to exist
         ],
+        # LongVideoPipeline over diffusers' video pipelines and `vidrd generate --pipeline`
+        "pipelines": ["transformers>=4.45"],
         "clip": ["transformers>=4.30"],  # CLIP text encoders of real Stable Diffusion checkpoints
     },
     entry_points={

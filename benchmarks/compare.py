@@ -3,7 +3,8 @@
     python -m benchmarks.compare --out out/compare
 
 Every combination (by default the paper's strategies, then the peers) samples the same number of long
-videos from `GaussianVideoPrior` with DDIM; the reference row applies the same metrics to true videos of
+videos from `GaussianVideoPrior` with DDIM (or `--scheduler flow-euler` / `unipc-flow`: rectified flow
+with Wan 2.1's shift); the reference row applies the same metrics to true videos of
 the process cut at the same clip starts. A composition that drops prompt frames (forward overlap) yields
 N - M frames per clip after the first: its autocorrelation error then spans lags 1..L/2 of that shorter
 video, and its seam windows sit at its own clip starts (the process is stationary, so the reference's
@@ -25,7 +26,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from diffusers import DDIMScheduler
+from diffusers import DDIMScheduler, FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler
 
 from benchmarks import metrics
 from benchmarks.figures import save_figure
@@ -46,6 +47,16 @@ DEFAULT_COMBINATIONS = ("independent", "fnr", f"fnr,pns:{ALPHA:g}", PAPER, f"dsg
 # Peer strategies at the paper's default point: FreeNoise's shuffled noise reuse, the paper's composition
 # on a PYoCo-progressive first clip, forward-order overlap alone, and GAP_CLOSING (Ho et al. 2022).
 PEER_COMBINATIONS = ("freenoise", f"pyoco-progressive:{ALPHA:g},{PAPER}", "overlap", GAP_CLOSING)
+# Rectified flow as Wan 2.1 samples it at 480p (its released scheduler's flow_shift): the schedule of the
+# benchmarks' flow rows. The analytic backbone's denoiser is exact under every one of these schedulers.
+WAN_SHIFT = 3.0
+SCHEDULERS = {
+    "ddim": lambda: DDIMScheduler(clip_sample=False),
+    "flow-euler": lambda: FlowMatchEulerDiscreteScheduler(shift=WAN_SHIFT),
+    "unipc-flow": lambda: UniPCMultistepScheduler(
+        use_flow_sigmas=True, prediction_type="flow_prediction", flow_shift=WAN_SHIFT, solver_order=2
+    ),
+}
 METRICS = ("seam_jump_ratio", "mirror_correlation", "repetition", "autocorrelation_error", "frechet_distance")
 
 
@@ -56,12 +67,15 @@ class CompareConfig:
     num_frames: int = 16  # N: frames per clip
     prompt_frames: int = 4  # M
     num_clips: int = 4  # K
-    steps: int = 50  # T: DDIM steps
+    steps: int = 50  # T: sampling steps
     lengthscale: float = 3.0  # of the prior's kernel, in frames
     window: int = 8  # frames per seam window for the Fréchet distance
     seed: int = 0
+    scheduler: str = "ddim"  # a key of SCHEDULERS
 
     def __post_init__(self) -> None:
+        if self.scheduler not in SCHEDULERS:
+            raise ValueError(f"scheduler must be one of {sorted(SCHEDULERS)}; got {self.scheduler!r}")
         for name in ("samples", "num_frames", "steps", "window"):
             check_int(name, getattr(self, name), 1)
         check_int("num_clips", self.num_clips, 2)  # the metrics need a seam
@@ -123,9 +137,9 @@ def true_videos(config: CompareConfig, prior: GaussianVideoPrior, generator: tor
 def score_sampler(config: CompareConfig, prior: GaussianVideoPrior, strategies: Sequence[Any],
                   generator: torch.Generator, reference: torch.Tensor,
                   progress: bool = False) -> tuple[int, dict[str, float]]:  # fmt: skip
-    """(frames, METRICS) of the long videos `strategies` sample from `prior` with DDIM (noise from
-    `generator`), against the true videos `reference` (`true_videos`)."""
-    scheduler = DDIMScheduler(clip_sample=False)
+    """(frames, METRICS) of the long videos `strategies` sample from `prior` with the config's scheduler
+    (noise from `generator`), against the true videos `reference` (`true_videos`)."""
+    scheduler = SCHEDULERS[config.scheduler]()
     sampler = LongVideoSampler(strategies, prompt_frames=config.prompt_frames, progress=progress)
     video = sampler.sample(prior.denoiser(scheduler), scheduler, config.clip_shape, config.num_clips,
                            config.steps, generator=generator)  # fmt: skip
@@ -199,6 +213,8 @@ def main(argv=None) -> None:
     )
     for field in ("samples", "num_clips", "steps", "seed"):
         parser.add_argument(f"--{field.replace('_', '-')}", type=int, default=getattr(defaults, field))
+    parser.add_argument("--scheduler", default=defaults.scheduler, choices=sorted(SCHEDULERS),
+                        help=f"the sampling schedule (flow schedules with shift {WAN_SHIFT:g}, as Wan 2.1)")
     parser.add_argument("--progress", action="store_true", help="show tqdm progress bars")
     parser.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
     args = parser.parse_args(argv)
@@ -206,7 +222,7 @@ def main(argv=None) -> None:
     try:  # every check before any work: argparse's message and exit status 2
         out = check_out_folder("--out", args.out)
         config = CompareConfig(samples=args.samples, num_clips=args.num_clips, steps=args.steps,
-                               seed=args.seed)  # fmt: skip
+                               seed=args.seed, scheduler=args.scheduler)  # fmt: skip
         for name in combinations:
             parse_strategies(name)
     except (TypeError, ValueError) as error:
@@ -220,7 +236,7 @@ def main(argv=None) -> None:
         title = ", ".join(f"{k}={v}" for k, v in asdict(config).items())
         with atomic_files(paths) as tmp:  # both replaced together or neither
             write_csv(rows, tmp["csv"])
-            plot(rows, tmp["png"], f"Gaussian-process backbone, DDIM: {title}")
+            plot(rows, tmp["png"], f"Gaussian-process backbone: {title}")
     print(f"wrote {paths['csv']} and {paths['png']}")
 
 

@@ -2,9 +2,9 @@
 
 Every latent element (c, h, w) of a video is an independent zero-mean, unit-variance Gaussian process
 over frames with kernel k(tau) = exp(-tau^2 / (2 l^2)). For a clip of F frames with covariance
-K = U diag(lam) U^T and a noisy latent x_t = sqrt(abar) x0 + sqrt(1 - abar) eps, the exact posterior
-mean is E[x0 | x_t] = sqrt(abar) K (abar K + (1 - abar) I)^-1 x_t
-                    = U diag(sqrt(abar) lam / (abar lam + 1 - abar)) U^T x_t.
+K = U diag(lam) U^T and a noisy latent x_t = a x0 + s eps (VP: a = sqrt(abar), s = sqrt(1 - abar);
+rectified flow: a = 1 - sigma, s = sigma), the exact posterior mean is
+    E[x0 | x_t] = a K (a^2 K + s^2 I)^-1 x_t = U diag(a lam / (a^2 lam + s^2)) U^T x_t.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from samplers.schedulers import PREDICTION_TYPES
+from samplers.noise_level import NoiseLevel, output_from_x0
+from samplers.schedulers import as_schedule
 from samplers.validation import check_generator, check_int, check_real
 
 
@@ -109,64 +110,44 @@ def _warn_if_clipping(scheduler: Any) -> None:
 
 
 class ExactDenoiser:
-    """E[x0 | x_t] of a `GaussianVideoPrior`, returned in the scheduler's prediction type."""
+    """E[x0 | x_t] of a `GaussianVideoPrior`, returned in the schedule's prediction type.
+
+    The noise level of each call comes from `samplers.schedulers.Schedule.level_at(timestep)`: VP
+    (x_t = sqrt(abar) x0 + sqrt(1-abar) eps), Euler's scaled VE state, or rectified flow
+    (x_t = (1-sigma) x0 + sigma eps, the model predicting v = eps - x0), with the scheduler's own
+    schedule read back (shifted, dynamically shifted, inverted) rather than recomputed.
+    """
 
     def __init__(self, prior: GaussianVideoPrior, scheduler: Any) -> None:
-        config = getattr(scheduler, "config", None)
-        if getattr(scheduler, "alphas_cumprod", None) is None or "prediction_type" not in (config or {}):
-            raise ValueError(
-                "scheduler must be a diffusers DDPM-family scheduler with alphas_cumprod and prediction_type "
-                f"(DDIM, DDPM, DPM-Solver, Euler, UniPC, ...); got {type(scheduler).__name__}"
-            )
-        prediction_type = config.prediction_type
-        if prediction_type not in PREDICTION_TYPES:
-            raise ValueError(f"prediction_type must be one of {PREDICTION_TYPES}; got {prediction_type!r}")
-        self.prior, self.scheduler, self.prediction_type = prior, scheduler, prediction_type
-        _warn_if_clipping(scheduler)
-        alphas_cumprod = np.asarray(scheduler.alphas_cumprod, dtype=np.float64)
-        with np.errstate(divide="ignore"):  # abar = 0 (zero terminal SNR) is sigma = inf, abar 0 again below
-            self._train_sigmas = np.sqrt((1.0 - alphas_cumprod) / alphas_cumprod)  # VP -> VE noise level
+        self.schedule = as_schedule(scheduler)
+        problem = self.schedule.x0_problem()
+        if problem is not None:
+            raise ValueError(f"scheduler has no exact denoiser output for the Gaussian prior: {problem}")
+        self.prior, self.scheduler = prior, self.schedule.scheduler
+        self.prediction_type = self.schedule.prediction_type
+        _warn_if_clipping(self.scheduler)
 
     def __call__(self, latents: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
-        abar = self.alpha_bar(timestep)
-        x0 = self.posterior_mean(latents, abar)
-        a, b = np.sqrt(abar), np.sqrt(1.0 - abar)
-        if self.prediction_type == "sample":
-            return x0
-        eps = (latents - a * x0) / b
-        return eps if self.prediction_type == "epsilon" else a * eps - b * x0
+        level = self.level(timestep)
+        x0 = self.posterior_mean(latents, level)
+        return output_from_x0(x0, latents, level, self.prediction_type, self.schedule.inverted)
+
+    def level(self, timestep: torch.Tensor | float) -> NoiseLevel:
+        """The noise level of the model input at `timestep` (Schedule.level_at, then model_level)."""
+        return self.schedule.model_level(self.schedule.level_at(timestep))
 
     def alpha_bar(self, timestep: torch.Tensor | float) -> float:
-        """abar of the latents at `timestep`: 1 / (1 + sigma^2) with the scheduler's own sigma of that step
-        where it keeps one (Euler, DPM-Solver with Karras sigmas, ...), else `alphas_cumprod` interpolated
-        in sigma (exact at integer timesteps)."""
-        t = float(timestep)
-        sigma = self._scheduler_sigma(t)
-        if sigma is None:
-            sigma = float(np.interp(t, np.arange(len(self._train_sigmas)), self._train_sigmas))
-        return 1.0 / (1.0 + sigma**2)
+        """The VP-equivalent abar of the model input at `timestep` (1 / (1 + sigma^2) for Euler)."""
+        return self.level(timestep).alpha_bar
 
-    def posterior_mean(self, latents: torch.Tensor, abar: float) -> torch.Tensor:
-        """sqrt(abar) K (abar K + (1 - abar) I)^-1 x_t along the frame axis of (B, C, F, H, W) latents."""
+    def posterior_mean(self, latents: torch.Tensor, level: NoiseLevel | float) -> torch.Tensor:
+        """a K (a^2 K + s^2 I)^-1 x_t along the frame axis of (B, C, F, H, W) latents x_t = a x0 + s eps;
+        written as (1/r) sqrt(abar) K (abar K + (1 - abar) I)^-1 x_t (r = 1 under VP). A float `level`
+        is a VP abar."""
+        if not isinstance(level, NoiseLevel):
+            level = NoiseLevel.vp(float(level))
         lam, u = self.prior.eigh(latents.shape[2])
-        gain = np.sqrt(abar) * lam / (abar * lam + 1.0 - abar)
+        abar = level.alpha_bar
+        gain = np.sqrt(abar) * lam / (abar * lam + 1.0 - abar) / level.scale
         matrix = torch.from_numpy((u * gain) @ u.T).to(latents)
         return torch.einsum("fg,bcghw->bcfhw", matrix, latents)
-
-    def _scheduler_sigma(self, t: float) -> float | None:
-        """The scheduler's sigma of the step being denoised: at its `step_index` when that step's timestep
-        is `t` (timesteps can repeat, e.g. rounded Karras schedules), else at the first step with `t`."""
-        sigmas, timesteps = (
-            getattr(self.scheduler, "sigmas", None),
-            getattr(self.scheduler, "timesteps", None),
-        )
-        if sigmas is None or timesteps is None:
-            return None
-        timesteps = torch.as_tensor(timesteps, dtype=torch.float64)
-        index = getattr(self.scheduler, "step_index", None)
-        if index is None or index >= len(timesteps) or float(timesteps[index]) != t:
-            match = (timesteps == t).nonzero()
-            if not len(match):
-                return None
-            index = int(match[0, 0])
-        return float(sigmas[index])

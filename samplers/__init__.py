@@ -7,13 +7,15 @@
 Peer strategies plug in the same way: FreeNoise, PYoCoMixed / PYoCoProgressive (first-clip noise
 priors), ForwardOverlap and ReconstructionGuidance (see samplers.registry for their names).
 
-This package depends on no model: a backbone is anything that satisfies `VideoDenoiser`.
+This package depends on no model: a backbone is anything that satisfies `VideoDenoiser`, and any
+diffusers scheduler (VP, Euler or flow matching) is seen through `Schedule` (samplers.schedulers).
 """
 
 from .cfg import ClassifierFreeGuidance
 from .freenoise import FreeNoise
 from .guidance import DSG
 from .noise import FNR, PNS, IndependentNoise
+from .noise_level import NoiseLevel
 from .overlap import ForwardOverlap
 from .protocols import (
     LatentGuidance,
@@ -29,7 +31,7 @@ from .pyoco import PYoCoMixed, PYoCoProgressive
 from .reconstruction import ReconstructionGuidance
 from .registry import CompositionWarning
 from .sampler import Clip, LongVideo, LongVideoSampler
-from .schedulers import GuidanceExactnessWarning
+from .schedulers import GuidanceExactnessWarning, Schedule
 
 __all__ = [
     "DSG",
@@ -47,11 +49,13 @@ __all__ = [
     "LongVideoSampler",
     "NoiseContext",
     "NoiseInitializer",
+    "NoiseLevel",
     "PYoCoMixed",
     "PYoCoProgressive",
     "ReconstructionGuidance",
     "RecordSpec",
     "Recording",
+    "Schedule",
     "StepContext",
     "StrategyHooks",
     "VideoDenoiser",

@@ -13,15 +13,18 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
+from .noise_level import NoiseLevel
+
 
 @runtime_checkable
 class VideoDenoiser(Protocol):
     """`denoiser(latents, timestep, **cond) -> Tensor`.
 
-    `latents` is `(B, C, F, H, W)` as scaled by the scheduler's `scale_model_input`; the result has the
-    same shape and is the model output in the scheduler's `prediction_type` (epsilon, v_prediction or
-    sample). Adapters hide everything model-specific: output unwrapping, layout, dtype, timestep
-    broadcasting and classifier-free guidance (one batched call for cond + uncond).
+    `latents` is `(B, C, F, H, W)` as scaled by the scheduler's `scale_model_input` (flow schedulers do
+    not scale); the result has the same shape and is the model output in the scheduler's prediction type
+    (epsilon, v_prediction, sample, or the flow velocity of flow-matching schedulers). Adapters hide
+    everything model-specific: output unwrapping, layout, dtype, timestep broadcasting and
+    classifier-free guidance (batched as the model's own pipeline batches it).
     """
 
     def __call__(self, latents: torch.Tensor, timestep: torch.Tensor, **cond: Any) -> torch.Tensor: ...
@@ -133,7 +136,9 @@ class StepContext:
     # differentiable where the denoiser is (ValueError if the latents require grad and its output does not);
     # None where the scheduler cannot convert its output to x0 exactly (schedulers.x0_conversion_problem)
     predict_x0: Callable[[torch.Tensor], torch.Tensor] | None = None
-    alpha_bar: float | None = None  # abar_t of z_s (z_s = sqrt(abar) x0 + sqrt(1-abar) eps) with predict_x0
+    alpha_bar: float | None = None  # noise_level.alpha_bar (the VP-equivalent abar of z_s) with predict_x0
+    # z_s = signal x0 + noise eps: VP, VE-state and flow schedules alike (samplers.noise_level)
+    noise_level: NoiseLevel | None = None
 
 
 @runtime_checkable

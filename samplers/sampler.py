@@ -4,7 +4,7 @@ Per clip i (docs/DESIGN.md §2):
   1. zT[i] <- initializers applied in list order to fresh N(0, I) noise (FNR, PNS, ...);
   2. z_0 <- zT[i] * init_noise_sigma, then for each step s = 0..T-1:
        z_s <- guidances applied in list order (DSG, ...);  record what the guidances declared;
-       z_{s+1} <- scheduler.step(denoiser(scale_model_input(z_s), t_s), t_s, z_s);
+       z_{s+1} <- scheduler.step(denoiser(model_input(z_s), t_s), t_s, z_s);
   3. stream the finished clip out (`on_clip`), keep zT[i] and the recording for clip i+1.
 
 Nothing non-finite passes silently: NaN or inf in the initial noise, a guidance's output, the denoiser's
@@ -13,9 +13,11 @@ of them made it first. An ordinary clip costs one pass over its final latents an
 whose final latents are not finite is run again from the same generator state with every step's
 outputs logged on the device (_FiniteLog), to name the first step and source.
 
-Guidances may differentiate through the denoiser: where the scheduler converts its model output to x0
-exactly (schedulers.x0_conversion_problem), each step's context carries `predict_x0`, a closure that
-calls the denoiser once on latents shaped like z_s (with the clip's conditioning) and returns x0.
+The scheduler is seen through `samplers.schedulers.Schedule` (VP, VE-state and flow-matching schedulers
+alike): each step's context carries the latents' noise level (z_s = a x0 + s eps). Guidances may
+differentiate through the denoiser: where the schedule converts its model output to x0 exactly
+(Schedule.x0_problem), each step's context carries `predict_x0`, a closure that calls the denoiser once
+on latents shaped like z_s (with the clip's conditioning) and returns x0.
 """
 
 from __future__ import annotations
@@ -37,14 +39,7 @@ from .protocols import (
     StepContext,
     hook,
 )
-from .schedulers import (
-    alpha_bar,
-    check_scheduler,
-    step_kwargs,
-    warn_if_guidance_inexact,
-    x0_conversion_problem,
-    x0_from_output,
-)
+from .schedulers import Schedule, check_scheduler, warn_if_guidance_inexact
 from .state import Resume, SamplerState
 from .validation import check_device, check_dtype, check_generator, check_int
 
@@ -155,13 +150,12 @@ class LongVideoSampler:
         from such a state: its finished clips are streamed out again, then sampling goes on with the bits
         an uninterrupted run would have (the generator's state is restored into `generator`).
         """
-        clip_shape = self._validate(
+        schedule, clip_shape = self._validate(
             denoiser, scheduler, clip_shape, num_clips, num_inference_steps, generator
         )
         device = _validate_options(generator, dtype, device, on_clip, clip_cond)
         _check_resume(resume, on_state, clip_shape, num_clips)
-        scheduler.set_timesteps(num_inference_steps)  # T = len(timesteps); each clip sets them again
-        num_steps = len(scheduler.timesteps)
+        num_steps = len(schedule.set_timesteps(num_inference_steps))  # T; each clip sets them again
         specs = [g.record_spec(clip_shape[2], self.prompt_frames, num_steps) for g in self.guidances]
         # A guidance that records nothing has nothing of the previous clip to impose (e.g. DSG(beta=0)).
         active = [
@@ -169,9 +163,9 @@ class LongVideoSampler:
             for g, spec in zip(self.guidances, specs, strict=True)
             if spec.steps > 0 or spec.final
         ]
-        warn_if_guidance_inexact(scheduler, active)
+        warn_if_guidance_inexact(schedule, active)
         spec = _merge_specs(specs)
-        run = _ClipRun(self, denoiser, scheduler, num_inference_steps, generator, spec)
+        run = _ClipRun(self, denoiser, schedule, num_inference_steps, generator, spec)
         kept: list[torch.Tensor] = []
         with tqdm(total=num_clips * num_steps, disable=not self.progress, desc="clips") as bar:
             first, noise, recording, starts = self._resume(resume, generator, dtype, device, on_clip, kept,
@@ -235,9 +229,9 @@ class LongVideoSampler:
         """Every check of the tools and the work's size, before any work; returns clip_shape as a tuple."""
         if not callable(denoiser):
             raise TypeError(f"denoiser must be callable (a VideoDenoiser); got {type(denoiser).__name__}")
-        check_scheduler(scheduler)
+        schedule = check_scheduler(scheduler)
         for strategy in (*self.initializers, *self.guidances):  # e.g. a guidance that needs exact x0
-            hook(strategy, "check_scheduler")(scheduler)
+            hook(strategy, "check_scheduler")(schedule)
         check_generator(generator)
         shape = tuple(clip_shape) if isinstance(clip_shape, (tuple, list, torch.Size)) else ()
         if len(shape) != 5 or not all(
@@ -247,7 +241,7 @@ class LongVideoSampler:
         self.check_clip(shape[2])
         check_int("num_clips", num_clips, 1)
         check_int("num_inference_steps", num_inference_steps, 1)
-        return tuple(int(d) for d in shape)
+        return schedule, tuple(int(d) for d in shape)
 
     def _initial_noise(self, i, previous, shape, generator, dtype, device) -> torch.Tensor:
         """zT[i]: fresh N(0, I) noise transformed by the initializers in list order. No fresh candidate is
@@ -337,15 +331,15 @@ _X0_SOURCE = "the denoiser (called by the guidance {label} through predict_x0)"
 class _ClipRun:
     """The denoising loop of one clip, with what is fixed across clips precomputed once."""
 
-    def __init__(self, sampler, denoiser, scheduler, num_inference_steps, generator, spec) -> None:
-        self.sampler, self.denoiser, self.scheduler = sampler, denoiser, scheduler
+    def __init__(self, sampler, denoiser, schedule: Schedule, num_inference_steps, generator, spec) -> None:
+        self.sampler, self.denoiser, self.schedule = sampler, denoiser, schedule
         self.num_inference_steps = num_inference_steps
-        self.generator, self.step_kwargs = generator, step_kwargs(scheduler, generator)
+        self.generator = generator
         self.spec = spec  # what the guidances record of every clip
         # Whether steps carry predict_x0: for guidances that declare `needs_x0`, where the scheduler
         # converts its output exactly (else those guidances refused the scheduler up front).
         wanted = any(hook(g, "needs_x0") for g in sampler.guidances)
-        self.exact_x0 = wanted and x0_conversion_problem(scheduler) is None
+        self.exact_x0 = wanted and schedule.x0_problem() is None
         # What a step makes, in order: the finiteness log's sources (_FiniteLog).
         guidances = [(_X0_SOURCE.format(label=label), f"the guidance {label}")
                      for label in sampler._guidance_labels]  # fmt: skip
@@ -365,7 +359,7 @@ class _ClipRun:
         if bool(torch.isfinite(latents).all()):  # the clip's one host sync
             return latents, recording
         self.generator.set_state(start)
-        log = _FiniteLog(self.sources, len(self.scheduler.timesteps), noise)
+        log = _FiniteLog(self.sources, len(self.schedule.timesteps), noise)
         with tqdm(disable=True) as quiet:
             self._denoise(i, noise, previous, cond, quiet, log)
         log.check(i)  # raises, naming the step and the source
@@ -376,29 +370,27 @@ class _ClipRun:
 
     def _denoise(self, i, noise, previous, cond, bar, log) -> tuple[torch.Tensor, Recording | None]:
         """The denoising loop of clip i; with a `_FiniteLog`, every output of every step goes into it."""
-        scheduler, sampler = self.scheduler, self.sampler
-        scheduler.set_timesteps(self.num_inference_steps, device=noise.device)  # also resets solver state
-        timesteps = scheduler.timesteps
+        schedule, sampler = self.schedule, self.sampler
+        timesteps = schedule.set_timesteps(self.num_inference_steps, noise.device)  # resets solver state
+        levels = schedule.levels()  # read from a host copy of the schedule, once per clip
         num_frames, num_steps, spec = noise.shape[2], len(timesteps), self.spec
         record = noise.new_empty((spec.steps, *noise.shape[:2], len(spec.frames), *noise.shape[3:]))
         frames = torch.tensor(spec.frames, dtype=torch.long, device=noise.device)
         log = log if log is not None else _NO_LOG
         log.add_initial_noise(noise)
-        latents = noise * scheduler.init_noise_sigma
-        # abar_t of every step, read once per clip (a host copy of the timesteps, no sync per step)
-        abars = [alpha_bar(scheduler, t) for t in timesteps.cpu()] if self.exact_x0 else None
+        latents = noise * schedule.init_noise_sigma
         for s, t in enumerate(timesteps):
-            abar = abars[s] if abars else None
-            predict_x0 = self._x0_closure(t, abar, cond, i, s, log) if abars else None
+            level = levels[s]
+            predict_x0 = self._x0_closure(t, level, cond, i, s, log) if self.exact_x0 else None
             context = StepContext(i, s, num_steps, t, sampler.prompt_frames, num_frames, previous,
-                                  predict_x0=predict_x0, alpha_bar=abar)  # fmt: skip
+                                  predict_x0=predict_x0, alpha_bar=level.alpha_bar if predict_x0 else None,
+                                  noise_level=level)  # fmt: skip
             latents = self._guide(latents, context, log)
             if s < spec.steps:
                 record[s] = latents.index_select(2, frames)
-            model_input = scheduler.scale_model_input(latents, t)
-            output = self._call_denoiser(model_input, t, cond, i, s)
+            output = self._call_denoiser(schedule.model_input(latents, t), t, cond, i, s)
             log.add(s, len(self.sources) - 2, output)
-            latents = scheduler.step(output, t, latents, **self.step_kwargs).prev_sample
+            latents = schedule.step(output, t, latents, self.generator)
             log.add(s, len(self.sources) - 1, latents)
             bar.update(1)
         if not (spec.steps or spec.final):
@@ -422,19 +414,19 @@ class _ClipRun:
             log.add(context.step_index, 2 * k + 1, latents)
         return latents
 
-    def _x0_closure(self, t, abar, cond, i, s, log) -> Callable[[torch.Tensor], torch.Tensor]:
+    def _x0_closure(self, t, level, cond, i, s, log) -> Callable[[torch.Tensor], torch.Tensor]:
         """z -> the denoiser's x0 estimate at step s: one more denoiser call per use, differentiable where
         the denoiser is. Its outputs' finiteness goes to the clip's log like every other denoiser call's."""
 
         def predict_x0(latents: torch.Tensor) -> torch.Tensor:
-            output = self._call_denoiser(self.scheduler.scale_model_input(latents, t), t, cond, i, s)
+            output = self._call_denoiser(self.schedule.model_input(latents, t), t, cond, i, s)
             if latents.requires_grad and not output.requires_grad:  # else x0's gradient would be partial
                 raise ValueError(
                     "a guidance differentiates the x0 estimate, but the denoiser's output carries no "
                     f"gradient (does it run under torch.no_grad or detach?) at clip {i}, step {s}"
                 )
             log.add(s, 2 * self._calling, output)
-            return x0_from_output(self.scheduler, output, latents, abar)
+            return self.schedule.x0(output, latents, level)
 
         return predict_x0
 

@@ -1,0 +1,132 @@
+"""Wan 2.1 / 2.2 (`WanPipeline`): `WanTransformer3DModel`, rectified flow, UMT5 prompts.
+
+The loop, as `WanPipeline.__call__` runs it in diffusers 0.42: latents (B, C, F, h, w) in float32;
+`set_timesteps(N)` then `set_begin_index(0)`; the transformer sees the latents in its dtype and the
+timestep `t` expanded to (B,) (Wan 2.2's `expand_timesteps`: t for every token, (B, F * h/2 * w/2));
+classifier-free guidance is two calls, conditional first, combined as u + g (c - u); Wan 2.2's two
+experts switch at `boundary_ratio * num_train_timesteps` (the low-noise expert `transformer_2` with
+`guidance_scale_2`). Decoding: latents / (1 / latents_std) + latents_mean, then the VAE.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from samplers import Schedule
+
+from .base import (
+    ClipPlan,
+    VideoFamily,
+    check_guidance,
+    check_steps,
+    clip_index,
+    per_clip,
+    take,
+)
+
+_ALLOWED = {
+    "prompt": None, "negative_prompt": None, "prompt_embeds": None, "negative_prompt_embeds": None,
+    "height": 480, "width": 832, "num_frames": 81, "num_inference_steps": 50, "guidance_scale": 5.0,
+    "guidance_scale_2": None, "max_sequence_length": 512, "attention_kwargs": None,
+}  # fmt: skip
+
+
+class WanDenoiser:
+    """The Wan transformer(s) as a `VideoDenoiser`, with the pipeline's guidance: two calls, cond first."""
+
+    def __init__(self, pipe: Any, guidance_scale: float, guidance_scale_2: float | None) -> None:
+        self.pipe = pipe
+        self.guidance_scale, self.guidance_scale_2 = guidance_scale, guidance_scale_2
+        ratio = pipe.config.boundary_ratio
+        self.boundary = None if ratio is None else ratio * pipe.scheduler.config.num_train_timesteps
+
+    def __call__(self, latents: torch.Tensor, timestep: torch.Tensor, *, prompt_embeds: torch.Tensor,
+                 negative_prompt_embeds: torch.Tensor | None = None,
+                 attention_kwargs: dict | None = None) -> torch.Tensor:  # fmt: skip
+        if self.boundary is None or timestep >= self.boundary:  # Wan 2.1, or Wan 2.2's high-noise expert
+            model, scale = self.pipe.transformer, self.guidance_scale
+        else:
+            model, scale = self.pipe.transformer_2, self.guidance_scale_2
+        dtype = model.dtype
+        model_input = latents.to(dtype)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and latents.requires_grad):
+            t = self._timestep(timestep, latents)
+            output = model(hidden_states=model_input, timestep=t, encoder_hidden_states=prompt_embeds,
+                           attention_kwargs=attention_kwargs, return_dict=False)[0]  # fmt: skip
+            if scale > 1.0:
+                uncond = model(hidden_states=model_input, timestep=t,
+                               encoder_hidden_states=negative_prompt_embeds,
+                               attention_kwargs=attention_kwargs, return_dict=False)[0]  # fmt: skip
+                output = uncond + scale * (output - uncond)
+        return output.to(latents.dtype)
+
+    def _timestep(self, timestep: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+        batch, _, frames, height, width = latents.shape
+        t = torch.as_tensor(timestep, device=latents.device)
+        if self.pipe.config.expand_timesteps:  # one timestep per token of the 2x2 patches
+            mask = torch.ones((frames, height, width), dtype=torch.float32, device=latents.device)
+            return (mask[:, ::2, ::2] * t).flatten().unsqueeze(0).expand(batch, -1)
+        return t.expand(batch)
+
+
+class WanFamily(VideoFamily):
+    pipeline_names = ("WanPipeline",)
+    frame_form = "4k+1"
+
+    @property
+    def model(self) -> Any:
+        return self.pipe.transformer if self.pipe.transformer is not None else self.pipe.transformer_2
+
+    @property
+    def patch_size(self) -> int:
+        return int(self.model.config.patch_size[-1])
+
+    def plan(self, num_clips: int, generator: torch.Generator | None, kwargs: dict[str, Any]) -> ClipPlan:
+        args = take(kwargs, _ALLOWED, type(self.pipe).__name__)
+        frames = self.latent_frames(args["num_frames"])
+        h, w = self.latent_size(args["height"], args["width"])
+        steps = check_steps(args["num_inference_steps"])
+        scale = check_guidance("guidance_scale", args["guidance_scale"])
+        scale_2 = args["guidance_scale_2"]
+        if self.pipe.config.boundary_ratio is not None:
+            scale_2 = scale if scale_2 is None else check_guidance("guidance_scale_2", scale_2)
+        conds = self._encode(args, num_clips, scale > 1.0)
+        batch = conds[0]["prompt_embeds"].shape[0]
+        shape = (batch, self.model.config.in_channels, frames, h, w)
+        return ClipPlan(shape, WanDenoiser(self.pipe, scale, scale_2), lambda i: clip_index(conds, i),
+                        Schedule(self.pipe.scheduler), steps, self.device)  # fmt: skip
+
+    def _encode(self, args: dict[str, Any], num_clips: int, guided: bool) -> list[dict[str, Any]]:
+        """One conditioning dict per distinct clip prompt, through the pipeline's own encode_prompt."""
+        prompts = per_clip("prompt", args["prompt"], num_clips, str)
+        embeds = per_clip("prompt_embeds", args["prompt_embeds"], num_clips, torch.Tensor)
+        negatives = per_clip("negative_prompt", args["negative_prompt"], num_clips, str)
+        negative_embeds = per_clip("negative_prompt_embeds", args["negative_prompt_embeds"], num_clips,
+                                   torch.Tensor)  # fmt: skip
+        count = max(len(prompts), len(embeds), len(negatives), len(negative_embeds))
+        if prompts == [None] and embeds == [None]:
+            raise ValueError("prompt or prompt_embeds is required")
+        dtype = self.model.dtype
+        conds = []
+        for i in range(count):
+            positive, negative = self.pipe.encode_prompt(
+                prompt=clip_index(prompts, i), negative_prompt=clip_index(negatives, i),
+                do_classifier_free_guidance=guided, prompt_embeds=clip_index(embeds, i),
+                negative_prompt_embeds=clip_index(negative_embeds, i),
+                max_sequence_length=args["max_sequence_length"], device=self.device,
+            )  # fmt: skip
+            cond = {"prompt_embeds": positive.to(dtype), "attention_kwargs": args["attention_kwargs"]}
+            if guided:
+                cond["negative_prompt_embeds"] = negative.to(dtype)
+            conds.append(cond)
+        return conds
+
+    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        vae = self.pipe.vae
+        latents = latents.to(vae.device, vae.dtype)
+        z = vae.config.z_dim
+        mean = torch.tensor(vae.config.latents_mean).view(1, z, 1, 1, 1).to(latents.device, latents.dtype)
+        std = torch.tensor(vae.config.latents_std).view(1, z, 1, 1, 1).to(latents.device, latents.dtype)
+        return vae.decode(latents / (1.0 / std) + mean, return_dict=False)[0]
