@@ -118,9 +118,11 @@ class LongVideoPipeline:
                 on_clip(clip)
 
         with torch.no_grad():
-            video = sampler.sample(plan.denoiser, plan.schedule, plan.clip_shape, num_clips,
-                                   plan.num_inference_steps, generator=generator, dtype=plan.dtype,
-                                   device=plan.device, on_clip=on_finished, clip_cond=plan.clip_cond)  # fmt: skip
+            video = sampler.sample(
+                plan.denoiser, plan.schedule, plan.clip_shape, num_clips, plan.num_inference_steps,
+                generator=generator, dtype=plan.dtype, device=plan.device, on_clip=on_finished,
+                clip_cond=plan.clip_cond,
+            )
         frames = _frames(kept_frames, output_type) if decode and sink is None else None
         return LongVideoOutput(frames=frames, latents=video.latents, clip_starts=starts if decode else [],
                                latent_clip_starts=video.clip_starts)  # fmt: skip

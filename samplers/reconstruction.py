@@ -12,8 +12,9 @@ VP-equivalent noise level of z_s and r_t its scale (samplers.noise_level: z_s = 
 For VP schedules r_t = 1 and this is Ho et al.'s step; for any other schedule (Euler's VE state,
 rectified flow) it is the same step taken on the VP latent z_s / r_t and mapped back (a step
 c * grad on z / r is r^2 c * grad on z), so one weight means the same guidance under every schedule.
-The prompt frames z^a are left as they are: in Ho et al. they are replaced by noised conditioning frames, which `ForwardOverlap` does when listed first. Ho et al. add -(w_r sqrt(abar_t) / 2)
-grad to the x0 estimate of z^b; we take the same step on z^b, where the scheduler then sees it, so that
+The prompt frames z^a are left as they are: in Ho et al. they are replaced by noised conditioning
+frames, which `ForwardOverlap` does when listed first. Ho et al. add -(w_r sqrt(abar_t) / 2) grad to
+the x0 estimate of z^b; we take the same step on z^b, where the scheduler then sees it, so that
 the guidance is a plain `LatentGuidance`, with w_r = weight / T because the T steps add up: `weight` is
 the guidance of the whole trajectory, so the default (10, `benchmarks.compare.GAP_CLOSING` with
 ForwardOverlap) suits any number of steps. What each weight does on the analytic backbone is measured in

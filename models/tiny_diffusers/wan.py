@@ -26,7 +26,8 @@ def released_scheduler() -> UniPCMultistepScheduler:
     """The scheduler Wan 2.1 T2V ships with (its scheduler_config.json, 480p flow_shift 3)."""
     return UniPCMultistepScheduler(
         prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0, num_train_timesteps=1000,
-        solver_order=2, solver_type="bh2", predict_x0=True, lower_order_final=True, timestep_spacing="linspace",
+        solver_order=2, solver_type="bh2", predict_x0=True, lower_order_final=True,
+        timestep_spacing="linspace",
     )  # fmt: skip
 
 
