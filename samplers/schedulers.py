@@ -41,7 +41,7 @@ KINDS = ("vp", "ve", "flow")
 _REQUIRED = ("set_timesteps", "step")
 _HISTORY_ATTRIBUTES = ("model_outputs", "ets", "derivatives", "prev_derivative")
 _PREDICTIONS = {"vp": ("epsilon", "v_prediction", "sample"), "ve": ("epsilon", "v_prediction", "sample"),
-                "flow": (FLOW,)}  # fmt: skip
+                "flow": (FLOW, "epsilon", "sample")}  # fmt: skip
 
 
 class GuidanceExactnessWarning(UserWarning):
@@ -86,7 +86,8 @@ class Schedule:
         self.begin_index = begin_index
         config = getattr(scheduler, "config", {})
         self.inverted = self.kind == "flow" and bool(getattr(config, "invert_sigmas", False))
-        self.prediction_type = FLOW if self.kind == "flow" else getattr(config, "prediction_type", None)
+        # FlowMatchEuler states none (its model predicts the velocity); UniPC/DPM flow state theirs
+        self.prediction_type = getattr(config, "prediction_type", None) or (FLOW if self.kind == "flow" else None)
         self._levels: list[NoiseLevel] | None = None
         self._takes_generator = "generator" in inspect.signature(scheduler.step).parameters
 
