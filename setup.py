@@ -41,9 +41,10 @@ setup(
             "nbformat>=5.7",
             "ipykernel>=6",  # its wheel installs the "python3" kernelspec the notebooks name
             "transformers>=4.45",  # diffusers' video pipelines (Wan, CogVideoX, ...) need it to exist
+            "accelerate>=0.30",  # diffusers loads Wan's transformer (fp32-kept modules) only with it
         ],
         # LongVideoPipeline over diffusers' video pipelines and `vidrd generate --pipeline`
-        "pipelines": ["transformers>=4.45"],
+        "pipelines": ["transformers>=4.45", "accelerate>=0.30"],
         "clip": ["transformers>=4.30"],  # CLIP text encoders of real Stable Diffusion checkpoints
     },
     entry_points={

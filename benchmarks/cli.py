@@ -1,7 +1,10 @@
-"""`vidrd generate`: a long video from a text prompt with the bundled tiny VidRD (or any saved VidRD).
+"""`vidrd generate`: a long video from a text prompt with the bundled tiny VidRD (or any saved VidRD, or
+any diffusers video pipeline saved with save_pretrained: --pipeline).
 
     vidrd generate "a red circle moving right" --clips 8 --strategies fnr,pns:4,dsg:0.4 --out out/
     python -m benchmarks.cli generate "a red circle moving right | a red circle moving left" --clips 2
+    vidrd generate "a corgi runs along the beach" --pipeline local/Wan2.1-T2V-1.3B-Diffusers --frames 81 \
+        --height 480 --width 832 --clips 6 --prompt-frames 4 --steps 50 --guidance 5
 
 Several prompts separated by "|" give one prompt per clip (story mode). Writes into --out:
 
@@ -31,11 +34,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmarks.cli_diffusers import check_pipeline_folder, load_long_pipeline, sample_long
 from benchmarks.streaming import ContactSheetClips, FanOutSink, LatentMetrics, PixelMetrics
 from models.bundled import BUNDLED, load_pipeline, missing_files
 from models.contact_sheet import save_contact_sheet
 from models.files import atomic_files, check_out_folder, exit_on_sigterm, remove
-from models.loading import DamagedCheckpointError
 from models.resume import ClipStore, ResumeError
 from models.threads import limit_threads
 from models.video_io import MAX_FPS, FrameSink, VideoFileSink
@@ -48,6 +51,7 @@ SHEET_NAME = "contact_sheet.png"
 SHEET_ROWS = 8  # clips the contact sheet shows at most (evenly spaced, first and last): its size is bounded
 METRICS_NAME = "metrics.json"
 FORMATS = ("mp4", "gif")
+VIDRD_FRAMES = 8  # frames per clip of the bundled VidRD
 RESUME_FOLDER = ".vidrd-resume"  # in --out: what the next clip needs, kept after every clip (models.resume)
 
 
@@ -60,12 +64,15 @@ class GenerateJob:
     clips: int
     strategies: str
     out: Path
-    frames: int = 8
+    frames: int | None = VIDRD_FRAMES  # None with --pipeline: the pipeline's own default
     prompt_frames: int = 2
     steps: int = 25
     guidance: float = 7.5
     seed: int = 0
     model: Path = BUNDLED
+    pipeline: Path | None = None  # a saved diffusers pipeline, used instead of `model`
+    height: int | None = None
+    width: int | None = None
     format: str = "mp4"
     fps: int = 8
     drop_prompt_frames: bool = False  # resolved from the flag and the strategies (see job_from_args)
@@ -115,12 +122,21 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--clips", type=int, default=8, help="number of clips K (default 8)")
     gen.add_argument("--strategies", default="fnr,pns:4,dsg:0.4", help=f"from {sorted(STRATEGIES)}")
     gen.add_argument("--out", type=Path, default=Path("out"), help="output folder (default out/)")
-    gen.add_argument("--frames", type=int, default=8, help="frames per clip N (default 8)")
-    gen.add_argument("--prompt-frames", type=int, default=2, help="prompt frames M, 1..N-1 (default 2)")
-    gen.add_argument("--steps", type=int, default=25, help="DDIM steps per clip (default 25)")
+    gen.add_argument("--frames", type=int, default=None,
+                     help=f"frames per clip N (default {VIDRD_FRAMES}; with --pipeline: pixel frames, of the "
+                     "form its VAE takes, e.g. 4k+1, default the pipeline's own)")  # fmt: skip
+    gen.add_argument("--prompt-frames", type=int, default=2,
+                     help="prompt frames M, 1..N-1 (default 2; with --pipeline: latent frames)")  # fmt: skip
+    gen.add_argument("--steps", type=int, default=25, help="sampling steps per clip (default 25)")
     gen.add_argument("--guidance", type=float, default=7.5, help="classifier-free guidance scale")
     gen.add_argument("--seed", type=int, default=0, help="seed of the torch.Generator")
     gen.add_argument("--model", type=Path, default=BUNDLED, help="folder of a saved VidRD pipeline")
+    gen.add_argument("--pipeline", type=Path, default=None,
+                     help="folder of a diffusers video pipeline saved with save_pretrained (Wan, CogVideoX, "
+                     "LTX-Video, HunyuanVideo, Mochi), used instead of --model; local files only",
+                     )  # fmt: skip
+    gen.add_argument("--height", type=int, default=None, help="frame height (default: the model's)")
+    gen.add_argument("--width", type=int, default=None, help="frame width (default: the model's)")
     gen.add_argument("--format", choices=FORMATS, default="mp4", help="video file format")
     gen.add_argument("--fps", type=int, default=8, help="frames per second of the video file")
     gen.add_argument(
@@ -194,9 +210,15 @@ def check_steps(steps: int, model: Path) -> int:
 
 
 def job_from_args(args: argparse.Namespace) -> GenerateJob:
-    """Every check that can be made before any work."""
+    """Every check that can be made before any work (with --pipeline, the checks that need the model's
+    geometry, e.g. the frame count's form, run once it is loaded, before any sampling)."""
     clips = check_int("clips", args.clips, 1)
-    frames = check_int("frames", args.frames, 2)
+    frames = args.frames if args.frames is not None or args.pipeline else VIDRD_FRAMES
+    if frames is not None:
+        check_int("frames", frames, 2)
+    for name in ("height", "width"):
+        if getattr(args, name) is not None:
+            check_int(name, getattr(args, name), 1)
     check_int("fps", args.fps, 1, MAX_FPS)
     check_int("seed", args.seed, 0, 2**63 - 1)
     check_int("threads", args.threads, 1)
@@ -204,26 +226,23 @@ def job_from_args(args: argparse.Namespace) -> GenerateJob:
     # and None for dropping resolved by its rule (drop where a strategy duplicates the prompt frames).
     sampler = LongVideoSampler(check_strategies(args.strategies), args.prompt_frames, args.drop_prompt_frames,
                                progress=args.progress)  # fmt: skip
-    sampler.check_clip(frames)
+    if args.pipeline is None:
+        sampler.check_clip(frames)
+        folder = check_model(args.model)
+    else:
+        check_pipeline_folder(args.pipeline)
+        if args.resume:
+            raise ValueError("resume is for VidRD models (--model); got --resume with --pipeline")
+        folder = args.pipeline
     return GenerateJob(
-        prompt=args.prompt,
-        prompts=split_prompts(args.prompt, clips),
-        clips=clips,
+        prompt=args.prompt, prompts=split_prompts(args.prompt, clips), clips=clips,
         strategies=args.strategies,
-        out=check_out_folder("out", args.out),
-        frames=frames,
-        prompt_frames=args.prompt_frames,
-        steps=check_steps(args.steps, check_model(args.model)),
-        guidance=check_guidance(args.guidance),
-        seed=args.seed,
-        model=check_model(args.model),
-        format=args.format,
-        fps=args.fps,
-        drop_prompt_frames=sampler.drop_prompt_frames,
-        progress=args.progress,
-        resume=args.resume,
-        sampler=sampler,
-    )
+        out=check_out_folder("out", args.out), frames=frames, prompt_frames=args.prompt_frames,
+        steps=check_steps(args.steps, folder), guidance=check_guidance(args.guidance), seed=args.seed,
+        model=args.model if args.pipeline else folder, pipeline=args.pipeline, height=args.height,
+        width=args.width, format=args.format, fps=args.fps, drop_prompt_frames=sampler.drop_prompt_frames,
+        progress=args.progress, resume=args.resume, sampler=sampler,
+    )  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -235,7 +254,8 @@ def generate(job: GenerateJob) -> GenerateResult:
     the old ones together or not at all. A failure (or SIGTERM under `exit_on_sigterm`) leaves no
     temporary file, nor an --out folder that this run created and left empty."""
     start = time.perf_counter()
-    pipe = load_pipeline(job.model)  # a damaged model fails here, before anything is written
+    # a damaged model fails here, before anything is written
+    pipe = load_pipeline(job.model) if job.pipeline is None else load_long_pipeline(job.pipeline)
     created = _missing_folders(job.out)
     try:
         with atomic_files(job.paths) as tmp:
@@ -244,7 +264,7 @@ def generate(job: GenerateJob) -> GenerateResult:
                 latent = LatentMetrics(job.prompt_frames)
                 output, seconds = _sample(pipe, job, FanOutSink(video, pixels, sheet), latent)
             metrics = collect_metrics(job, latent, pixels, output.clip_starts, seconds)
-            metrics["timing"]["resumed_clips"] = output.resumed_clips
+            metrics["timing"]["resumed_clips"] = getattr(output, "resumed_clips", 0)
             save_contact_sheet(sheet.frames, sheet.sheet_clip_starts, tmp["contact_sheet"],
                                title=_sheet_title(job, sheet), rows=sheet.rows)  # fmt: skip
             metrics["timing"]["seconds_total"] = time.perf_counter() - start
@@ -271,11 +291,16 @@ def _sample(pipe, job: GenerateJob, sink: FrameSink, latent: LatentMetrics):
     def measure(clip: Clip) -> None:
         latent.update(clip.latents.detach().to("cpu", torch.float32), clip.start)
 
-    prompt = job.prompts[0] if len(job.prompts) == 1 else list(job.prompts)
     began = time.perf_counter()
+    if job.pipeline is not None:
+        size = {"num_frames": job.frames, "height": job.height, "width": job.width,
+                "num_inference_steps": job.steps, "guidance_scale": job.guidance}  # fmt: skip
+        output = sample_long(pipe, job.prompts, job.sampler, job.clips, size, job.seed, sink, measure)
+        return output, time.perf_counter() - began
+    prompt = job.prompts[0] if len(job.prompts) == 1 else list(job.prompts)
     output = pipe(
-        prompt, sampler=job.sampler, num_clips=job.clips, num_frames=job.frames,
-        num_inference_steps=job.steps, guidance_scale=job.guidance,
+        prompt, sampler=job.sampler, num_clips=job.clips, num_frames=job.frames, height=job.height,
+        width=job.width, num_inference_steps=job.steps, guidance_scale=job.guidance,
         generator=torch.Generator().manual_seed(job.seed), sink=sink,
         resume_folder=job.out / RESUME_FOLDER, resume=job.resume, on_clip=measure, clear_resume=False,
     )  # fmt: skip
@@ -363,7 +388,8 @@ def main(argv: list[str] | None = None) -> None:
                 result = generate(job)
         except ResumeError as error:  # --resume with other arguments or another model: a usage error
             parser.error(str(error))
-        except DamagedCheckpointError as error:  # a damaged model: its file and tensor, no traceback
+        except ValueError as error:  # a DamagedCheckpointError (its file and tensor), or --frames not of
+            # a --pipeline's form (found once it is loaded): the message, no traceback
             parser.exit(1, f"{parser.prog}: error: {error}\n")
         print("\n".join(summary_lines(result)))
 

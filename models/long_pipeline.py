@@ -12,10 +12,12 @@ extras), each prompt keyword either one value for every clip or a list of `num_c
 `sampler`, `num_clips`, `generator`, `output_type` ("latent", "np", "pil") and a streaming `sink`.
 `num_frames` counts pixel frames per clip, as the pipeline does; the sampler's `prompt_frames` counts
 latent frames. Everything is checked before any model call. One clip with no strategy reproduces the
-pipeline's own loop (tests/test_families.py).
+pipeline's own loop (tests/test_family_*.py).
 
-Decoding streams (models.stream_decode): each clip is decoded with the last `decode_context` latent
-frames before it, so memory stays flat in the number of clips and no seam is added by the VAE.
+Decoding streams, so memory stays flat in the number of clips and the VAE adds no seam: Wan's VAE keeps
+its causal cache across clips (exactly the whole-video decode); the others decode each clip with the last
+`decode_context` latent frames before it (models.stream_decode; benchmarks/stream_decode.py measures the
+difference from a whole-video decode).
 """
 
 from __future__ import annotations
@@ -32,7 +34,6 @@ from samplers import Clip, LongVideoSampler
 from samplers.validation import check_generator, check_int
 
 from .families import VideoFamily, family_for
-from .stream_decode import StreamingDecoder
 from .video_io import FrameSink, to_uint8_frames
 
 OUTPUT_TYPES = ("latent", "np", "pil")
@@ -100,20 +101,13 @@ class LongVideoPipeline:
         plan = self.family.plan(num_clips, generator, {"prompt": prompt, **kwargs})
         self._check_prompt_frames(sampler, plan.clip_shape[2], kwargs)
         decode = output_type != "latent"
-        decoder = StreamingDecoder(self._decode, self.family.temporal, decode_context) if decode else None
-        kept_frames: list[torch.Tensor] = []
-        starts: list[int] = []  # pixel frame of each clip's start
-        made = [0]  # pixel frames decoded so far
+        decoder = self.family.stream_decoder(decode_context) if decode else None
+        clips = _ClipFrames(self.family.temporal, sink)
 
         def on_finished(clip: Clip) -> None:
             if decoder is not None:
-                frames = decoder(clip.latents)
-                starts.append(made[0])
-                made[0] += frames.shape[2]
-                if sink is not None:
-                    sink.write(to_uint8_frames(frames)[0])
-                else:
-                    kept_frames.append(frames.float().cpu())
+                clips.expect(clip.start, clip.latents.shape[2])
+                clips.add(decoder(clip.latents))
             if on_clip is not None:
                 on_clip(clip)
 
@@ -123,12 +117,13 @@ class LongVideoPipeline:
                 generator=generator, dtype=plan.dtype, device=plan.device, on_clip=on_finished,
                 clip_cond=plan.clip_cond,
             )
-        frames = _frames(kept_frames, output_type) if decode and sink is None else None
-        return LongVideoOutput(frames=frames, latents=video.latents, clip_starts=starts if decode else [],
+            if decoder is not None:
+                clips.add(decoder.flush())  # the frames a non-causal decoder held back for its lookahead
+        frames = _frames(clips.kept, output_type) if decode and sink is None else None
+        t = self.family.temporal
+        starts = [0 if s == 0 else 1 + (s - 1) * t for s in video.clip_starts]  # pixel frame of latent s
+        return LongVideoOutput(frames=frames, latents=video.latents, clip_starts=starts,
                                latent_clip_starts=video.clip_starts)  # fmt: skip
-
-    def _decode(self, latents: torch.Tensor) -> torch.Tensor:
-        return self.family.decode_latents(latents)
 
     def _check_prompt_frames(self, sampler: Any, latent_frames: int, kwargs: dict[str, Any]) -> None:
         """The sampler's checks of the clip, in latent frames, with the pixel count named."""
@@ -139,6 +134,40 @@ class LongVideoPipeline:
                 f"{error} (prompt_frames counts latent frames: num_frames={kwargs.get('num_frames')} pixel "
                 f"frames are {latent_frames} latent frames per clip)"
             ) from None
+
+
+class _ClipFrames:
+    """Decoded frames, handed on one whole clip at a time (to the sink, else kept): a decoder that looks
+    ahead returns a clip's last frames only with the next clip's, and sinks take one clip per write."""
+
+    def __init__(self, temporal: int, sink: FrameSink | None) -> None:
+        self.temporal, self.sink = temporal, sink
+        self.bounds: list[tuple[int, int]] = []  # pixel frames [start, stop) of clips not yet handed on
+        self.buffer: torch.Tensor | None = None  # decoded frames not yet handed on, from `offset`
+        self.offset = 0
+        self.kept: list[torch.Tensor] = []
+
+    def expect(self, latent_start: int, latent_frames: int) -> None:
+        """Clip of latent frames start..start+n-1: pixel frames 1 + (k-1) t for latent frame k >= 1."""
+        t = self.temporal
+        start = 0 if latent_start == 0 else 1 + (latent_start - 1) * t
+        self.bounds.append((start, 1 + (latent_start + latent_frames - 1) * t))
+
+    def _ready(self) -> bool:
+        """Whether the next clip's frames are all decoded."""
+        return self.offset + self.buffer.shape[2] >= self.bounds[0][1]
+
+    def add(self, frames: torch.Tensor | None) -> None:
+        if frames is not None:
+            self.buffer = frames if self.buffer is None else torch.cat([self.buffer, frames], dim=2)
+        while self.bounds and self.buffer is not None and self._ready():
+            start, stop = self.bounds.pop(0)
+            clip, self.buffer = self.buffer[:, :, : stop - start], self.buffer[:, :, stop - start :]
+            self.offset = stop
+            if self.sink is not None:
+                self.sink.write(to_uint8_frames(clip)[0])
+            else:
+                self.kept.append(clip.float().cpu())
 
 
 def _frames(clips: list[torch.Tensor], output_type: str) -> np.ndarray | list:

@@ -87,7 +87,8 @@ class Schedule:
         config = getattr(scheduler, "config", {})
         self.inverted = self.kind == "flow" and bool(getattr(config, "invert_sigmas", False))
         # FlowMatchEuler states none (its model predicts the velocity); UniPC/DPM flow state theirs
-        self.prediction_type = getattr(config, "prediction_type", None) or (FLOW if self.kind == "flow" else None)
+        stated = getattr(config, "prediction_type", None)
+        self.prediction_type = stated or (FLOW if self.kind == "flow" else None)
         self._levels: list[NoiseLevel] | None = None
         self._takes_generator = "generator" in inspect.signature(scheduler.step).parameters
 

@@ -64,8 +64,8 @@ def test_one_clip_is_the_pipeline_loop(scheduler, condition, monkeypatch):
     result, noises = _run(pipe, **kwargs)
     per_step = 2 if condition == "true-cfg" else 1
     assert len(calls) == SIZE["num_inference_steps"] * per_step
-    ours = HunyuanVideoFamily(pipe).to_pipeline_layout(noises[0]).clone()
-    reference = pipe(**kwargs, latents=ours, output_type="latent").frames
+    noise = HunyuanVideoFamily(pipe).to_pipeline_layout(noises[0]).clone()  # the same layout here
+    reference = pipe(**kwargs, latents=noise, output_type="latent").frames
     assert len(calls) == 2 * SIZE["num_inference_steps"] * per_step  # the pipeline called it as often
     assert torch.equal(result.latents, reference)  # same calls, batching and casts: bit for bit
 

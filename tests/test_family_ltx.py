@@ -146,6 +146,12 @@ BAD = [
     ({"timesteps": [900, 500]}, ValueError, r"timesteps must be None"),
     ({"prompt_attention_mask": None}, ValueError, r"prompt_attention_mask must come with prompt_embeds"),
     ({"prompt": "a corgi"}, ValueError, r"exactly one of prompt and prompt_embeds"),
+    ({"prompt": "a corgi", "prompt_embeds": None, "prompt_attention_mask": None}, ValueError,
+     r"prompt needs the pipeline's tokenizer"),
+    ({"negative_prompt_embeds": None, "negative_prompt_attention_mask": None}, ValueError,
+     r"negative_prompt \(default \"\"\) needs the pipeline's tokenizer"),
+    ({"num_videos_per_prompt": 2}, ValueError, r"num_videos_per_prompt must be 1 with prompt_embeds"),
+    ({"decode_timestep": 2.0}, ValueError, r"decode_timestep must be in \[0.0, 1.0\]; got 2.0"),
     ({"guidance_rescale": 1.5}, ValueError, r"guidance_rescale must be in \[0.0, 1.0\]; got 1.5"),
     ({"frame_rate": 0}, ValueError, r"frame_rate must be in"),
     ({"prompt_embeds": [prompt_embeds(1)[0]] * 3}, ValueError, r"prompt_embeds must be one Tensor .*=2"),
@@ -155,7 +161,7 @@ BAD = [
 @pytest.mark.parametrize(("extra", "error", "match"), BAD)
 def test_bad_input_fails_before_any_model_call(extra, error, match):
     pipe = tiny_ltx(0)
-    calls = [record_calls(m) for m in (pipe.transformer, pipe.text_encoder, pipe.vae)]
+    calls = [record_calls(m) for m in (pipe.transformer, pipe.text_encoder, pipe.vae.decoder)]
     with pytest.raises(error, match=match):
         LongVideoPipeline(LTXFamily(pipe))(num_clips=2, generator=torch.Generator().manual_seed(0),
                                            output_type="latent", **call_kwargs(**extra))  # fmt: skip

@@ -9,9 +9,15 @@ from __future__ import annotations
 from typing import Any
 
 from .base import ClipPlan, VideoFamily
+from .cogvideox import CogVideoXFamily
+from .hunyuan import HunyuanVideoFamily
+from .ltx import LTXFamily
+from .mochi import MochiFamily
 from .wan import WanFamily
 
-FAMILIES: tuple[type[VideoFamily], ...] = (WanFamily,)
+FAMILIES: tuple[type[VideoFamily], ...] = (
+    WanFamily, CogVideoXFamily, LTXFamily, HunyuanVideoFamily, MochiFamily
+)  # fmt: skip
 
 
 def supported_pipelines() -> list[str]:

@@ -25,6 +25,8 @@ import torch
 from samplers import Schedule
 from samplers.validation import check_int, check_real
 
+from ..stream_decode import StreamingDecoder
+
 
 @dataclass(frozen=True)
 class ClipPlan:
@@ -44,7 +46,6 @@ class VideoFamily:
     `decode_latents` and, where the pipeline's layout is not the kit's, the two layout conversions."""
 
     pipeline_names: ClassVar[tuple[str, ...]] = ()  # the diffusers pipeline classes of the family
-    frame_form: ClassVar[str] = "4k+1"  # said in errors; the rule is (num_frames - 1) % temporal == 0
 
     def __init__(self, pipe: Any) -> None:
         self.pipe = pipe
@@ -80,7 +81,7 @@ class VideoFamily:
         if (num_frames - 1) % t:
             below = (num_frames - 1) // t * t + 1
             raise ValueError(
-                f"num_frames (pixel frames per clip) must be of the form {self.frame_form} for "
+                f"num_frames (pixel frames per clip) must be of the form {t}k+1 for "
                 f"{type(self.pipe).__name__} (its VAE compresses time by {t}); got {num_frames}, "
                 f"nearest valid: {below} or {below + t}"
             )
@@ -114,6 +115,19 @@ class VideoFamily:
         """Latents (B, C, F, h, w) as the loop leaves them -> frames (B, 3, 1 + (F-1) t, H, W) in about
         [-1, 1]: the pipeline's un-normalisation and VAE decode."""
         raise NotImplementedError
+
+    @property
+    def causal_decoder(self) -> bool:
+        """Whether a decoded frame depends on earlier latent frames only (else it also looks ahead)."""
+        return True
+
+    def stream_decoder(self, context: int) -> StreamingDecoder:
+        """Decodes a long video's latents stretch by stretch (each clip's), returning the pixel frames each
+        stretch adds (`flush()` at the end): `decode_latents` with `context` latent frames before each
+        stretch and, for a non-causal decoder, `context` after it (models.stream_decode). A family whose
+        VAE carries a causal cache may override this to decode exactly."""
+        lookahead = 0 if self.causal_decoder else context
+        return StreamingDecoder(self.decode_latents, self.temporal, context, lookahead)
 
     def to_pipeline_layout(self, latents: torch.Tensor) -> torch.Tensor:
         """Kit layout (B, C, F, h, w) -> the pipeline's latent layout (its `latents=` argument)."""

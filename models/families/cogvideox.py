@@ -77,7 +77,7 @@ class CogVideoXDenoiser:
         with torch.set_grad_enabled(torch.is_grad_enabled() and latents.requires_grad):
             with model.cache_context("cond_uncond"):
                 output = model(hidden_states=model_input, encoder_hidden_states=prompt_embeds,
-                               timestep=t.expand(model_input.shape[0]), image_rotary_emb=None,
+                               timestep=t.expand(model_input.shape[0]), image_rotary_emb=self.rotary(frames),
                                attention_kwargs=attention_kwargs, return_dict=False)[0]  # fmt: skip
             output = output.float()
             if guided:
@@ -131,7 +131,7 @@ class DPMStep:
         self.model_outputs, self.step_index = [None], 0
 
     def step(self, model_output: torch.Tensor, timestep: torch.Tensor, sample: torch.Tensor,
-             generator: torch.Generator | None = None, return_dict: bool = False) -> Any:  # fmt: skip
+             generator: torch.Generator | None = None) -> Any:  # fmt: skip
         i = self.step_index
         previous = self.scheduler.timesteps[i - 1] if i > 0 else None
         latents, x0 = self.scheduler.step(
@@ -149,7 +149,6 @@ class _Stepped:
 
 class CogVideoXFamily(VideoFamily):
     pipeline_names = ("CogVideoXPipeline",)
-    frame_form = "4k+1"
 
     @property
     def config(self) -> Any:
@@ -283,14 +282,16 @@ class CogVideoXFamily(VideoFamily):
         b, c, f, h, w = clip_shape
         return rearrange(latents, "b f c h w -> b c f h w", b=b, c=c, f=f, h=h, w=w)
 
+    @torch.no_grad()
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
-        """The pipeline's decode. Its VAE turns an odd number n of latent frames into 1 + (n-1) t frames
-        and an even n into n t (the first latent frame then decodes to t frames, not one): of an even
-        count's decode the first t - 1 frames are dropped, so that every count gives 1 + (n-1) t."""
+        """The pipeline's decode. Its VAE (two latent frames at a time) turns an odd number n of latent
+        frames into 1 + (n-1) t frames but an even n into n t (the first latent frame then decodes to t
+        frames, not one): the frames beyond 1 + (n-1) t are dropped from the start of such a decode."""
         vae = self.pipe.vae
         latents = latents.to(vae.device, vae.dtype)
         frames = vae.decode(1 / self.pipe.vae_scaling_factor_image * latents).sample
-        return frames[:, :, self.temporal - 1 :] if latents.shape[2] % 2 == 0 else frames
+        excess = frames.shape[2] - self.pixel_frames(latents.shape[2], first=True)
+        return frames[:, :, excess:] if excess > 0 else frames
 
 
 def _default(value: Any, default: Any) -> Any:
@@ -318,14 +319,15 @@ def _check_options(args: dict[str, Any]) -> None:
 
 
 def _check_same(conds: list[dict[str, Any]]) -> None:
-    """Every clip's embeddings must share the batch size and dtype (the latents' dtype is theirs)."""
+    """Every clip's embeddings must share their batch size and dtype (the latents' dtype is theirs)."""
     first = conds[0]["prompt_embeds"]
     for i, cond in enumerate(conds[1:], 1):
         embeds = cond["prompt_embeds"]
         if embeds.shape[0] != first.shape[0] or embeds.dtype != first.dtype:
             raise ValueError(
-                f"the prompt embeddings of every clip must share batch size and dtype; clip 0 has "
-                f"{first.shape[0]} ({first.dtype}), clip {i} has {embeds.shape[0]} ({embeds.dtype})"
+                f"the prompt embeddings of every clip must share batch size and dtype; clip 0's are "
+                f"{tuple(first.shape)} {first.dtype}, clip {i}'s {tuple(embeds.shape)} {embeds.dtype} (with "
+                "guidance, negative and positive concatenated)"
             )
 
 

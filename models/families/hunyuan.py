@@ -91,7 +91,6 @@ class HunyuanVideoDenoiser:
 
 class HunyuanVideoFamily(VideoFamily):
     pipeline_names = ("HunyuanVideoPipeline",)
-    frame_form = "4k+1"
 
     @property
     def size_multiple(self) -> int:
@@ -124,7 +123,7 @@ class HunyuanVideoFamily(VideoFamily):
         batch = conds[0]["prompt_embeds"].shape[0]
         shape = (batch, self.pipe.transformer.config.in_channels, frames, h, w)
         return ClipPlan(shape, HunyuanVideoDenoiser(self.pipe, scale, true_scale),
-                        lambda i: conds[0], Schedule(self.pipe.scheduler, sigmas=sigmas), steps,
+                        lambda i: clip_index(conds, i), Schedule(self.pipe.scheduler, sigmas=sigmas), steps,
                         self.device)  # fmt: skip
 
     def _latent_frames(self, num_frames: int) -> int:
@@ -232,6 +231,7 @@ class HunyuanVideoFamily(VideoFamily):
 
     # -- decoding --------------------------------------------------------------------------------------
 
+    @torch.no_grad()
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
         vae = self.pipe.vae
         latents = latents.to(vae.device, vae.dtype) / vae.config.scaling_factor

@@ -105,11 +105,9 @@ class LTXFamily(VideoFamily):
     `decode_latents` calls that follow it."""
 
     pipeline_names = ("LTXPipeline",)
-    frame_form = "8k+1"  # the released VAE; an instance says its own VAE's form
 
     def __init__(self, pipe: Any) -> None:
         super().__init__(pipe)
-        self.frame_form = f"{self.temporal}k+1"
         self._decode_settings: dict[str, Any] = {"dtype": None, "decode_timestep": 0.0}
 
     # -- geometry: the pipeline's own names --------------------------------------------------------------
@@ -260,7 +258,8 @@ class LTXFamily(VideoFamily):
             texts.append('negative_prompt (default "")')
         if texts and (self.pipe.tokenizer is None or self.pipe.text_encoder is None):
             raise ValueError(
-                f"{' and '.join(texts)} need the pipeline's tokenizer and text_encoder, which it lacks"
+                f"{' and '.join(texts)} {'need' if len(texts) > 1 else 'needs'} the pipeline's tokenizer "
+                "and text_encoder, which it lacks"
                 f"{where}: pass prompt_embeds / negative_prompt_embeds with their attention masks instead"
             )
 
@@ -318,6 +317,13 @@ class LTXFamily(VideoFamily):
                 f"pipeline's result with decode_noise_scale=0); got {said}"
             )
 
+    @property
+    def causal_decoder(self) -> bool:
+        """LTX's VAE decoder is non-causal unless its config says decoder_causal: streamed decoding then
+        looks ahead into the next clip (models.stream_decode)."""
+        return bool(getattr(self.pipe.vae.config, "decoder_causal", False))
+
+    @torch.no_grad()
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
         """(B, C, F, h, w) loop latents -> (B, 3, 1 + (F-1) t, H, W) frames: denormalised, cast to the
         embeddings' dtype, decoded at decode_timestep where the VAE is timestep-conditioned."""

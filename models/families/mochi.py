@@ -79,7 +79,6 @@ class MochiDenoiser:
 
 class MochiFamily(VideoFamily):
     pipeline_names = ("MochiPipeline",)
-    frame_form = "6k+1"
 
     @property
     def temporal(self) -> int:
@@ -211,6 +210,7 @@ class MochiFamily(VideoFamily):
 
     # -- decoding --------------------------------------------------------------------------------------
 
+    @torch.no_grad()
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
         vae = self.pipe.vae
         latents = latents.to(vae.device)

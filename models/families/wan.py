@@ -10,6 +10,7 @@ experts switch at `boundary_ratio * num_train_timesteps` (the low-noise expert `
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -73,7 +74,6 @@ class WanDenoiser:
 
 class WanFamily(VideoFamily):
     pipeline_names = ("WanPipeline",)
-    frame_form = "4k+1"
 
     @property
     def model(self) -> Any:
@@ -123,10 +123,51 @@ class WanFamily(VideoFamily):
             conds.append(cond)
         return conds
 
+    @torch.no_grad()
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        return self.pipe.vae.decode(self._denormalize(latents), return_dict=False)[0]
+
+    def _denormalize(self, latents: torch.Tensor) -> torch.Tensor:
+        """The pipeline's latents / (1 / latents_std) + latents_mean, in the VAE's dtype and device."""
         vae = self.pipe.vae
         latents = latents.to(vae.device, vae.dtype)
         z = vae.config.z_dim
         mean = torch.tensor(vae.config.latents_mean).view(1, z, 1, 1, 1).to(latents.device, latents.dtype)
         std = torch.tensor(vae.config.latents_std).view(1, z, 1, 1, 1).to(latents.device, latents.dtype)
-        return vae.decode(latents / (1.0 / std) + mean, return_dict=False)[0]
+        return latents / (1.0 / std) + mean
+
+    def stream_decoder(self, context: int) -> Any:
+        """Wan's VAE decodes one latent frame at a time, carrying a cache of causal-convolution features:
+        keeping that cache across clips decodes the long video exactly as a whole-video decode, in memory
+        flat in its length. With tiling on, the generic context decode (models.stream_decode)."""
+        if getattr(self.pipe.vae, "use_tiling", False):
+            return super().stream_decoder(context)
+        return _CachedWanDecoder(self.pipe.vae, self._denormalize)
+
+
+class _CachedWanDecoder:
+    """AutoencoderKLWan's frame-by-frame decode with its feature cache kept between calls."""
+
+    def __init__(self, vae: Any, denormalize: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        self.vae, self.denormalize = vae, denormalize
+        self.cache: list[Any] = [None] * vae._cached_conv_counts["decoder"]  # one slot per causal conv
+        self.first = True
+
+    @torch.no_grad()
+    def __call__(self, latents: torch.Tensor) -> torch.Tensor:
+        x = self.vae.post_quant_conv(self.denormalize(latents))  # a 1x1x1 convolution: frame by frame
+        frames = []
+        for i in range(x.shape[2]):
+            frames.append(self.vae.decoder(x[:, :, i : i + 1], feat_cache=self.cache, feat_idx=[0],
+                                           first_chunk=self.first))  # fmt: skip
+            self.first = False
+        out = torch.cat(frames, dim=2)
+        if self.vae.config.patch_size is not None:
+            from diffusers.models.autoencoders.autoencoder_kl_wan import unpatchify
+
+            out = unpatchify(out, patch_size=self.vae.config.patch_size)
+        return out.clamp(-1.0, 1.0)
+
+    def flush(self) -> None:
+        """Nothing is held back: a causal cache decodes every frame as it comes."""
+        return None
