@@ -57,6 +57,8 @@ SCHEDULERS = {
         use_flow_sigmas=True, prediction_type="flow_prediction", flow_shift=WAN_SHIFT, solver_order=2
     ),
 }
+SCHEDULE_NAMES = {"ddim": "DDIM", "flow-euler": f"rectified flow (FlowMatchEuler, shift {WAN_SHIFT:g})",
+                  "unipc-flow": f"rectified flow (UniPC order 2, shift {WAN_SHIFT:g})"}  # fmt: skip
 METRICS = ("seam_jump_ratio", "mirror_correlation", "repetition", "autocorrelation_error", "frechet_distance")
 
 

@@ -29,12 +29,13 @@ from dataclasses import replace
 from fnmatch import fnmatchcase
 from pathlib import Path
 
-from benchmarks import perf, seams, sweep, sweep_grid, tradeoff
+from benchmarks import compare, perf, seams, sweep, sweep_grid, tradeoff
 from benchmarks.compare import CompareConfig
 from benchmarks.document import to_html, to_markdown
 from benchmarks.number_lists import format_numbers, parse_numbers
 from benchmarks.report_config import (
     DEFAULT_OUT,
+    FLOW_SCHEDULERS,
     OWN_NAMES,
     PAGES,
     TITLE,
@@ -43,6 +44,7 @@ from benchmarks.report_config import (
     read_sweep,
 )
 from benchmarks.report_sections import (
+    flow_section,
     header,
     model_sweep_section,
     perf_section,
@@ -89,6 +91,9 @@ def _build(config: ReportConfig, out: Path) -> Path:
         sweep_rows, sweep_config, sweep_seconds = _sweep(config)
         rows = tradeoff.run(config.tradeoff)
         videos = seams.generate(config.seams)
+        flow_rows = compare.run(config.flow_backbone, list(config.tradeoff.combinations))
+        flow_sweep = flow_of(sweep_config, config.flow_scheduler)
+        flow_sweep_rows = sweep.run(flow_sweep)
         timings = {
             name: perf.measure(name, config.perf.clips, config.perf.steps, config.perf.repeats)
             for name in config.perf.backbones
@@ -100,11 +105,19 @@ def _build(config: ReportConfig, out: Path) -> Path:
             *tradeoff_section(rows, config.tradeoff, folder),
             *seams_section(videos, config.seams, folder),
             *perf_section(timings, config.perf, sweep_seconds, videos, time.perf_counter() - began),
+            *flow_section(flow_rows, config, (sweep_rows, sweep_config), (flow_sweep_rows, flow_sweep),
+                          folder),
         ]
         blocks = [*header(config), *body]
         (folder / "report.md").write_text(to_markdown(blocks), encoding="utf-8")
         (folder / "report.html").write_text(to_html(blocks, TITLE), encoding="utf-8")
     return out
+
+
+def flow_of(sweep_config: sweep_grid.SweepConfig, scheduler: str) -> sweep_grid.SweepConfig:
+    """Section 2's sweep (its ablations, seeds and setting) under `scheduler`, without extras (section 6)."""
+    backbone = replace(sweep_config.backbone, scheduler=scheduler)
+    return replace(sweep_config, backbone=backbone, extra_combinations=())
 
 
 def _sweep(config: ReportConfig) -> tuple[list[dict], sweep_grid.SweepConfig, float | None]:
@@ -138,6 +151,8 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, ReportConfig]:
     parser.add_argument("--clips", type=int, default=s.clips, help="clips of section 4")
     parser.add_argument("--model-steps", type=int, default=s.steps, help="DDIM steps of section 4")
     parser.add_argument("--perf-repeats", type=int, default=p.repeats, help="repeats of section 5")
+    parser.add_argument("--flow-scheduler", default="flow-euler", choices=FLOW_SCHEDULERS,
+                        help="the rectified-flow schedule of section 6")  # fmt: skip
     parser.add_argument("--perf-backbones", default=",".join(p.backbones), help=f"of {list(perf.BACKBONES)}")
     args = parser.parse_args(argv)
     try:
@@ -157,6 +172,7 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, ReportConfig]:
             backbones=tuple(b.strip() for b in args.perf_backbones.split(",") if b.strip()),
             repeats=args.perf_repeats,
         ),
+        flow_scheduler=args.flow_scheduler,
         command=shlex.join(["python", "-m", "benchmarks.report", *argv_shown]),
     )
     config.check_inputs(args.out)

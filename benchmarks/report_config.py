@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from benchmarks import perf, seams, sweep, sweep_grid, tradeoff
@@ -17,9 +17,10 @@ DEFAULT_OUT = ROOT / "benchmarks" / "report"
 PAGES = ("report.md", "report.html")  # moved into --out last, once every file they show is there
 # The names of what a report writes (patterns): files of --out that match one and that a run did not
 # write are stale and removed; every other file of --out is left alone.
-OWN_NAMES = (*PAGES, "compare.png", "sweep.json", "sweep_*.png", "sweep_model.json", "tradeoff.csv",
-             "tradeoff_*.png", "seams.png")  # fmt: skip
+OWN_NAMES = (*PAGES, "compare.png", "compare_flow.png", "sweep.json", "sweep_flow.json", "sweep_*.png",
+             "sweep_model.json", "tradeoff.csv", "tradeoff_*.png", "seams.png")  # fmt: skip
 TITLE = "Reuse & Diffuse kit: benchmark report"
+FLOW_SCHEDULERS = ("flow-euler", "unipc-flow")  # compare.SCHEDULERS' rectified-flow ones
 REPORT_PATHSPEC = f":(exclude){DEFAULT_OUT.relative_to(ROOT).as_posix()}"  # the committed report itself
 
 
@@ -51,7 +52,17 @@ class ReportConfig:
     tradeoff: tradeoff.TradeoffConfig = field(default_factory=tradeoff.TradeoffConfig)  # sections 1 and 3
     seams: seams.SeamsConfig = field(default_factory=seams.SeamsConfig)  # section 4
     perf: PerfConfig = field(default_factory=PerfConfig)  # section 5
+    flow_scheduler: str = "flow-euler"  # section 6: the main table and the claims under rectified flow
     command: str = "python -m benchmarks.report"  # the command line quoted at the top of the page
+
+    def __post_init__(self) -> None:
+        if self.flow_scheduler not in FLOW_SCHEDULERS:
+            raise ValueError(f"flow_scheduler must be one of {FLOW_SCHEDULERS}; got {self.flow_scheduler!r}")
+
+    @property
+    def flow_backbone(self) -> CompareConfig:
+        """Section 1's setting under the flow scheduler (section 6)."""
+        return replace(self.tradeoff.backbone, scheduler=self.flow_scheduler)
 
     def check_inputs(self, out: Path) -> None:
         """The files this report reads exist and `out` can be a folder (the configs checked the rest)."""

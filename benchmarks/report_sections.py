@@ -57,6 +57,10 @@ def regenerate_commands(config: ReportConfig) -> str:
         f"python -m benchmarks.tradeoff --out out/tradeoff --samples {t.samples} --steps {t.steps} "
         f"--weights {format_numbers(config.tradeoff.weights)}   # sections 1 and 3",
         "python -m benchmarks.perf                       # section 5 with more repeats",
+        f"python -m benchmarks.compare --scheduler {config.flow_scheduler} --samples {t.samples} "
+        f"--steps {t.steps}   # section 6's table",
+        f"python -m benchmarks.sweep --scheduler {config.flow_scheduler} --out out/sweep-flow --extras ''"
+        "   # section 6's claims",
     ]
     if config.sweep_model_json is not None:
         lines.insert(2, "python -m benchmarks.sweep --backbone model --out out/sweep-model   # section 2b")
@@ -107,8 +111,9 @@ def _setting(b: CompareConfig, per_point: bool = False) -> str:
     c, h, w = b.frame_shape
     fixed = "" if per_point else f"M={b.prompt_frames}, "
     return (
-        f"the Gaussian-process backbone (exact denoiser, lengthscale {b.lengthscale:g} frames), DDIM "
-        f"{b.steps} steps, N={b.num_frames} frames per clip, {fixed}{b.num_clips} clips, "
+        f"the Gaussian-process backbone (exact denoiser, lengthscale {b.lengthscale:g} frames), "
+        f"{compare.SCHEDULE_NAMES[b.scheduler]} {b.steps} steps, N={b.num_frames} frames per clip, "
+        f"{fixed}{b.num_clips} clips, "
         f"{b.samples} videos of {c}x{h}x{w} latents" + ("" if per_point else f", seed {b.seed}")
     )
 
@@ -119,7 +124,7 @@ def _metric_row(name: str, row: dict[str, Any], metrics=compare.METRICS) -> tupl
 
 def table_section(rows: list[dict], config: tradeoff.TradeoffConfig, folder: Path) -> list[Block]:
     shown = [r for r in rows if r["strategies"] in (compare.REFERENCE, *config.combinations)]
-    title = "Gaussian-process backbone, DDIM: " + _setting(config.backbone)
+    title = "Gaussian-process backbone: " + _setting(config.backbone)
     compare.plot(shown, folder / "compare.png", title)
     in_band = {r["strategies"]: "yes" if tradeoff.in_band(r) else "no" for r in shown}
     return [
@@ -341,3 +346,40 @@ def perf_section(timings: dict, config: PerfConfig, sweep_seconds, videos, secon
 # ---------------------------------------------------------------------------------------------- entry point
 
 
+
+
+Sweep = tuple[list[dict], sweep_grid.SweepConfig]  # a sweep's rows and config
+
+
+def flow_section(rows: list[dict], config: ReportConfig, ddim_sweep: Sweep, flow_sweep: Sweep,
+                 folder: Path) -> list[Block]:  # fmt: skip
+    """Section 6: section 1's table and section 2's claims under rectified flow, the claims beside DDIM's."""
+    b = config.flow_backbone
+    shown = [r for r in rows if r["strategies"] in (compare.REFERENCE, *config.tradeoff.combinations)]
+    compare.plot(shown, folder / "compare_flow.png", "Gaussian-process backbone: " + _setting(b))
+    sweep.write_json(*flow_sweep, folder / "sweep_flow.json")
+    before, after = claims(*ddim_sweep, CHECKS), claims(*flow_sweep, CHECKS)
+    verdict = {True: "holds", False: "does not hold", None: "not measured"}
+    changed = [a.statement for a, f in zip(before, after, strict=True) if a.holds != f.holds]
+    return [
+        Heading(2, f"6. Under {compare.SCHEDULE_NAMES[b.scheduler]}"),
+        Paragraph(
+            f"Section 1's table with {_setting(b)}: the analytic backbone's denoiser is exact under "
+            "rectified flow too (x_s = (1 - s) x0 + s eps, the model predicting v = eps - x0), so the rows "
+            "differ from section 1's only by the schedule."
+        ),
+        Table(
+            ("strategies", *(SHORT[m] for m in compare.METRICS), "in band"),
+            tuple((*_metric_row(r["strategies"], r), "yes" if tradeoff.in_band(r) else "no") for r in shown),
+        ),
+        Image("compare_flow.png", "compare's metrics per combination under rectified flow"),
+        Paragraph(
+            f"Section 2's sweep under the same schedule (its rows in `sweep_flow.json`), the paper's claims "
+            f"beside section 2's: {len(changed)} of {len(after)} verdicts change"
+            + (f" ({'; '.join(changed)})." if changed else ".")
+        ),
+        Table(("claim", "DDIM", "rectified flow"), tuple(
+            (a.statement, verdict[a.holds], verdict[f.holds]) for a, f in zip(before, after, strict=True)
+        )),
+        *(Paragraph(f"**{claim.statement}** (rectified flow). {claim.text}") for claim in after),
+    ]

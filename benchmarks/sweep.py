@@ -30,7 +30,7 @@ import torch
 from tqdm.auto import tqdm
 
 from benchmarks import compare, distributed, sweep_model
-from benchmarks.compare import REFERENCE, CompareConfig
+from benchmarks.compare import REFERENCE, SCHEDULERS, CompareConfig
 from benchmarks.number_lists import format_numbers, parse_numbers
 from benchmarks.sweep_grid import (
     FIELDS,
@@ -152,6 +152,8 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, SweepConfig]:
         ("--steps", "steps", "DDIM steps"),
     ):
         parser.add_argument(flag, type=int, help=f"{what} (default {_preset_help(field)})")
+    parser.add_argument("--scheduler", choices=sorted(SCHEDULERS),
+                        help="sampling schedule of --backbone analytic (default ddim)")  # fmt: skip
     parser.add_argument("--device", default="cpu", help="cpu, or cuda (nccl under torchrun)")
     parser.add_argument("--no-plots", action="store_true", help="write the CSV and JSON only")
     parser.add_argument("--progress", action="store_true", help="a progress bar per rank")
@@ -211,8 +213,12 @@ def _backbone(parser, args: argparse.Namespace, preset: CompareConfig | ModelBac
     given = {"samples": args.samples, "num_clips": args.num_clips, "steps": args.steps}
     if isinstance(preset, ModelBackbone):
         given["model"] = args.model
+        if args.scheduler is not None:
+            parser.error("--scheduler applies to --backbone analytic only (the model has its own)")
     elif args.model is not None:
         parser.error("--model applies to --backbone model only")
+    else:
+        given["scheduler"] = args.scheduler
     backbone = replace(preset, **{k: v for k, v in given.items() if v is not None})
     if isinstance(backbone, ModelBackbone) and missing_files(backbone.model):
         parser.error(f"--model must be a saved VidRD pipeline; {missing_files(backbone.model)[0]} is missing")

@@ -31,7 +31,7 @@ ABLATIONS = (
     Ablation("alpha", (0.0, 1.0, 4.0), (PAPER_TEMPLATE,)),
     Ablation("beta", (0.0, 0.4, 1.0), (PAPER_TEMPLATE, "dsg:{beta}")),
 )
-SECTIONS = ("## 1. ", "## 2. ", "## 3. ", "## 4. ", "## 5. ")
+SECTIONS = ("## 1. ", "## 2. ", "## 3. ", "## 4. ", "## 5. ", "## 6. ")
 
 
 def tiny_config(model: Path) -> ReportConfig:
@@ -67,16 +67,21 @@ def test_report_has_every_section_and_every_image(built):
     assert "python -m benchmarks.report" in markdown and "from commit" in markdown
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
     expected = {"compare.png", "sweep_prompt_frames.png", "sweep_alpha.png", "sweep_beta.png",
-                "tradeoff_curve.png", "tradeoff_scatter.png", "seams.png"}  # fmt: skip
+                "tradeoff_curve.png", "tradeoff_scatter.png", "seams.png", "compare_flow.png"}  # fmt: skip
     assert set(images) == expected
     for name in images:
         assert (built / name).read_bytes()[:8] == PNG_SIGNATURE, name
     assert (built / "sweep.json").is_file() and (built / "tradeoff.csv").is_file()
+    assert (built / "sweep_flow.json").is_file()
     # Every row of section 1's table: the reference process, then the tiny config's combinations.
     assert re.findall(r"^\| `([^`]+)` \|", markdown.split("## 2.")[0], re.MULTILINE) == [
         "reference process", "fnr", "overlap"]  # fmt: skip
-    # All five claims are checked; this sweep has every ablation, so each has a verdict.
-    assert len(re.findall(r"\*\*(Holds|Does not hold)\.\*\*", markdown)) == 5
+    # All five claims are checked, under DDIM (section 2) and rectified flow (section 6); this sweep has
+    # every ablation, so each has a verdict, and section 6 sets the two side by side.
+    assert len(re.findall(r"\*\*(Holds|Does not hold)\.\*\*", markdown)) == 10
+    section6 = markdown.split("## 6.")[1]
+    assert len(re.findall(r"\*\*(Holds|Does not hold)\.\*\*", section6)) == 5
+    assert "| claim | DDIM | rectified flow |" in section6 and "FlowMatchEuler, shift 3" in section6
     section4 = markdown.split("## 4.")[1].split("## 5.")[0]
     rows = re.findall(r"^\| `([^`]+)` \|", section4, re.MULTILINE)
     assert rows == [PAPER, "overlap", GAP_CLOSING]  # the seams section's compositions
@@ -109,7 +114,7 @@ def test_html_shows_what_the_markdown_shows(built):
     assert markdown.count("\n## ") == page.count("<h2>")
     assert len(re.findall(r"^\| --- ", markdown, re.MULTILINE)) == page.count("<table>")
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
-    assert len(re.findall(r"<strong>(Holds|Does not hold)\.</strong>", page)) == 5
+    assert len(re.findall(r"<strong>(Holds|Does not hold)\.</strong>", page)) == 10  # DDIM and flow
 
 
 def test_a_failure_midway_leaves_the_previous_report_untouched(model, tmp_path, monkeypatch):
