@@ -31,6 +31,8 @@ setup(
         "threadpoolctl>=3.1",  # one BLAS thread per sweep point: results independent of the thread count
         "imageio>=2.30",  # streamed MP4/GIF output
         "imageio-ffmpeg>=0.5",  # ships its own ffmpeg binary inside the wheel
+        "transformers>=4.45",  # diffusers' video pipelines (LongVideoPipeline's families) import it
+        "accelerate>=0.30",  # diffusers loads Wan's transformer (modules kept in fp32) only with it
     ],
     extras_require={
         "dev": [
@@ -40,11 +42,7 @@ setup(
             "nbclient>=0.7",  # tests/test_notebooks.py executes notebooks/
             "nbformat>=5.7",
             "ipykernel>=6",  # its wheel installs the "python3" kernelspec the notebooks name
-            "transformers>=4.45",  # diffusers' video pipelines (Wan, CogVideoX, ...) need it to exist
-            "accelerate>=0.30",  # diffusers loads Wan's transformer (fp32-kept modules) only with it
         ],
-        # LongVideoPipeline over diffusers' video pipelines and `vidrd generate --pipeline`
-        "pipelines": ["transformers>=4.45", "accelerate>=0.30"],
         "clip": ["transformers>=4.30"],  # CLIP text encoders of real Stable Diffusion checkpoints
     },
     entry_points={

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from models.families import supported_pipelines
+from models.families import DIFFUSERS_FAMILIES, supported_pipelines
 from models.long_pipeline import LongVideoOutput, LongVideoPipeline
 from models.video_io import FrameSink
 from samplers import Clip, LongVideoSampler
@@ -29,8 +29,8 @@ def check_pipeline_folder(folder: Path) -> str:
         name = json.loads(index.read_text(encoding="utf-8"))["_class_name"]
     except (OSError, ValueError, KeyError) as error:
         raise ValueError(f"pipeline's {index} is unreadable ({error!r})") from error
-    if name not in supported_pipelines():
-        supported = ", ".join(supported_pipelines())
+    if name not in supported_pipelines(DIFFUSERS_FAMILIES):
+        supported = ", ".join(supported_pipelines(DIFFUSERS_FAMILIES))
         raise ValueError(f"pipeline {str(folder)!r} holds a {name}; supported: {supported}")
     return name
 

@@ -3,10 +3,12 @@
 from models import GaussianVideoPrior                   # exact reference, no weights
 from models import VidRDUNet, TemporalVAE, VidRDPipeline # the reference VidRD backbone
 from models.adapters import denoiser_for                # diffusers video UNets as VideoDenoisers
+from models import LongVideoPipeline                    # Wan, CogVideoX, LTX, HunyuanVideo, Mochi made long
 """
 
 from .adapters import CallableDenoiser, MotionDenoiser, UNet3DDenoiser, VidRDDenoiser, denoiser_for
 from .gaussian_prior import ExactDenoiser, GaussianVideoPrior
+from .long_pipeline import LongVideoOutput, LongVideoPipeline
 from .pipeline import VidRDPipeline, VidRDPipelineOutput
 from .temporal_vae import TemporalVAE
 from .text import CLIPTextEncoder, TextEncoder, WordEncoder, WordTokenizer
@@ -18,6 +20,8 @@ __all__ = [
     "CallableDenoiser",
     "ExactDenoiser",
     "GaussianVideoPrior",
+    "LongVideoOutput",
+    "LongVideoPipeline",
     "MemorySink",
     "MotionDenoiser",
     "TemporalVAE",

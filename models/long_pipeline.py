@@ -63,13 +63,9 @@ class LongVideoPipeline:
         return f"LongVideoPipeline({type(self.pipe).__name__})"
 
     @classmethod
-    def from_pipe(cls, pipe: Any) -> Any:
+    def from_pipe(cls, pipe: Any) -> LongVideoPipeline:
         """The long-video pipeline of `pipe`: a diffusers Wan, CogVideoX, LTX-Video, HunyuanVideo or Mochi
-        pipeline, or the kit's VidRDPipeline (which is already long: returned as is)."""
-        from .pipeline import VidRDPipeline
-
-        if isinstance(pipe, VidRDPipeline):
-            return pipe
+        pipeline, or the kit's VidRDPipeline (TypeError listing them for anything else)."""
         return cls(family_for(pipe))
 
     def __call__(

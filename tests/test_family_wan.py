@@ -140,9 +140,20 @@ def test_bad_input_is_refused_before_any_model_call(kwargs, error, match):
         LongVideoPipeline.from_pipe(pipe)(**call)
 
 
-def test_from_pipe_names_the_supported_pipelines_and_keeps_vidrd():
+def test_from_pipe_names_the_supported_pipelines():
     with pytest.raises(TypeError, match=r"no video family for object; supported pipelines: WanPipeline, .*"
-                                        r"MochiPipeline, and the kit's VidRDPipeline"):  # fmt: skip
+                                        r"MochiPipeline, VidRDPipeline"):  # fmt: skip
         LongVideoPipeline.from_pipe(object())
+
+
+def test_vidrd_through_from_pipe_is_its_own_pipeline_for_one_clip():
+    # the kit's VidRDPipeline as a family: one clip (no seam, so no decode context) equals its own call
     vidrd = tiny_pipeline(seed=0)
-    assert isinstance(vidrd, VidRDPipeline) and LongVideoPipeline.from_pipe(vidrd) is vidrd
+    assert isinstance(vidrd, VidRDPipeline)
+    long = LongVideoPipeline.from_pipe(vidrd)
+    call = {"num_clips": 1, "num_frames": 8, "num_inference_steps": 3, "guidance_scale": 7.5}
+    out = long("a red circle moving right", generator=torch.Generator().manual_seed(0), **call)
+    own = vidrd("a red circle moving right", generator=torch.Generator().manual_seed(0), return_latents=True,
+                **call)  # fmt: skip
+    assert torch.equal(out.latents, own.latents)
+    assert (abs(out.frames * 255 - own.frames.astype("float32"))).max() <= 0.5 + 1e-3  # uint8 rounding

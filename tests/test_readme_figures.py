@@ -12,17 +12,21 @@ from benchmarks.compare import DEFAULT_COMBINATIONS, PEER_COMBINATIONS, CompareC
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 BLOCK = re.compile(
-    r"<!-- canary: python -m benchmarks\.compare --samples (\d+) --markdown -->\n(.*?)\n<!-- /canary -->",
+    r"<!-- canary: python -m benchmarks\.compare --samples (\d+)(?: --scheduler ([\w-]+))? --markdown -->\n"
+    r"(.*?)\n<!-- /canary -->",
     re.DOTALL,
 )
 
 
-def test_the_readme_canary_table_is_what_the_code_computes():
-    found = BLOCK.search(README.read_text(encoding="utf-8"))
-    assert found, "README.md must quote the canary table between its markers"
-    samples, quoted = int(found.group(1)), found.group(2).strip()
-    rows = run(CompareConfig(samples=samples), [*DEFAULT_COMBINATIONS, *PEER_COMBINATIONS])
-    assert quoted == markdown_table(rows), (
-        "README.md's figures are stale: regenerate them (python -m benchmarks.compare --markdown, and the "
-        "canary with --samples 8) and the report (python -m benchmarks.report)"
-    )
+def test_the_readme_canary_tables_are_what_the_code_computes():
+    found = BLOCK.findall(README.read_text(encoding="utf-8"))
+    schedulers = [scheduler or "ddim" for _, scheduler, _ in found]
+    assert schedulers == ["ddim", "flow-euler"], "README.md must quote the DDIM and the flow canary tables"
+    for (samples, _, quoted), scheduler in zip(found, schedulers, strict=True):
+        config = CompareConfig(samples=int(samples), scheduler=scheduler)
+        rows = run(config, [*DEFAULT_COMBINATIONS, *PEER_COMBINATIONS])
+        assert quoted.strip() == markdown_table(rows), (
+            f"README.md's {scheduler} figures are stale: regenerate them (python -m benchmarks.compare "
+            f"--scheduler {scheduler} --markdown, and the canary with --samples 8) and the report "
+            "(python -m benchmarks.report)"
+        )

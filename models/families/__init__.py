@@ -13,15 +13,17 @@ from .cogvideox import CogVideoXFamily
 from .hunyuan import HunyuanVideoFamily
 from .ltx import LTXFamily
 from .mochi import MochiFamily
+from .vidrd import VidRDFamily
 from .wan import WanFamily
 
 FAMILIES: tuple[type[VideoFamily], ...] = (
-    WanFamily, CogVideoXFamily, LTXFamily, HunyuanVideoFamily, MochiFamily
+    WanFamily, CogVideoXFamily, LTXFamily, HunyuanVideoFamily, MochiFamily, VidRDFamily
 )  # fmt: skip
+DIFFUSERS_FAMILIES = FAMILIES[:-1]  # those of diffusers pipelines (saved with save_pretrained)
 
 
-def supported_pipelines() -> list[str]:
-    return [name for family in FAMILIES for name in family.pipeline_names]
+def supported_pipelines(families: tuple[type[VideoFamily], ...] = FAMILIES) -> list[str]:
+    return [name for family in families for name in family.pipeline_names]
 
 
 def family_for(pipe: Any) -> VideoFamily:
@@ -31,9 +33,8 @@ def family_for(pipe: Any) -> VideoFamily:
         if names & set(family.pipeline_names):
             return family(pipe)
     raise TypeError(
-        f"no video family for {type(pipe).__name__}; supported pipelines: "
-        f"{', '.join(supported_pipelines())}, and the kit's VidRDPipeline"
+        f"no video family for {type(pipe).__name__}; supported pipelines: {', '.join(supported_pipelines())}"
     )
 
 
-__all__ = ["FAMILIES", "ClipPlan", "VideoFamily", "family_for", "supported_pipelines"]
+__all__ = ["DIFFUSERS_FAMILIES", "FAMILIES", "ClipPlan", "VideoFamily", "family_for", "supported_pipelines"]
