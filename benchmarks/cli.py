@@ -39,6 +39,8 @@ from benchmarks.streaming import ContactSheetClips, FanOutSink, LatentMetrics, P
 from models.bundled import BUNDLED, load_pipeline, missing_files
 from models.contact_sheet import save_contact_sheet
 from models.files import atomic_files, check_out_folder, exit_on_sigterm, remove
+from models.loading import DamagedCheckpointError
+from models.long_pipeline import PipelineInputError
 from models.resume import ClipStore, ResumeError
 from models.threads import limit_threads
 from models.video_io import MAX_FPS, FrameSink, VideoFileSink
@@ -51,7 +53,7 @@ SHEET_NAME = "contact_sheet.png"
 SHEET_ROWS = 8  # clips the contact sheet shows at most (evenly spaced, first and last): its size is bounded
 METRICS_NAME = "metrics.json"
 FORMATS = ("mp4", "gif")
-VIDRD_FRAMES = 8  # frames per clip of the bundled VidRD
+VIDRD_FRAMES, VIDRD_STEPS, VIDRD_GUIDANCE = 8, 25, 7.5  # the bundled VidRD's defaults (--model)
 RESUME_FOLDER = ".vidrd-resume"  # in --out: what the next clip needs, kept after every clip (models.resume)
 
 
@@ -66,8 +68,8 @@ class GenerateJob:
     out: Path
     frames: int | None = VIDRD_FRAMES  # None with --pipeline: the pipeline's own default
     prompt_frames: int = 2
-    steps: int = 25
-    guidance: float = 7.5
+    steps: int | None = VIDRD_STEPS  # None with --pipeline: the pipeline's own default
+    guidance: float | None = VIDRD_GUIDANCE
     seed: int = 0
     model: Path = BUNDLED
     pipeline: Path | None = None  # a saved diffusers pipeline, used instead of `model`
@@ -127,8 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
                      "form its VAE takes, e.g. 4k+1, default the pipeline's own)")  # fmt: skip
     gen.add_argument("--prompt-frames", type=int, default=2,
                      help="prompt frames M, 1..N-1 (default 2; with --pipeline: latent frames)")  # fmt: skip
-    gen.add_argument("--steps", type=int, default=25, help="sampling steps per clip (default 25)")
-    gen.add_argument("--guidance", type=float, default=7.5, help="classifier-free guidance scale")
+    gen.add_argument("--steps", type=int, default=None,
+                     help=f"steps per clip (default {VIDRD_STEPS}; --pipeline: its own)")  # fmt: skip
+    gen.add_argument("--guidance", type=float, default=None,
+                     help=f"guidance scale (default {VIDRD_GUIDANCE:g}; --pipeline: its own)")  # fmt: skip
     gen.add_argument("--seed", type=int, default=0, help="seed of the torch.Generator")
     gen.add_argument("--model", type=Path, default=BUNDLED, help="folder of a saved VidRD pipeline")
     gen.add_argument("--pipeline", type=Path, default=None,
@@ -213,7 +217,10 @@ def job_from_args(args: argparse.Namespace) -> GenerateJob:
     """Every check that can be made before any work (with --pipeline, the checks that need the model's
     geometry, e.g. the frame count's form, run once it is loaded, before any sampling)."""
     clips = check_int("clips", args.clips, 1)
-    frames = args.frames if args.frames is not None or args.pipeline else VIDRD_FRAMES
+    vidrd = args.pipeline is None  # else a diffusers pipeline, whose own defaults fill what is not given
+    frames = VIDRD_FRAMES if args.frames is None and vidrd else args.frames
+    steps = VIDRD_STEPS if args.steps is None and vidrd else args.steps
+    guidance = VIDRD_GUIDANCE if args.guidance is None and vidrd else args.guidance
     if frames is not None:
         check_int("frames", frames, 2)
     for name in ("height", "width"):
@@ -238,7 +245,8 @@ def job_from_args(args: argparse.Namespace) -> GenerateJob:
         prompt=args.prompt, prompts=split_prompts(args.prompt, clips), clips=clips,
         strategies=args.strategies,
         out=check_out_folder("out", args.out), frames=frames, prompt_frames=args.prompt_frames,
-        steps=check_steps(args.steps, folder), guidance=check_guidance(args.guidance), seed=args.seed,
+        steps=None if steps is None else check_steps(steps, folder),
+        guidance=None if guidance is None else check_guidance(guidance), seed=args.seed,
         model=args.model if args.pipeline else folder, pipeline=args.pipeline, height=args.height,
         width=args.width, format=args.format, fps=args.fps, drop_prompt_frames=sampler.drop_prompt_frames,
         progress=args.progress, resume=args.resume, sampler=sampler,
@@ -388,8 +396,8 @@ def main(argv: list[str] | None = None) -> None:
                 result = generate(job)
         except ResumeError as error:  # --resume with other arguments or another model: a usage error
             parser.error(str(error))
-        except ValueError as error:  # a DamagedCheckpointError (its file and tensor), or --frames not of
-            # a --pipeline's form (found once it is loaded): the message, no traceback
+        except (DamagedCheckpointError, PipelineInputError) as error:  # a damaged model (its file and
+            # tensor), or --frames not of a --pipeline's form (found once it is loaded): no traceback
             parser.exit(1, f"{parser.prog}: error: {error}\n")
         print("\n".join(summary_lines(result)))
 

@@ -34,6 +34,7 @@ from samplers import Clip, LongVideoSampler
 from samplers.validation import check_generator, check_int
 
 from .families import VideoFamily, family_for
+from .stream_decode import pixel_range
 from .video_io import FrameSink, to_uint8_frames
 
 OUTPUT_TYPES = ("latent", "np", "pil")
@@ -81,23 +82,28 @@ class LongVideoPipeline:
         on_clip: Callable[[Clip], None] | None = None,
         **kwargs: Any,
     ) -> LongVideoOutput:
-        check_int("num_clips", num_clips, 1)
-        check_generator(generator)
-        check_int("decode_context", decode_context, 1)
-        if output_type not in OUTPUT_TYPES:
-            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}; got {output_type!r}")
-        if sink is not None and not isinstance(sink, FrameSink):
-            raise TypeError(f"sink must be a FrameSink (with write(frames) and close()); got {sink!r}")
-        if on_clip is not None and not callable(on_clip):
-            raise TypeError(f"on_clip must be None or a callable Clip -> None; got {on_clip!r}")
-        # no strategy: independent clips (prompt_frames is then unused; 1 fits every clip length)
-        sampler = sampler if sampler is not None else LongVideoSampler(prompt_frames=1, progress=False)
-        if not callable(getattr(sampler, "sample", None)):
-            raise TypeError(f"sampler must be a LongVideoSampler (with .sample); got {sampler!r}")
-        plan = self.family.plan(num_clips, generator, {"prompt": prompt, **kwargs})
-        self._check_prompt_frames(sampler, plan.clip_shape[2], kwargs)
-        decode = output_type != "latent"
-        decoder = self.family.stream_decoder(decode_context) if decode else None
+        sampler = self._check(sampler, num_clips, generator, output_type, sink, decode_context, on_clip)
+        try:  # the family's checks, then the sampler's clip checks, all before any model call
+            plan = self.family.plan(num_clips, generator, {"prompt": prompt, **kwargs},
+                                    check_frames=lambda f: self._check_clip(sampler, f))  # fmt: skip
+        except ValueError as error:  # (a TypeError passes as it is)
+            raise PipelineInputError(str(error)) from error
+        if sink is not None and plan.clip_shape[0] != 1:
+            raise PipelineInputError(
+                f"sink takes one video; this call makes {plan.clip_shape[0]} (prompt embeddings with a "
+                "batch): pass no sink, or one video's embeddings"
+            )
+        video, clips = self._sample(sampler, plan, num_clips, generator, output_type, sink,
+                                    decode_context, on_clip)  # fmt: skip
+        frames = _frames(clips.kept, output_type) if output_type != "latent" and sink is None else None
+        starts = [pixel_range(s, 1, self.family.temporal)[0] for s in video.clip_starts]
+        return LongVideoOutput(frames=frames, latents=video.latents, clip_starts=starts,
+                               latent_clip_starts=video.clip_starts)  # fmt: skip
+
+    def _sample(self, sampler, plan, num_clips, generator, output_type, sink, decode_context, on_clip):
+        """The sampler's run, each finished clip decoded (streamed) into the sink or kept."""
+        decoding = output_type != "latent"
+        decoder = self.family.stream_decoder(decode_context, plan.decode_options) if decoding else None
         clips = _ClipFrames(self.family.temporal, sink)
 
         def on_finished(clip: Clip) -> None:
@@ -115,21 +121,42 @@ class LongVideoPipeline:
             )
             if decoder is not None:
                 clips.add(decoder.flush())  # the frames a non-causal decoder held back for its lookahead
-        frames = _frames(clips.kept, output_type) if decode and sink is None else None
-        t = self.family.temporal
-        starts = [0 if s == 0 else 1 + (s - 1) * t for s in video.clip_starts]  # pixel frame of latent s
-        return LongVideoOutput(frames=frames, latents=video.latents, clip_starts=starts,
-                               latent_clip_starts=video.clip_starts)  # fmt: skip
+        return video, clips
 
-    def _check_prompt_frames(self, sampler: Any, latent_frames: int, kwargs: dict[str, Any]) -> None:
+    @staticmethod
+    def _check(sampler, num_clips, generator, output_type, sink, decode_context, on_clip) -> Any:
+        """The call's own arguments; returns the sampler (no strategy by default: independent clips,
+        prompt_frames 1, which fits every clip length)."""
+        check_int("num_clips", num_clips, 1)
+        check_generator(generator)
+        check_int("decode_context", decode_context, 1)
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}; got {output_type!r}")
+        if sink is not None and not isinstance(sink, FrameSink):
+            raise TypeError(f"sink must be a FrameSink (with write(frames) and close()); got {sink!r}")
+        if sink is not None and output_type == "latent":
+            raise ValueError("sink takes decoded frames; with output_type='latent' nothing is decoded")
+        if on_clip is not None and not callable(on_clip):
+            raise TypeError(f"on_clip must be None or a callable Clip -> None; got {on_clip!r}")
+        sampler = sampler if sampler is not None else LongVideoSampler(prompt_frames=1, progress=False)
+        if not all(callable(getattr(sampler, name, None)) for name in ("sample", "check_clip")):
+            raise TypeError(f"sampler must be a LongVideoSampler (with .sample); got {sampler!r}")
+        return sampler
+
+    def _check_clip(self, sampler: Any, latent_frames: int) -> None:
         """The sampler's checks of the clip, in latent frames, with the pixel count named."""
         try:
             sampler.check_clip(latent_frames)
         except ValueError as error:
+            pixels = pixel_range(0, latent_frames, self.family.temporal)[1]
             raise ValueError(
-                f"{error} (prompt_frames counts latent frames: num_frames={kwargs.get('num_frames')} pixel "
-                f"frames are {latent_frames} latent frames per clip)"
+                f"{error} (prompt_frames counts latent frames: num_frames={pixels} pixel frames are "
+                f"{latent_frames} latent frames per clip)"
             ) from None
+
+
+class PipelineInputError(ValueError):
+    """An argument of a LongVideoPipeline call that its family or sampler refuses, before any sampling."""
 
 
 class _ClipFrames:
@@ -144,10 +171,8 @@ class _ClipFrames:
         self.kept: list[torch.Tensor] = []
 
     def expect(self, latent_start: int, latent_frames: int) -> None:
-        """Clip of latent frames start..start+n-1: pixel frames 1 + (k-1) t for latent frame k >= 1."""
-        t = self.temporal
-        start = 0 if latent_start == 0 else 1 + (latent_start - 1) * t
-        self.bounds.append((start, 1 + (latent_start + latent_frames - 1) * t))
+        """The clip of latent frames start..start+n-1 (its pixel frames: stream_decode.pixel_range)."""
+        self.bounds.append(pixel_range(latent_start, latent_frames, self.temporal))
 
     def _ready(self) -> bool:
         """Whether the next clip's frames are all decoded."""

@@ -78,11 +78,15 @@ def test_decode_equals_the_pipeline_with_timestep_conditioning():
     kwargs = call_kwargs(decode_timestep=0.05, decode_noise_scale=0.0)
     family, latents, noise = run_one_clip(pipe, kwargs)
     reference = pipe(latents=family.to_pipeline_layout(noise).clone(), output_type="pt", **kwargs).frames
-    frames = family.decode_latents(latents)
+    frames = family.decode_latents(latents, decode_timestep=0.05)
     assert frames.shape == (1, 3, FRAMES, SIZE, SIZE)
     assert torch.equal(rearrange((frames / 2 + 0.5).clamp(0, 1), "b c f h w -> b f c h w"), reference)
-    family._decode_settings["decode_timestep"] = 0.5  # the timestep reaches the VAE
-    assert not torch.equal(family.decode_latents(latents), frames)
+    assert not torch.equal(family.decode_latents(latents, decode_timestep=0.5), frames)  # it reaches the VAE
+    # and LongVideoPipeline decodes with the call's own decode_timestep (the plan's decode_options)
+    out = LongVideoPipeline(family)(num_clips=1, output_type="np",
+                                    generator=torch.Generator().manual_seed(0), **kwargs)  # fmt: skip
+    expected = rearrange(((frames / 2 + 0.5).clamp(0, 1))[0], "c f h w -> f h w c").numpy()
+    assert abs(out.frames - expected).max() <= 1e-6
 
 
 def test_paper_composition_runs_three_clips_and_decodes():

@@ -43,11 +43,27 @@ def test_one_clip_is_the_pipeline_bit_for_bit(scheduler, guidance_scale):
     assert torch.equal(out.latents, reference)
 
 
-def test_wan22_two_experts_switch_at_the_boundary_bit_for_bit():
+def wan22(boundary_ratio: float = 0.9):
+    """The tiny Wan with a second expert (seed 1) for timesteps below boundary_ratio * 1000."""
     pipe = tiny.tiny_wan(0)
     torch.manual_seed(1)
     pipe.register_modules(transformer_2=WanTransformer3DModel(**pipe.transformer.config))
-    pipe.register_to_config(boundary_ratio=0.9)  # 3 steps of shift 7: the last one is below 900
+    pipe.register_to_config(boundary_ratio=boundary_ratio)
+    return pipe
+
+
+@pytest.mark.parametrize(("scale", "scale_2"), [(1.0, 3.0), (3.0, 1.0)])
+def test_wan22_guidance_is_decided_once_as_the_pipeline_does(scale, scale_2):
+    # the pipeline guides both experts when guidance_scale > 1 (the second with guidance_scale_2, even
+    # if that is 1) and neither otherwise: the same bits, and no crash with only guidance_scale_2 > 1
+    pipe = wan22()
+    kwargs = {**COND, **SIZE, "guidance_scale": scale, "guidance_scale_2": scale_2}
+    out, noise = one_clip(pipe, **kwargs)
+    assert torch.equal(out.latents, pipe(**kwargs, latents=noise.clone(), output_type="latent").frames)
+
+
+def test_wan22_two_experts_switch_at_the_boundary_bit_for_bit():
+    pipe = wan22(0.9)  # 3 steps of shift 7: the last one is below 900
     seen = []
     for name in ("transformer", "transformer_2"):
         getattr(pipe, name).register_forward_hook(lambda m, args, kw, out, name=name: seen.append(name),
@@ -127,6 +143,14 @@ class _Refuse:
         ({"guidance_scale": -1.0}, ValueError, "guidance_scale"),
         ({"prompt_embeds": [tiny.prompt_embeds(1)] * 3}, ValueError, r"prompt_embeds must be one Tensor.*"
                                                                       r"num_clips=2"),
+        ({"guidance_scale_2": 3.0}, ValueError, r"guidance_scale_2 is for Wan 2.2's second expert.*got 3.0"),
+        ({"prompt": "a red circle"}, ValueError, "prompt and prompt_embeds are exclusive"),
+        ({"negative_prompt_embeds": None}, ValueError, r"no tokenizer or text encoder: pass prompt_embeds"),
+        ({"negative_prompt_embeds": tiny.prompt_embeds(2, length=5)}, ValueError,
+         r"negative_prompt_embeds must have prompt_embeds' shape \(1, 8, 32\) \(clip 0\); got \(1, 5, 32\)"),
+        ({"prompt_embeds": [tiny.prompt_embeds(1), tiny.prompt_embeds(1, batch=2)],
+          "negative_prompt_embeds": None, "guidance_scale": 1.0}, ValueError,
+         "every clip's prompt must make the same batch; clip 0 has 1, clip 1 has 2"),
         ({"sampler": paper(prompt_frames=3)}, ValueError,
          r"prompt_frames.*counts latent frames: num_frames=9 pixel frames are 3 latent frames per clip"),
     ],

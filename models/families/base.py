@@ -15,9 +15,10 @@ k t + 1. The sampler's `prompt_frames` counts latent frames.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -26,6 +27,10 @@ from samplers import Schedule
 from samplers.validation import check_int, check_real
 
 from ..stream_decode import StreamingDecoder
+
+
+def no_check(latent_frames: int) -> None:
+    """The default `check_frames` of `VideoFamily.plan`: nothing to check."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,8 @@ class ClipPlan:
     num_inference_steps: int
     device: torch.device
     dtype: torch.dtype = torch.float32  # the latents' dtype in the pipeline's loop
+    # keyword arguments of the family's `decode_latents` for this call (e.g. LTX's decode timestep)
+    decode_options: dict[str, Any] = field(default_factory=dict)
 
 
 class VideoFamily:
@@ -108,12 +115,15 @@ class VideoFamily:
 
     # -- what each family implements -------------------------------------------------------------------
 
-    def plan(self, num_clips: int, generator: torch.Generator | None, kwargs: dict[str, Any]) -> ClipPlan:
+    def plan(self, num_clips: int, generator: torch.Generator | None, kwargs: dict[str, Any],
+             check_frames: Callable[[int], None] = no_check) -> ClipPlan:  # fmt: skip
+        """The plan of one call; `check_frames(F)` is called with the latent frames per clip as soon as
+        they are known, before any model call (LongVideoPipeline checks the sampler's clip there)."""
         raise NotImplementedError
 
-    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+    def decode_latents(self, latents: torch.Tensor, **options: Any) -> torch.Tensor:
         """Latents (B, C, F, h, w) as the loop leaves them -> frames (B, 3, 1 + (F-1) t, H, W) in about
-        [-1, 1]: the pipeline's un-normalisation and VAE decode."""
+        [-1, 1]: the pipeline's un-normalisation and VAE decode; `options` a plan's `decode_options`."""
         raise NotImplementedError
 
     @property
@@ -121,13 +131,14 @@ class VideoFamily:
         """Whether a decoded frame depends on earlier latent frames only (else it also looks ahead)."""
         return True
 
-    def stream_decoder(self, context: int) -> StreamingDecoder:
+    def stream_decoder(self, context: int, options: dict[str, Any] | None = None) -> StreamingDecoder:
         """Decodes a long video's latents stretch by stretch (each clip's), returning the pixel frames each
         stretch adds (`flush()` at the end): `decode_latents` with `context` latent frames before each
         stretch and, for a non-causal decoder, `context` after it (models.stream_decode). A family whose
         VAE carries a causal cache may override this to decode exactly."""
         lookahead = 0 if self.causal_decoder else context
-        return StreamingDecoder(self.decode_latents, self.temporal, context, lookahead)
+        decode = functools.partial(self.decode_latents, **(options or {}))
+        return StreamingDecoder(decode, self.temporal, context, lookahead)
 
     def to_pipeline_layout(self, latents: torch.Tensor) -> torch.Tensor:
         """Kit layout (B, C, F, h, w) -> the pipeline's latent layout (its `latents=` argument)."""
@@ -150,7 +161,7 @@ def take(kwargs: dict[str, Any], allowed: dict[str, Any], family: str) -> dict[s
     if unknown:
         raise TypeError(
             f"{family} does not take {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}, plus "
-            "sampler, num_clips, generator, output_type and sink"
+            "sampler, num_clips, generator, output_type, sink, decode_context and on_clip"
         )
     return {**allowed, **kwargs}
 

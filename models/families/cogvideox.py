@@ -21,7 +21,7 @@ scheduler without it), `num_videos_per_prompt` other than 1 (the pipeline ignore
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -36,6 +36,7 @@ from .base import (
     VideoFamily,
     check_guidance,
     clip_index,
+    no_check,
     per_clip,
     take,
 )
@@ -188,11 +189,13 @@ class CogVideoXFamily(VideoFamily):
             )
         return h, w
 
-    def plan(self, num_clips: int, generator: torch.Generator | None, kwargs: dict[str, Any]) -> ClipPlan:
+    def plan(self, num_clips: int, generator: torch.Generator | None, kwargs: dict[str, Any],
+             check_frames: Callable[[int], None] = no_check) -> ClipPlan:  # fmt: skip
         args = take(kwargs, _ALLOWED, type(self.pipe).__name__)
         self._check_model()
         spatial, config = self.spatial, self.config
         frames = self.latent_frames(_default(args["num_frames"], config.sample_frames))
+        check_frames(frames)  # the sampler's clip checks, before any model call
         h, w = self.latent_size(_default(args["height"], config.sample_height * spatial),
                                 _default(args["width"], config.sample_width * spatial))  # fmt: skip
         steps = check_int("num_inference_steps", args["num_inference_steps"], 1,

@@ -15,7 +15,7 @@ VAE. Height and width must be multiples of 16 (the pipeline's check) and of the 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from numbers import Real
 from typing import Any
 
@@ -33,6 +33,7 @@ from .base import (
     check_steps,
     clip_index,
     nearest_form,
+    no_check,
     per_clip,
     take,
 )
@@ -109,9 +110,11 @@ class HunyuanVideoFamily(VideoFamily):
                 )
         return height // self.spatial, width // self.spatial
 
-    def plan(self, num_clips: int, generator: torch.Generator | None, kwargs: dict[str, Any]) -> ClipPlan:
+    def plan(self, num_clips: int, generator: torch.Generator | None, kwargs: dict[str, Any],
+             check_frames: Callable[[int], None] = no_check) -> ClipPlan:  # fmt: skip
         args = take(kwargs, _ALLOWED, type(self.pipe).__name__)
         frames = self._latent_frames(args["num_frames"])
+        check_frames(frames)  # the sampler's clip checks, before any model call
         h, w = self.latent_size(args["height"], args["width"])
         steps, sigmas = _steps_and_sigmas(args["num_inference_steps"], args["sigmas"])
         scale = check_guidance("guidance_scale", args["guidance_scale"])

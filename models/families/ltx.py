@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import inspect
 import math
+from collections.abc import Callable
 from numbers import Real
 from typing import Any
 
@@ -43,6 +44,7 @@ from .base import (
     check_steps,
     clip_index,
     nearest_form,
+    no_check,
     per_clip,
     take,
 )
@@ -101,14 +103,10 @@ class LTXDenoiser:
 
 
 class LTXFamily(VideoFamily):
-    """`plan` keeps the decode settings of its call (`decode_timestep`, the embeddings' dtype) for the
-    `decode_latents` calls that follow it."""
+    """A plan carries its call's decode settings (`decode_timestep`, the embeddings' dtype) as
+    `decode_options` for `decode_latents`."""
 
     pipeline_names = ("LTXPipeline",)
-
-    def __init__(self, pipe: Any) -> None:
-        super().__init__(pipe)
-        self._decode_settings: dict[str, Any] = {"dtype": None, "decode_timestep": 0.0}
 
     # -- geometry: the pipeline's own names --------------------------------------------------------------
 
@@ -163,9 +161,11 @@ class LTXFamily(VideoFamily):
 
     # -- the plan ----------------------------------------------------------------------------------------
 
-    def plan(self, num_clips: int, generator: torch.Generator | None, kwargs: dict[str, Any]) -> ClipPlan:
+    def plan(self, num_clips: int, generator: torch.Generator | None, kwargs: dict[str, Any],
+             check_frames: Callable[[int], None] = no_check) -> ClipPlan:  # fmt: skip
         args = take(kwargs, _ALLOWED, type(self.pipe).__name__)
         frames = self._latent_frames(args["num_frames"])
+        check_frames(frames)  # the sampler's clip checks, before any model call
         h, w = self.latent_size(args["height"], args["width"])
         steps = self._check_steps(args)
         scale = check_guidance("guidance_scale", args["guidance_scale"])
@@ -176,10 +176,11 @@ class LTXFamily(VideoFamily):
         batch, dtype = self._batch_and_dtype(clips, args["num_videos_per_prompt"])
         self._check_decode(args, batch)
         conds = [self._encode(clip, args, scale > 1.0) for clip in clips]
-        self._decode_settings = {"dtype": dtype, "decode_timestep": args["decode_timestep"]}
+        options = {"dtype": dtype, "decode_timestep": args["decode_timestep"]}
         shape = (batch, self.pipe.transformer.config.in_channels, frames, h, w)
         return ClipPlan(shape, LTXDenoiser(self, scale, rescale, frame_rate), lambda i: clip_index(conds, i),
-                        self._schedule(steps, frames * h * w), steps, self.device)  # fmt: skip
+                        self._schedule(steps, frames * h * w), steps, self.device,
+                        decode_options=options)  # fmt: skip
 
     def _schedule(self, steps: int, sequence_length: int) -> Schedule:
         """The pipeline's sigmas and mu (from the latent grid's token count before patching)."""
@@ -324,19 +325,20 @@ class LTXFamily(VideoFamily):
         return bool(getattr(self.pipe.vae.config, "decoder_causal", False))
 
     @torch.no_grad()
-    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+    def decode_latents(self, latents: torch.Tensor, dtype: torch.dtype | None = None,
+                       decode_timestep: float | list[float] = 0.0) -> torch.Tensor:  # fmt: skip
         """(B, C, F, h, w) loop latents -> (B, 3, 1 + (F-1) t, H, W) frames: denormalised, cast to the
-        embeddings' dtype, decoded at decode_timestep where the VAE is timestep-conditioned."""
+        embeddings' dtype (a plan's `decode_options`; default the transformer's), decoded at
+        `decode_timestep` where the VAE is timestep-conditioned."""
         vae = self.pipe.vae
         latents = latents.to(vae.device)
         mean, std = (rearrange(v, "c -> 1 c 1 1 1").to(latents.device, latents.dtype)
                      for v in (vae.latents_mean, vae.latents_std))  # fmt: skip
         latents = latents * std / vae.config.scaling_factor + mean
-        dtype = self._decode_settings["dtype"] or self.pipe.transformer.dtype
-        latents = latents.to(dtype)
+        latents = latents.to(dtype or self.pipe.transformer.dtype)
         timestep = None
         if vae.config.timestep_conditioning:
-            values = self._decode_settings["decode_timestep"]
+            values = decode_timestep
             values = values if isinstance(values, (list, tuple)) else [values] * latents.shape[0]
             timestep = torch.tensor(values, device=latents.device, dtype=latents.dtype)
         return vae.decode(latents.to(vae.dtype), timestep, return_dict=False)[0]

@@ -17,6 +17,7 @@ with the guided output rounded to the latents' dtype, where the pipeline steps w
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -32,6 +33,7 @@ from .base import (
     check_guidance,
     check_steps,
     clip_index,
+    no_check,
     per_clip,
     take,
 )
@@ -88,9 +90,11 @@ class MochiFamily(VideoFamily):
     def spatial(self) -> int:
         return int(self.pipe.vae_spatial_scale_factor)
 
-    def plan(self, num_clips: int, generator: torch.Generator | None, kwargs: dict[str, Any]) -> ClipPlan:
+    def plan(self, num_clips: int, generator: torch.Generator | None, kwargs: dict[str, Any],
+             check_frames: Callable[[int], None] = no_check) -> ClipPlan:  # fmt: skip
         args = take(kwargs, _ALLOWED, type(self.pipe).__name__)
         frames = self.latent_frames(args["num_frames"])
+        check_frames(frames)  # the sampler's clip checks, before any model call
         height = self.pipe.default_height if args["height"] is None else args["height"]
         width = self.pipe.default_width if args["width"] is None else args["width"]
         h, w = self.latent_size(height, width)

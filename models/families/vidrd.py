@@ -11,13 +11,14 @@ before it as context, where `VidRDPipeline` itself decodes each clip alone.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from samplers import Schedule
 
-from .base import ClipPlan, VideoFamily, check_guidance, check_steps, per_clip, take
+from .base import ClipPlan, VideoFamily, check_guidance, check_steps, no_check, per_clip, take
 
 _ALLOWED = {"prompt": None, "negative_prompt": "", "num_frames": 16, "height": None, "width": None,
             "num_inference_steps": 25, "guidance_scale": 10.0}  # fmt: skip
@@ -42,7 +43,8 @@ class VidRDFamily(VideoFamily):
     def device(self) -> torch.device:
         return next(self.pipe.unet.parameters()).device
 
-    def plan(self, num_clips: int, generator: torch.Generator | None, kwargs: dict[str, Any]) -> ClipPlan:
+    def plan(self, num_clips: int, generator: torch.Generator | None, kwargs: dict[str, Any],
+             check_frames: Callable[[int], None] = no_check) -> ClipPlan:  # fmt: skip
         args = take(kwargs, _ALLOWED, "VidRDPipeline")
         prompts = per_clip("prompt", args["prompt"], num_clips, str)
         if prompts == [None] or any(not p or not p.strip() for p in prompts):
@@ -54,6 +56,7 @@ class VidRDFamily(VideoFamily):
         steps = check_steps(args["num_inference_steps"])
         scale = check_guidance("guidance_scale", args["guidance_scale"])
         shape = self.pipe.clip_shape(1, args["num_frames"], args["height"], args["width"])
+        check_frames(shape[2])  # the sampler's clip checks, before any model call
         with torch.no_grad():
             embeddings = self.pipe.text_encoder.encode(prompts)
             unconditional = self.pipe.text_encoder.encode([negative])

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from einops import rearrange, repeat
 
 from samplers import Schedule
 
@@ -23,6 +24,7 @@ from .base import (
     check_guidance,
     check_steps,
     clip_index,
+    no_check,
     per_clip,
     take,
 )
@@ -40,6 +42,7 @@ class WanDenoiser:
     def __init__(self, pipe: Any, guidance_scale: float, guidance_scale_2: float | None) -> None:
         self.pipe = pipe
         self.guidance_scale, self.guidance_scale_2 = guidance_scale, guidance_scale_2
+        self.guided = guidance_scale > 1.0  # the pipeline decides once (from guidance_scale) for both
         ratio = pipe.config.boundary_ratio
         self.boundary = None if ratio is None else ratio * pipe.scheduler.config.num_train_timesteps
 
@@ -56,7 +59,7 @@ class WanDenoiser:
             t = self._timestep(timestep, latents)
             output = model(hidden_states=model_input, timestep=t, encoder_hidden_states=prompt_embeds,
                            attention_kwargs=attention_kwargs, return_dict=False)[0]  # fmt: skip
-            if scale > 1.0:
+            if self.guided:
                 uncond = model(hidden_states=model_input, timestep=t,
                                encoder_hidden_states=negative_prompt_embeds,
                                attention_kwargs=attention_kwargs, return_dict=False)[0]  # fmt: skip
@@ -68,7 +71,7 @@ class WanDenoiser:
         t = torch.as_tensor(timestep, device=latents.device)
         if self.pipe.config.expand_timesteps:  # one timestep per token of the 2x2 patches
             mask = torch.ones((frames, height, width), dtype=torch.float32, device=latents.device)
-            return (mask[:, ::2, ::2] * t).flatten().unsqueeze(0).expand(batch, -1)
+            return repeat(mask[:, ::2, ::2] * t, "f h w -> b (f h w)", b=batch)
         return t.expand(batch)
 
 
@@ -83,20 +86,29 @@ class WanFamily(VideoFamily):
     def patch_size(self) -> int:
         return int(self.model.config.patch_size[-1])
 
-    def plan(self, num_clips: int, generator: torch.Generator | None, kwargs: dict[str, Any]) -> ClipPlan:
+    def plan(self, num_clips: int, generator: torch.Generator | None, kwargs: dict[str, Any],
+             check_frames: Callable[[int], None] = no_check) -> ClipPlan:  # fmt: skip
         args = take(kwargs, _ALLOWED, type(self.pipe).__name__)
         frames = self.latent_frames(args["num_frames"])
+        check_frames(frames)  # the sampler's clip checks, before any model call
         h, w = self.latent_size(args["height"], args["width"])
         steps = check_steps(args["num_inference_steps"])
         scale = check_guidance("guidance_scale", args["guidance_scale"])
-        scale_2 = args["guidance_scale_2"]
-        if self.pipe.config.boundary_ratio is not None:
-            scale_2 = scale if scale_2 is None else check_guidance("guidance_scale_2", scale_2)
+        scale_2 = self._second_scale(scale, args["guidance_scale_2"])
         conds = self._encode(args, num_clips, scale > 1.0)
-        batch = conds[0]["prompt_embeds"].shape[0]
+        batch = _same_batch(conds)
         shape = (batch, self.model.config.in_channels, frames, h, w)
         return ClipPlan(shape, WanDenoiser(self.pipe, scale, scale_2), lambda i: clip_index(conds, i),
                         Schedule(self.pipe.scheduler), steps, self.device)  # fmt: skip
+
+    def _second_scale(self, scale: float, scale_2: float | None) -> float | None:
+        """Wan 2.2's low-noise expert's guidance (default guidance_scale); refused without that expert."""
+        if self.pipe.config.boundary_ratio is not None:
+            return scale if scale_2 is None else check_guidance("guidance_scale_2", scale_2)
+        if scale_2 is not None:
+            raise ValueError("guidance_scale_2 is for Wan 2.2's second expert (a pipeline with "
+                             f"boundary_ratio); this pipeline has none; got {scale_2!r}")  # fmt: skip
+        return None
 
     def _encode(self, args: dict[str, Any], num_clips: int, guided: bool) -> list[dict[str, Any]]:
         """One conditioning dict per distinct clip prompt, through the pipeline's own encode_prompt."""
@@ -106,8 +118,7 @@ class WanFamily(VideoFamily):
         negative_embeds = per_clip("negative_prompt_embeds", args["negative_prompt_embeds"], num_clips,
                                    torch.Tensor)  # fmt: skip
         count = max(len(prompts), len(embeds), len(negatives), len(negative_embeds))
-        if prompts == [None] and embeds == [None]:
-            raise ValueError("prompt or prompt_embeds is required")
+        self._check_text(prompts, embeds, negative_embeds, guided, count)
         dtype = self.model.dtype
         conds = []
         for i in range(count):
@@ -123,6 +134,26 @@ class WanFamily(VideoFamily):
             conds.append(cond)
         return conds
 
+    def _check_text(self, prompts: list, embeds: list, negative_embeds: list, guided: bool,
+                    count: int) -> None:  # fmt: skip
+        """Per clip, a prompt or its embeddings (not both); text to encode needs the tokenizer and text
+        encoder (with guidance, a missing negative embedding is encoded from the negative prompt)."""
+        if any(p is not None for p in prompts) and any(e is not None for e in embeds):
+            raise ValueError("prompt and prompt_embeds are exclusive: pass one of them")
+        if prompts == [None] and embeds == [None]:
+            raise ValueError("prompt or prompt_embeds is required")
+        encodes = prompts != [None] or (guided and None in negative_embeds)
+        if encodes and (self.pipe.tokenizer is None or self.pipe.text_encoder is None):
+            raise ValueError("this pipeline has no tokenizer or text encoder: pass prompt_embeds and, with "
+                             "guidance_scale > 1, negative_prompt_embeds")  # fmt: skip
+        for i in range(count):
+            positive, negative = clip_index(embeds, i), clip_index(negative_embeds, i)
+            if positive is not None and negative is not None and positive.shape != negative.shape:
+                raise ValueError(
+                    f"negative_prompt_embeds must have prompt_embeds' shape {tuple(positive.shape)} "
+                    f"(clip {i}); got {tuple(negative.shape)}"
+                )
+
     @torch.no_grad()
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
         return self.pipe.vae.decode(self._denormalize(latents), return_dict=False)[0]
@@ -131,17 +162,16 @@ class WanFamily(VideoFamily):
         """The pipeline's latents / (1 / latents_std) + latents_mean, in the VAE's dtype and device."""
         vae = self.pipe.vae
         latents = latents.to(vae.device, vae.dtype)
-        z = vae.config.z_dim
-        mean = torch.tensor(vae.config.latents_mean).view(1, z, 1, 1, 1).to(latents.device, latents.dtype)
-        std = torch.tensor(vae.config.latents_std).view(1, z, 1, 1, 1).to(latents.device, latents.dtype)
+        mean, std = (rearrange(torch.tensor(v), "c -> 1 c 1 1 1").to(latents.device, latents.dtype)
+                     for v in (vae.config.latents_mean, vae.config.latents_std))  # fmt: skip
         return latents / (1.0 / std) + mean
 
-    def stream_decoder(self, context: int) -> Any:
+    def stream_decoder(self, context: int, options: dict[str, Any] | None = None) -> Any:
         """Wan's VAE decodes one latent frame at a time, carrying a cache of causal-convolution features:
         keeping that cache across clips decodes the long video exactly as a whole-video decode, in memory
         flat in its length. With tiling on, the generic context decode (models.stream_decode)."""
         if getattr(self.pipe.vae, "use_tiling", False):
-            return super().stream_decoder(context)
+            return super().stream_decoder(context, options)
         return _CachedWanDecoder(self.pipe.vae, self._denormalize)
 
 
@@ -171,3 +201,13 @@ class _CachedWanDecoder:
     def flush(self) -> None:
         """Nothing is held back: a causal cache decodes every frame as it comes."""
         return None
+
+
+def _same_batch(conds: list[dict[str, Any]]) -> int:
+    """The batch every clip's conditioning shares; ValueError naming the clip that differs."""
+    batch = conds[0]["prompt_embeds"].shape[0]
+    for i, cond in enumerate(conds):
+        if cond["prompt_embeds"].shape[0] != batch:
+            raise ValueError(f"every clip's prompt must make the same batch; clip 0 has {batch}, clip {i} "
+                             f"has {cond['prompt_embeds'].shape[0]}")  # fmt: skip
+    return batch
