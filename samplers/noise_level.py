@@ -9,8 +9,9 @@ eps unit Gaussian noise):
 
 `NoiseLevel` holds (a, s) and two derived numbers every consumer wants: the VP-equivalent
 abar = a^2 / (a^2 + s^2) and the scale r = sqrt(a^2 + s^2), so that z = r (sqrt(abar) x0 + sqrt(1-abar) eps).
-For VP levels r is exactly 1 and abar is the scheduler's own alphas_cumprod entry, so formulas written
-for VP (reconstruction guidance's step size) keep their bits.
+For VP levels r is exactly 1 and abar is what the scheduler steps with (its alphas_cumprod entry, or
+1 / (1 + sigma^2) from the sigmas DPM-Solver and UniPC keep), so formulas written for VP
+(reconstruction guidance's step size) keep their bits.
 
 `x0_from_output` turns a model output into the x0 estimate for every prediction type: epsilon,
 v_prediction (v on the VP-scaled model input), sample and flow velocity (v = eps - x0; with inverted

@@ -61,7 +61,9 @@ class StrategyHooks:
         called before any work (and by callers before loading a model)."""
 
     def check_scheduler(self, scheduler: Any) -> None:
-        """Raise ValueError if the strategy cannot be exact with `scheduler`; called before any work."""
+        """Raise ValueError if the strategy cannot be exact with `scheduler`; called before any work, with
+        the sampler's `samplers.Schedule` (its kind, noise levels, `x0_problem()`; the diffusers object
+        is its `.scheduler`)."""
 
 
 _DEFAULT_HOOKS = StrategyHooks()

@@ -156,6 +156,7 @@ def test_a_scheduler_without_an_exact_x0_is_refused_before_any_work():
     assert calls == []
     assert x0_conversion_problem(scheduler) is not None
     assert x0_conversion_problem(EulerDiscreteScheduler()) is None  # exact since the scheduler seam
+    ReconstructionGuidance(0.0).check_scheduler(scheduler)  # weight 0 is no guidance: accepted anywhere
 
 
 def sample(strategies, scheduler, clips=3, steps=6, **kwargs):
@@ -272,3 +273,29 @@ def test_a_denoiser_without_gradients_is_reported():
 def test_bad_weight(weight):
     with pytest.raises(ValueError, match="weight must be in"):
         ReconstructionGuidance(weight)
+
+
+@pytest.mark.parametrize("level", [NoiseLevel.flow(0.3), NoiseLevel.flow(0.8), NoiseLevel.ve(2.0)])
+def test_off_vp_the_step_is_ho_et_als_vp_step_taken_on_z_over_r(level):
+    # Under a non-VP level z = r * (VP latent), the guidance must equal: take Ho et al.'s VP step (weight
+    # (w / T) sqrt(abar) / 2, gradient by autograd) on the VP latent y = z / r of the same x0 estimate,
+    # then map back z' = r y'. Computed here without the code's r^2 factor.
+    n, m, t, weight = 6, 2, 10, 10.0
+    a = randn((n, n), 0)
+    target = randn((2, 2, m, 3, 3), 1)
+    previous = Recording(tuple(range(n - m, n)), torch.zeros(0, 2, 2, m, 3, 3), final=target)
+    z = randn((2, 2, n, 3, 3), 2)
+
+    def x0_of_z(x):
+        return torch.einsum("fg,bcghw->bcfhw", a, x)
+
+    context = StepContext(1, 0, t, torch.tensor(500), m, n, previous, x0_of_z, level.alpha_bar,
+                          noise_level=level)  # fmt: skip
+    out = ReconstructionGuidance(weight)(z, context)
+    r = level.scale
+    y = (z / r).requires_grad_(True)
+    loss = (x0_of_z(r * y)[:, :, :m] - target).square().sum()
+    (grad_y,) = torch.autograd.grad(loss, y)
+    y_new = y.detach() - weight / t * math.sqrt(level.alpha_bar) / 2 * grad_y
+    expected = torch.cat([z[:, :, :m], (r * y_new)[:, :, m:]], dim=2)
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)

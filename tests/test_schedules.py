@@ -27,7 +27,7 @@ from diffusers import (
     UniPCMultistepScheduler,
 )
 
-from samplers import DSG, GuidanceExactnessWarning, LongVideoSampler, NoiseLevel, ReconstructionGuidance
+from samplers import DSG, GuidanceExactnessWarning, LongVideoSampler, NoiseLevel
 from samplers.schedulers import Schedule, scheduler_kind
 
 SHAPE = (1, 2, 4, 3, 3)
@@ -188,13 +188,3 @@ def test_noise_level_constructors(sigma):
     assert ve.scale == math.sqrt(1 + sigma**2)
     vp = NoiseLevel.vp(0.36)
     assert (vp.signal, vp.noise, vp.scale) == (0.6, 0.8, 1.0)
-
-
-def test_reconstruction_step_is_the_vp_step_mapped_to_the_state():
-    # A step c * grad on the VP latent z / r is r^2 c * grad on z: w_s = (w / T) sqrt(abar) r^2 / 2.
-    guidance, steps = ReconstructionGuidance(10.0), 50
-    assert guidance.step_weight(NoiseLevel.vp(0.36), steps) == 10.0 / 50 * 0.6 / 2
-    sigma = 0.3
-    a, r2 = 1 - sigma, (1 - sigma) ** 2 + sigma**2
-    expected = 10.0 / 50 * (a / math.sqrt(r2)) * r2 / 2
-    assert guidance.step_weight(NoiseLevel.flow(sigma), steps) == pytest.approx(expected, rel=1e-14)
