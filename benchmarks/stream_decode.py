@@ -29,6 +29,7 @@ import torch
 from benchmarks.metrics import seam_jump_ratio
 from benchmarks.number_lists import parse_numbers
 from models.long_pipeline import DECODE_CONTEXT, LongVideoPipeline
+from models.stream_decode import pixel_range
 from models.tiny_diffusers.examples import EXAMPLES
 from samplers import DSG, FNR, PNS, LongVideoSampler
 from samplers.validation import check_int
@@ -56,11 +57,9 @@ def to_unit(frames: torch.Tensor) -> np.ndarray:
 
 
 def pixel_starts(clips: list[torch.Tensor], temporal: int) -> list[int]:
-    starts, latent = [], 0
-    for clip in clips:
-        starts.append(0 if latent == 0 else 1 + (latent - 1) * temporal)
-        latent += clip.shape[2]
-    return starts
+    """Where each clip starts in the decoded frames (models.stream_decode.pixel_range)."""
+    latent_starts = np.cumsum([0] + [clip.shape[2] for clip in clips[:-1]])
+    return [pixel_range(int(s), 1, temporal)[0] for s in latent_starts]
 
 
 def decodes(long: LongVideoPipeline, latents: torch.Tensor, clips: list[torch.Tensor],

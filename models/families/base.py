@@ -108,11 +108,6 @@ class VideoFamily:
                 )
         return height // self.spatial, width // self.spatial
 
-    def pixel_frames(self, latent_frames: int, first: bool) -> int:
-        """Pixel frames that `latent_frames` latent frames decode to: 1 + (F-1) t at the start of a video,
-        F t as its continuation."""
-        return (1 + (latent_frames - 1) * self.temporal) if first else latent_frames * self.temporal
-
     # -- what each family implements -------------------------------------------------------------------
 
     def plan(self, num_clips: int, generator: torch.Generator | None, kwargs: dict[str, Any],

@@ -31,6 +31,7 @@ from einops import rearrange
 from samplers import Schedule
 from samplers.validation import check_int, check_real
 
+from ..stream_decode import pixel_range
 from .base import (
     ClipPlan,
     VideoFamily,
@@ -293,7 +294,7 @@ class CogVideoXFamily(VideoFamily):
         vae = self.pipe.vae
         latents = latents.to(vae.device, vae.dtype)
         frames = vae.decode(1 / self.pipe.vae_scaling_factor_image * latents).sample
-        excess = frames.shape[2] - self.pixel_frames(latents.shape[2], first=True)
+        excess = frames.shape[2] - pixel_range(0, latents.shape[2], self.temporal)[1]
         return frames[:, :, excess:] if excess > 0 else frames
 
 

@@ -45,9 +45,9 @@ from .base import (
     clip_index,
     nearest_form,
     no_check,
-    per_clip,
     take,
 )
+from .masked_prompts import MaskedPrompts
 
 CHECKED_MULTIPLE = 32  # what LTXPipeline.check_inputs asks of height and width, whatever the VAE
 _ALLOWED = {
@@ -57,9 +57,6 @@ _ALLOWED = {
     "guidance_rescale": 0.0, "num_videos_per_prompt": 1, "decode_timestep": 0.0, "decode_noise_scale": None,
     "attention_kwargs": None, "max_sequence_length": 128,
 }  # fmt: skip
-_PROMPTS = ("prompt", "negative_prompt")
-_TENSORS = ("prompt_embeds", "prompt_attention_mask", "negative_prompt_embeds",
-            "negative_prompt_attention_mask")  # fmt: skip
 
 
 class LTXDenoiser:
@@ -102,7 +99,7 @@ class LTXDenoiser:
         return self.family.from_pipeline_layout(output, latents.shape).to(latents.dtype)
 
 
-class LTXFamily(VideoFamily):
+class LTXFamily(MaskedPrompts, VideoFamily):
     """A plan carries its call's decode settings (`decode_timestep`, the embeddings' dtype) as
     `decode_options` for `decode_latents`."""
 
@@ -175,7 +172,8 @@ class LTXFamily(VideoFamily):
         clips = self._clip_inputs(args, num_clips, scale > 1.0)
         batch, dtype = self._batch_and_dtype(clips, args["num_videos_per_prompt"])
         self._check_decode(args, batch)
-        conds = [self._encode(clip, args, scale > 1.0) for clip in clips]
+        conds = [self._encode(clip, args, scale > 1.0, num_videos_per_prompt=args["num_videos_per_prompt"])
+                 for clip in clips]  # fmt: skip
         options = {"dtype": dtype, "decode_timestep": args["decode_timestep"]}
         shape = (batch, self.pipe.transformer.config.in_channels, frames, h, w)
         return ClipPlan(shape, LTXDenoiser(self, scale, rescale, frame_rate), lambda i: clip_index(conds, i),
@@ -216,54 +214,6 @@ class LTXFamily(VideoFamily):
 
     # -- conditioning ------------------------------------------------------------------------------------
 
-    def _clip_inputs(self, args: dict[str, Any], num_clips: int, guided: bool) -> list[dict[str, Any]]:
-        """The prompt keywords of each distinct clip, checked as the pipeline's check_inputs does."""
-        items = {name: per_clip(name, args[name], num_clips, str) for name in _PROMPTS}
-        items.update({name: per_clip(name, args[name], num_clips, torch.Tensor) for name in _TENSORS})
-        count = max(len(values) for values in items.values())
-        clips = [{name: clip_index(values, i) for name, values in items.items()} for i in range(count)]
-        for i, clip in enumerate(clips):
-            where = f" (clip {i})" if count > 1 else ""
-            self._check_embeds(clip, where)
-            self._check_text(clip, where, guided)
-        return clips
-
-    def _check_embeds(self, clip: dict[str, Any], where: str) -> None:
-        """prompt xor prompt_embeds; every embedding (B, S, D) with its (B, S) mask; negative as positive."""
-        positive, negative = clip["prompt_embeds"], clip["negative_prompt_embeds"]
-        if (clip["prompt"] is None) == (positive is None):
-            got = "neither" if positive is None else "both"
-            raise ValueError(f"exactly one of prompt and prompt_embeds is required{where}; got {got}")
-        for prefix, embeds in (("", positive), ("negative_", negative)):
-            if embeds is None:
-                continue
-            mask = clip[f"{prefix}prompt_attention_mask"]
-            if embeds.ndim != 3:
-                raise ValueError(f"{prefix}prompt_embeds must be (B, S, D){where}; got {tuple(embeds.shape)}")
-            if mask is None or mask.shape != embeds.shape[:2]:
-                raise ValueError(
-                    f"{prefix}prompt_attention_mask must come with {prefix}prompt_embeds, of shape (B, S) = "
-                    f"{tuple(embeds.shape[:2])}{where}; got {None if mask is None else tuple(mask.shape)}"
-                )
-        if positive is not None and negative is not None and negative.shape != positive.shape:
-            raise ValueError(
-                f"negative_prompt_embeds must have prompt_embeds' shape {tuple(positive.shape)}{where}; "
-                f"got {tuple(negative.shape)}"
-            )
-
-    def _check_text(self, clip: dict[str, Any], where: str, guided: bool) -> None:
-        """Text to encode (a prompt, or the negative prompt "" that guidance without negative embeddings
-        encodes) needs the tokenizer and the text encoder."""
-        texts = [name for name in _PROMPTS if clip[name] is not None]
-        if guided and clip["negative_prompt_embeds"] is None and "negative_prompt" not in texts:
-            texts.append('negative_prompt (default "")')
-        if texts and (self.pipe.tokenizer is None or self.pipe.text_encoder is None):
-            raise ValueError(
-                f"{' and '.join(texts)} {'need' if len(texts) > 1 else 'needs'} the pipeline's tokenizer "
-                "and text_encoder, which it lacks"
-                f"{where}: pass prompt_embeds / negative_prompt_embeds with their attention masks instead"
-            )
-
     def _batch_and_dtype(self, clips: list[dict[str, Any]], per_prompt: int) -> tuple[int, torch.dtype]:
         """The batch and the embeddings' dtype (the transformer's input dtype), the same for every clip.
         num_videos_per_prompt repeats encoded prompts only: the pipeline leaves given embeddings as they
@@ -284,22 +234,6 @@ class LTXFamily(VideoFamily):
             got = ", ".join(f"batch {b} {d}" for b, d in sorted(found, key=str))
             raise ValueError(f"every clip's prompt must give one batch size and dtype; got {got}")
         return found.pop()
-
-    def _encode(self, clip: dict[str, Any], args: dict[str, Any], guided: bool) -> dict[str, Any]:
-        """The denoiser's keywords for one clip, through the pipeline's own encode_prompt; with guidance
-        the embeddings and masks are concatenated [negative, positive] as the pipeline does."""
-        positive, mask, negative, negative_mask = self.pipe.encode_prompt(
-            prompt=clip["prompt"], negative_prompt=clip["negative_prompt"],
-            do_classifier_free_guidance=guided, num_videos_per_prompt=args["num_videos_per_prompt"],
-            prompt_embeds=clip["prompt_embeds"], negative_prompt_embeds=clip["negative_prompt_embeds"],
-            prompt_attention_mask=clip["prompt_attention_mask"],
-            negative_prompt_attention_mask=clip["negative_prompt_attention_mask"],
-            max_sequence_length=args["max_sequence_length"], device=self.device,
-        )  # fmt: skip
-        if guided:
-            positive, mask = torch.cat([negative, positive]), torch.cat([negative_mask, mask])
-        return {"prompt_embeds": positive, "prompt_attention_mask": mask,
-                "attention_kwargs": args["attention_kwargs"]}  # fmt: skip
 
     # -- decoding ----------------------------------------------------------------------------------------
 
