@@ -102,8 +102,11 @@ class LongVideoPipeline:
 
     def _sample(self, sampler, plan, num_clips, generator, output_type, sink, decode_context, on_clip):
         """The sampler's run, each finished clip decoded (streamed) into the sink or kept."""
-        decoding = output_type != "latent"
-        decoder = self.family.stream_decoder(decode_context, plan.decode_options) if decoding else None
+        decoder = None
+        if output_type != "latent":
+            n, m = plan.clip_shape[2], sampler.prompt_frames if sampler.drop_prompt_frames else 0
+            total = n + (num_clips - 1) * (n - m)  # the long video's latent frames
+            decoder = self.family.stream_decoder(decode_context, plan.decode_options, total)
         clips = _ClipFrames(self.family.temporal, sink)
 
         def on_finished(clip: Clip) -> None:

@@ -126,11 +126,13 @@ class VideoFamily:
         """Whether a decoded frame depends on earlier latent frames only (else it also looks ahead)."""
         return True
 
-    def stream_decoder(self, context: int, options: dict[str, Any] | None = None) -> StreamingDecoder:
+    def stream_decoder(self, context: int, options: dict[str, Any] | None = None,
+                       total: int | None = None) -> Any:  # fmt: skip
         """Decodes a long video's latents stretch by stretch (each clip's), returning the pixel frames each
         stretch adds (`flush()` at the end): `decode_latents` with `context` latent frames before each
         stretch and, for a non-causal decoder, `context` after it (models.stream_decode). A family whose
-        VAE carries a causal cache may override this to decode exactly."""
+        VAE decodes in a streamable way of its own (a causal cache, fixed temporal tiles) overrides this to
+        decode exactly as a whole-video decode of `total` latent frames does."""
         lookahead = 0 if self.causal_decoder else context
         decode = functools.partial(self.decode_latents, **(options or {}))
         return StreamingDecoder(decode, self.temporal, context, lookahead)

@@ -298,6 +298,51 @@ class CogVideoXFamily(VideoFamily):
         return frames[:, :, excess:] if excess > 0 else frames
 
 
+    def stream_decoder(self, context: int, options: dict[str, Any] | None = None,
+                       total: int | None = None) -> Any:  # fmt: skip
+        """CogVideoX's VAE decodes two latent frames at a time (three first when the count is odd),
+        carrying its convolutions' cache: decoding the long video's batches as they arrive, with that
+        cache, is the whole-video decode of `total` frames exactly. With spatial tiling on (or the total
+        unknown), the generic context decode."""
+        vae = self.pipe.vae
+        if total is None or getattr(vae, "use_tiling", False):
+            return super().stream_decoder(context, options, total)
+        return _CachedCogVideoXDecoder(vae, 1 / self.pipe.vae_scaling_factor_image, total, self.temporal)
+
+
+class _CachedCogVideoXDecoder:
+    """AutoencoderKLCogVideoX's batched decode of `total` latent frames, batch by batch as frames arrive."""
+
+    def __init__(self, vae: Any, scale: float, total: int, temporal: int) -> None:
+        self.vae, self.scale = vae, scale
+        size = vae.num_latent_frames_batch_size
+        first = size + total % size if total >= size else total  # the odd frame joins the first batch
+        self.batches = [first] + [size] * ((total - first) // size)
+        # an even count decodes its first latent frame to t frames: the video has 1 + (n-1) t of them
+        self.trim = temporal - 1 if total >= size and total % size == 0 else 0
+        self.pending: torch.Tensor | None = None
+        self.cache: Any = None
+
+    @torch.no_grad()
+    def __call__(self, latents: torch.Tensor) -> torch.Tensor | None:
+        self.pending = latents if self.pending is None else torch.cat([self.pending, latents], dim=2)
+        out = []
+        while self.batches and self.pending.shape[2] >= self.batches[0]:
+            size = self.batches.pop(0)
+            z, self.pending = self.pending[:, :, :size], self.pending[:, :, size:]
+            z = (self.scale * z).to(self.vae.device, self.vae.dtype)
+            if self.vae.post_quant_conv is not None:
+                z = self.vae.post_quant_conv(z)
+            frames, self.cache = self.vae.decoder(z, conv_cache=self.cache)
+            out.append(frames[:, :, self.trim :])
+            self.trim = 0
+        return torch.cat(out, dim=2) if out else None
+
+    def flush(self) -> None:
+        """Every batch was decoded as its frames arrived."""
+        return None
+
+
 def _default(value: Any, default: Any) -> Any:
     """The pipeline's `value or default` for height, width and num_frames."""
     return value or default

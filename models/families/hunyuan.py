@@ -240,6 +240,77 @@ class HunyuanVideoFamily(VideoFamily):
         latents = latents.to(vae.device, vae.dtype) / vae.config.scaling_factor
         return vae.decode(latents, return_dict=False)[0]
 
+    def stream_decoder(self, context: int, options: dict[str, Any] | None = None,
+                       total: int | None = None) -> Any:  # fmt: skip
+        """The VAE's own frame-wise (temporal-tile) decode, tile by tile (`_TiledHunyuanDecoder`): exactly
+        the whole-video decode of `total` latent frames; without `total`, the generic context decode."""
+        if total is None:
+            return super().stream_decoder(context, options, total)
+        return _TiledHunyuanDecoder(self.pipe.vae, total)
+
+
+class _TiledHunyuanDecoder:
+    """AutoencoderKLHunyuanVideo's frame-wise decode of a long latent video, tile by tile as frames arrive.
+
+    With `use_framewise_decoding` (the default) the VAE decodes more than tile_min latent frames in
+    temporal tiles of tile_min + 1 latent frames every `stride` latent frames, each on its own, and blends
+    consecutive tiles over `blend` pixel frames; a tile is decoded here as soon as its frames are in, so
+    the result is the whole-video decode of `total` frames exactly, in memory flat in the video's length.
+    At most tile_min frames in all are decoded at once, as the VAE does.
+    """
+
+    def __init__(self, vae: Any, total: int) -> None:
+        self.vae, self.total = vae, total
+        t = vae.temporal_compression_ratio
+        self.tile, self.stride = vae.tile_sample_min_num_frames // t, vae.tile_sample_stride_num_frames // t
+        self.blend = vae.tile_sample_min_num_frames - vae.tile_sample_stride_num_frames
+        self.keep = vae.tile_sample_stride_num_frames  # pixel frames each tile contributes
+        self.length = (total - 1) * t + 1  # pixel frames of the whole video
+        self.tiled = vae.use_framewise_decoding and total > self.tile
+        self.pending: torch.Tensor | None = None  # latent frames from `start` on
+        self.start, self.received, self.emitted = 0, 0, 0
+        self.previous: torch.Tensor | None = None  # the previous tile's decoded frames
+
+    @torch.no_grad()
+    def __call__(self, latents: torch.Tensor) -> torch.Tensor | None:
+        latents = (latents / self.vae.config.scaling_factor).to(self.vae.device, self.vae.dtype)
+        self.pending = latents if self.pending is None else torch.cat([self.pending, latents], dim=2)
+        self.received += latents.shape[2]
+        return self._tiles(final=self.received >= self.total) if self.tiled else None
+
+    @torch.no_grad()
+    def flush(self) -> torch.Tensor | None:
+        if self.tiled:
+            return self._tiles(final=True)
+        if self.pending is None or self.emitted:
+            return None
+        self.emitted = self.length
+        return self.vae.decode(self.pending, return_dict=False)[0]  # few frames: the VAE's plain decode
+
+    def _tiles(self, final: bool) -> torch.Tensor | None:
+        """The tiles whose frames are all in (all that start before `total` when `final`), blended."""
+        out = []
+        while self.start < self.total and (final or self.received - self.start >= self.tile + 1):
+            tile = self.pending[:, :, : self.tile + 1]
+            decoded = self._decode_tile(tile)
+            if self.start > 0:
+                decoded = self.vae.blend_t(self.previous, decoded[:, :, 1:], self.blend)
+            self.previous = decoded
+            out.append(decoded[:, :, : self.keep + (1 if self.start == 0 else 0)])
+            self.pending, self.start = self.pending[:, :, self.stride :], self.start + self.stride
+        if not out:
+            return None
+        frames = torch.cat(out, dim=2)[:, :, : self.length - self.emitted]
+        self.emitted += frames.shape[2]
+        return frames
+
+    def _decode_tile(self, tile: torch.Tensor) -> torch.Tensor:
+        vae, ratio = self.vae, self.vae.spatial_compression_ratio
+        wide = tile.shape[-1] > vae.tile_sample_min_width // ratio
+        if vae.use_tiling and (wide or tile.shape[-2] > vae.tile_sample_min_height // ratio):
+            return vae.tiled_decode(tile, return_dict=True).sample
+        return vae.decoder(vae.post_quant_conv(tile))
+
 
 def _steps_and_sigmas(num_inference_steps: int, sigmas: Any) -> tuple[int, list[float] | np.ndarray]:
     """The step count and the sigmas the pipeline gives retrieve_timesteps: linspace(1, 0, N + 1)[:-1],

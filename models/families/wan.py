@@ -166,7 +166,8 @@ class WanFamily(VideoFamily):
                      for v in (vae.config.latents_mean, vae.config.latents_std))  # fmt: skip
         return latents / (1.0 / std) + mean
 
-    def stream_decoder(self, context: int, options: dict[str, Any] | None = None) -> Any:
+    def stream_decoder(self, context: int, options: dict[str, Any] | None = None,
+                       total: int | None = None) -> Any:  # fmt: skip
         """Wan's VAE decodes one latent frame at a time, carrying a cache of causal-convolution features:
         keeping that cache across clips decodes the long video exactly as a whole-video decode, in memory
         flat in its length. With tiling on, the generic context decode (models.stream_decode)."""
