@@ -8,8 +8,8 @@ growing with its length), streamed (the family's stream decoder, clip by clip, a
 decodes) and independently (each clip alone: the VAE's causal context restarts at every seam). The table
 gives the largest difference of the streamed frames from the whole decode (pixel values in [0, 1]) and
 the pixel seam-jump ratio (benchmarks.metrics) of all three. Then, per family, the peak RSS of a child
-process that samples and stream-decodes into a sink that drops the frames, for two clip counts: their
-ratio is 1 when memory is flat in the number of clips.
+process that samples and stream-decodes into a sink that drops the frames, for two clip counts (medians
+of --repeats processes): their ratio is 1 when memory is flat in the number of clips.
 
 The pipelines are untrained (random weights): the figures measure the decoding machinery (what the
 streamed decode loses against the whole decode), not a model's quality.
@@ -66,7 +66,7 @@ def decodes(long: LongVideoPipeline, latents: torch.Tensor, clips: list[torch.Te
             context: int) -> dict[str, float]:  # fmt: skip
     family = long.family
     whole = to_unit(family.decode_latents(latents))
-    decoder = family.stream_decoder(context)
+    decoder = family.stream_decoder(context, total=latents.shape[2])  # as LongVideoPipeline makes it
     parts = [decoder(c) for c in clips] + [decoder.flush()]
     streamed = to_unit(torch.cat([p for p in parts if p is not None], dim=2))
     alone = [family.decode_latents(c) for c in clips]
@@ -99,6 +99,11 @@ def child(name: str, clips: int) -> None:
     print(json.dumps({"peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 
 
+def median_rss(name: str, clips: int, repeats: int) -> float:
+    """The median peak RSS (kB) of `repeats` fresh processes making `clips` clips."""
+    return float(np.median([peak_rss(name, clips) for _ in range(repeats)]))
+
+
 def peak_rss(name: str, clips: int) -> int:
     code = f"from benchmarks.stream_decode import child; child({name!r}, {clips})"
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
@@ -111,12 +116,14 @@ def main(argv=None) -> None:
     parser.add_argument("--clips", type=int, default=4, help="clips of the long video (default 4)")
     parser.add_argument("--contexts", default=f"1,{DECODE_CONTEXT}", help="decode contexts, latent frames")
     parser.add_argument("--memory-clips", default="2,8", help="two clip counts for the peak-RSS ratio")
+    parser.add_argument("--repeats", type=int, default=3, help="processes per clip count (median RSS)")
     parser.add_argument("--families", default=",".join(EXAMPLES), help=f"from {sorted(EXAMPLES)}")
     args = parser.parse_args(argv)
     try:
         contexts = [check_int("--contexts", c, 1) for c in parse_numbers(args.contexts, int)]
         low, high = (check_int("--memory-clips", c, 1) for c in parse_numbers(args.memory_clips, int))
         check_int("--clips", args.clips, 2)
+        check_int("--repeats", args.repeats, 1)
         families = [f.strip() for f in args.families.split(",")]
         unknown = sorted(set(families) - set(EXAMPLES))
         if unknown:
@@ -128,7 +135,7 @@ def main(argv=None) -> None:
           f"{'streamed':>10}{'independent':>13}{f'RSS {high}/{low} clips':>18}")  # fmt: skip
     for name in families:
         long, latents, clips = latents_of(name, args.clips)
-        ratio = peak_rss(name, high) / peak_rss(name, low)
+        ratio = median_rss(name, high, args.repeats) / median_rss(name, low, args.repeats)
         for context in contexts:
             d = decodes(long, latents, clips, context)
             print(f"{name:<10}{context:>8}{d['max_difference']:>24.3g}{d['seam_jump_whole']:>18.3f}"

@@ -1,5 +1,5 @@
-"""Streamed decoding on every family's tiny pipeline equals one decode of the whole long latent video:
-exactly for the VAEs that stream on their own terms (Wan's causal cache, CogVideoX's cached frame
+"""Streamed decoding on every family's tiny pipeline equals one decode of the whole long latent
+video: exactly (to float round-off) for the VAEs that stream on their own terms (Wan's causal cache, CogVideoX's cached frame
 batches, HunyuanVideo's temporal tiles), whatever the total (odd, even, prompt frames dropped), and for
 the others (Mochi causal, LTX-Video non-causal) once the context (and lookahead) covers the video."""
 
@@ -31,8 +31,10 @@ def streamed_and_whole(name: str, strategies, clips: int, **call):
 @pytest.mark.parametrize("run", list(RUNS))
 @pytest.mark.parametrize("name", ["wan", "cogvideox", "hunyuan"])
 def test_streamed_is_the_whole_decode_exactly(name, run):
+    # the same computation, up to float round-off: a chunk's 1x1x1 convolution may sum in another order
+    # than the whole video's (6e-8 seen with Wan when the prompt frames are dropped; 0 in the other runs)
     frames, whole = streamed_and_whole(name, *RUNS[run])
-    assert frames.shape == whole.shape and abs(frames - whole).max() == 0.0
+    assert frames.shape == whole.shape and abs(frames - whole).max() < 1e-6
 
 
 @pytest.mark.parametrize("name", ["mochi", "ltx"])

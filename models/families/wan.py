@@ -186,7 +186,7 @@ class _CachedWanDecoder:
 
     @torch.no_grad()
     def __call__(self, latents: torch.Tensor) -> torch.Tensor:
-        x = self.vae.post_quant_conv(self.denormalize(latents))  # a 1x1x1 convolution: frame by frame
+        x = self.vae.post_quant_conv(self.denormalize(latents.contiguous()))  # 1x1x1: frame by frame
         frames = []
         for i in range(x.shape[2]):
             frames.append(self.vae.decoder(x[:, :, i : i + 1], feat_cache=self.cache, feat_idx=[0],
