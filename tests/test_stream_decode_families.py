@@ -1,7 +1,8 @@
 """Streamed decoding on every family's tiny pipeline equals one decode of the whole long latent
-video: exactly (to float round-off) for the VAEs that stream on their own terms (Wan's causal cache, CogVideoX's cached frame
-batches, HunyuanVideo's temporal tiles), whatever the total (odd, even, prompt frames dropped), and for
-the others (Mochi causal, LTX-Video non-causal) once the context (and lookahead) covers the video."""
+video: exactly (to float round-off) for the VAEs that stream on their own terms (Wan's causal cache,
+CogVideoX's cached frame batches, HunyuanVideo's temporal tiles), whatever the total (odd, even, prompt
+frames dropped), and for the others (Mochi causal, LTX-Video non-causal) once the context (and
+lookahead) covers the video."""
 
 from __future__ import annotations
 
