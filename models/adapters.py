@@ -168,8 +168,10 @@ def denoiser_for(model: Any) -> ModuleDenoiser | CallableDenoiser:
             return adapter(model)
     supported = ", ".join(a.model_type.__name__ for a in _ADAPTERS)
     raise TypeError(
-        f"no adapter for {type(model).__name__}; supported: {supported} "
-        "(wrap any other fn(latents, timestep, **cond) with CallableDenoiser)"
+        f"no adapter for {type(model).__name__}; supported: {supported} (wrap any other "
+        "fn(latents, timestep, **cond) with CallableDenoiser). Diffusers' video transformers (Wan, "
+        "CogVideoX, LTX-Video, HunyuanVideo, Mochi) are driven with their pipelines: "
+        "LongVideoPipeline.from_pipe(pipe)"
     )
 
 

@@ -181,3 +181,24 @@ def test_vidrd_through_from_pipe_is_its_own_pipeline_for_one_clip():
                 **call)  # fmt: skip
     assert torch.equal(out.latents, own.latents)
     assert (abs(out.frames * 255 - own.frames.astype("float32"))).max() <= 0.5 + 1e-3  # uint8 rounding
+
+
+def test_wan22_expand_timesteps_bit_for_bit():
+    # Wan 2.2 TI2V-5B's loop gives the transformer one timestep per token of the 2x2 patches (B, F h/2 w/2)
+    pipe = tiny.tiny_wan(0)
+    pipe.register_to_config(expand_timesteps=True)
+    seen = []
+    pipe.transformer.register_forward_pre_hook(lambda m, args, kw: seen.append(kw["timestep"].shape),
+                                               with_kwargs=True)  # fmt: skip
+    kwargs = {**COND, **SIZE, "guidance_scale": 6.0}
+    out, noise = one_clip(pipe, **kwargs)
+    assert seen[0] == (1, 3 * 1 * 1)  # F = 3 latent frames of 2 x 2: one 2x2 patch each
+    assert torch.equal(out.latents, pipe(**kwargs, latents=noise.clone(), output_type="latent").frames)
+
+
+def test_a_bare_video_transformer_is_pointed_at_its_pipeline():
+    from models.adapters import denoiser_for
+
+    match = r"no adapter for WanTransformer3DModel.*LongVideoPipeline\.from_pipe"
+    with pytest.raises(TypeError, match=match):
+        denoiser_for(tiny.tiny_wan(0).transformer)
