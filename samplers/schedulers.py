@@ -54,7 +54,8 @@ class Schedule:
     `Schedule(scheduler)` sets timesteps from the step count alone; `Schedule(scheduler, sigmas=...,
     mu=...)` passes those as LTX, HunyuanVideo and Mochi do (the count is then len(sigmas)).
     `begin_index` (default 0) is given to `set_begin_index` where the scheduler has it, so that step s is
-    the s-th entry of the schedule even where timesteps repeat.
+    the s-th entry of the schedule even where timesteps repeat. `step_dtype` and `state_dtype` are the
+    casts a pipeline makes around its step (e.g. Mochi steps in float32 and keeps bf16 latents).
     """
 
     def __init__(
@@ -63,6 +64,8 @@ class Schedule:
         sigmas: Sequence[float] | None = None,
         mu: float | None = None,
         begin_index: int | None = 0,
+        step_dtype: torch.dtype | None = None,
+        state_dtype: torch.dtype | None = None,
     ) -> None:
         if isinstance(scheduler, Schedule):
             raise TypeError("scheduler is already a Schedule; pass its .scheduler to build another")
@@ -84,6 +87,9 @@ class Schedule:
         self.sigmas = None if sigmas is None else [float(s) for s in sigmas]
         self.mu = mu
         self.begin_index = begin_index
+        # Where a pipeline casts around its step: the latents to `step_dtype` before it (Mochi: float32)
+        # and the result to `state_dtype` after it (CogVideoX, Mochi: the embeddings' dtype). None: as is.
+        self.step_dtype, self.state_dtype = step_dtype, state_dtype
         config = getattr(scheduler, "config", {})
         self.inverted = self.kind == "flow" and bool(getattr(config, "invert_sigmas", False))
         # FlowMatchEuler states none (its model predicts the velocity); UniPC/DPM flow state theirs
@@ -185,7 +191,10 @@ class Schedule:
              generator: torch.Generator | None) -> torch.Tensor:  # fmt: skip
         """The scheduler's next latents (its generator where it draws noise)."""
         kwargs = {"generator": generator} if self._takes_generator else {}
-        return self.scheduler.step(output, timestep, latents, **kwargs).prev_sample
+        if self.step_dtype is not None:
+            latents = latents.to(self.step_dtype)
+        latents = self.scheduler.step(output, timestep, latents, **kwargs).prev_sample
+        return latents if self.state_dtype is None else latents.to(self.state_dtype)
 
     # -- what is exact ---------------------------------------------------------------------------------
 

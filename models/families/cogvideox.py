@@ -85,7 +85,7 @@ class CogVideoXDenoiser:
             if guided:
                 uncond, cond = output.chunk(2)
                 output = uncond + self.scale(t) * (cond - uncond)
-        return from_model_layout(output).to(latents.dtype)
+        return from_model_layout(output)  # float32: the pipeline steps with it, then casts the latents
 
     def scale(self, t: torch.Tensor) -> float:
         """The guidance scale at timestep t: fixed, or the pipeline's dynamic formula (in t's value)."""
@@ -208,14 +208,16 @@ class CogVideoXFamily(VideoFamily):
         batch = embeds.shape[0] // 2 if scale > 1.0 else embeds.shape[0]
         shape = (batch, config.in_channels, frames, h, w)
         denoiser = CogVideoXDenoiser(self.pipe, scale, args["use_dynamic_cfg"], steps)
-        return ClipPlan(shape, denoiser, lambda i: clip_index(conds, i), self.schedule(args["eta"]), steps,
-                        self.device, embeds.dtype)  # fmt: skip
+        schedule = self.schedule(args["eta"], embeds.dtype)
+        return ClipPlan(shape, denoiser, lambda i: clip_index(conds, i), schedule, steps, self.device,
+                        embeds.dtype)  # fmt: skip
 
-    def schedule(self, eta: float = 0.0) -> Schedule:
-        """The pipeline's `set_timesteps(N)`; CogVideoXDPMScheduler stepped through `DPMStep`."""
+    def schedule(self, eta: float = 0.0, dtype: torch.dtype | None = None) -> Schedule:
+        """The pipeline's `set_timesteps(N)`, its latents cast back to `dtype` after every step;
+        CogVideoXDPMScheduler stepped through `DPMStep`."""
         scheduler = self.pipe.scheduler
         dpm = isinstance(scheduler, CogVideoXDPMScheduler)
-        return Schedule(DPMStep(scheduler, eta) if dpm else scheduler)
+        return Schedule(DPMStep(scheduler, eta) if dpm else scheduler, state_dtype=dtype)
 
     def _check_model(self) -> None:
         if self.config.ofs_embed_dim:

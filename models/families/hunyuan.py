@@ -87,7 +87,7 @@ class HunyuanVideoDenoiser:
                                    encoder_attention_mask=negative_prompt_attention_mask,
                                    pooled_projections=negative_pooled_prompt_embeds, **common)[0]  # fmt: skip
                 output = uncond + self.true_cfg_scale * (output - uncond)
-        return output.to(latents.dtype)
+        return output  # in the model's dtype, as the pipeline steps with it
 
 
 class HunyuanVideoFamily(VideoFamily):

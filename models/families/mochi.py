@@ -10,8 +10,8 @@ is cast to float32 and combined as u + g (c - u); the step runs in float32 and t
 their dtype. The pipeline's `current_timestep` (read by cache hooks) is set to 1000 - t. Decoding:
 latents * latents_std / scaling_factor + latents_mean (latents / scaling_factor without them), then the
 VAE. The VAE compresses time by 6 and space by 8 (num_frames = 6k + 1), the transformer's patches are
-2 x 2. In float32 one clip equals the pipeline bit for bit; in half precision the kit's sampler steps
-with the guided output rounded to the latents' dtype, where the pipeline steps with it in float32.
+2 x 2. The denoiser returns the float32 guided output and the Schedule steps float32 latents and casts
+them back (its step_dtype and state_dtype), so one clip equals the pipeline bit for bit in bf16 too.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ class MochiDenoiser:
             if guided:
                 uncond, cond = output.chunk(2)
                 output = uncond + self.guidance_scale * (cond - uncond)
-        return output.to(latents.dtype)
+        return output  # float32: the pipeline steps with it (Schedule's step_dtype and state_dtype)
 
 
 class MochiFamily(MaskedPrompts, VideoFamily):
@@ -106,8 +106,8 @@ class MochiFamily(MaskedPrompts, VideoFamily):
         sigmas = linear_quadratic_schedule(steps, THRESHOLD_NOISE)
         shape = (batch, self.pipe.transformer.config.in_channels, frames, h, w)
         return ClipPlan(shape, MochiDenoiser(self.pipe, scale), lambda i: clip_index(conds, i),
-                        Schedule(self.pipe.scheduler, sigmas=sigmas), steps, self.device,
-                        dtype)  # fmt: skip
+                        Schedule(self.pipe.scheduler, sigmas=sigmas, step_dtype=torch.float32,
+                                 state_dtype=dtype), steps, self.device, dtype)  # fmt: skip
 
     def _check_steps(self, args: dict[str, Any]) -> int:
         """num_inference_steps >= 2 (the linear-quadratic schedule divides by N // 2); no custom timesteps

@@ -64,7 +64,9 @@ class WanDenoiser:
                                encoder_hidden_states=negative_prompt_embeds,
                                attention_kwargs=attention_kwargs, return_dict=False)[0]  # fmt: skip
                 output = uncond + scale * (output - uncond)
-        return output.to(latents.dtype)
+        # in the model's dtype, as the pipeline steps with it (FlowMatchEuler and UniPC then return the
+        # next latents in that dtype: bf16 latents after the first step of a bf16 model, as in the loop)
+        return output
 
     def _timestep(self, timestep: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
         batch, _, frames, height, width = latents.shape
