@@ -51,3 +51,19 @@ def test_one_bf16_clip_is_the_pipeline_bit_for_bit(name, released):
     reference = pipe(**kwargs, num_inference_steps=3, output_type="latent", generator=generator,
                      latents=long.family.to_pipeline_layout(noises[0]).clone()).frames  # fmt: skip
     assert torch.equal(out.latents, long.family.from_pipeline_layout(reference, out.latents.shape))
+
+
+def test_strategies_run_on_a_bf16_wan_whose_latents_turn_bf16_after_the_first_step():
+    # FNR/PNS/DSG and overlap + reconstruction guidance (a gradient through the bf16 model) on latents
+    # that start float32 and are bf16 from the first step on, as in WanPipeline's loop
+    from samplers import DSG, FNR, PNS, ForwardOverlap, LongVideoSampler, ReconstructionGuidance
+
+    pipe = wan.tiny_wan(0, dtype=BF16)
+    call = {k: v.to(BF16) if isinstance(v, torch.Tensor) else v for k, v in conditioning("wan").items()}
+    runs = (([FNR(), PNS(alpha=4), DSG(beta=0.4)], 9), ([ForwardOverlap(), ReconstructionGuidance()], 7))
+    for strategies, frames in runs:
+        sampler = LongVideoSampler(strategies, prompt_frames=1, progress=False)
+        out = LongVideoPipeline.from_pipe(pipe)(**call, num_inference_steps=3, sampler=sampler, num_clips=3,
+                                                generator=torch.Generator().manual_seed(0))  # fmt: skip
+        assert out.latents.dtype == BF16 and out.latents.shape[2] == frames  # overlap drops 2 x M = 1
+        assert out.frames.shape == (1 + (frames - 1) * 4, 16, 16, 3)
