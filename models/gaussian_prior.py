@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from samplers.noise_level import NoiseLevel, output_from_x0
+from samplers.noise_level import FrameLevels, NoiseLevel, output_from_x0
 from samplers.schedulers import as_schedule
 from samplers.validation import check_generator, check_int, check_real
 
@@ -127,10 +127,40 @@ class ExactDenoiser:
         self.prediction_type = self.schedule.prediction_type
         _warn_if_clipping(self.scheduler)
 
+    frame_timesteps = True  # takes one timestep per frame, (F,) or (B, F) (samplers.protocols)
+
     def __call__(self, latents: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
+        t = torch.as_tensor(timestep)
+        if t.numel() > 1:  # one timestep per frame
+            return self._per_frame(latents, t)
         level = self.level(timestep)
         x0 = self.posterior_mean(latents, level)
         return output_from_x0(x0, latents, level, self.prediction_type, self.schedule.inverted)
+
+    def _per_frame(self, latents: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+        """Frame j at its own level (a_j, s_j): E[x0 | x] = K A (A K A + S^2)^-1 x with A = diag(a_j),
+        S = diag(s_j), then each frame's output at its own level; rows of a (B, F) timestep separately."""
+        batch, frames = latents.shape[0], latents.shape[2]
+        rows = timesteps.reshape(-1, frames) if timesteps.numel() % frames == 0 else None
+        if rows is None or rows.shape[0] not in (1, batch):
+            raise ValueError(f"timestep must be a scalar, (F,) or (B, F) = ({batch}, {frames}) for latents "
+                             f"{tuple(latents.shape)}; got shape {tuple(timesteps.shape)}")  # fmt: skip
+        outputs = []
+        for b in range(batch):
+            row = rows[min(b, rows.shape[0] - 1)].detach().cpu().double()
+            levels = [self.level(t) for t in row]
+            x = latents[b : b + 1]
+            x0 = torch.einsum("fg,bcghw->bcfhw", self._frame_matrix(levels).to(x), x)
+            per_frame = FrameLevels.of(levels, x)
+            outputs.append(output_from_x0(x0, x, per_frame, self.prediction_type, self.schedule.inverted))
+        return torch.cat(outputs, dim=0)
+
+    def _frame_matrix(self, levels: list[NoiseLevel]) -> torch.Tensor:
+        """K A (A K A + S^2)^-1 for the levels of frames 0..F-1 (float64), by a linear solve."""
+        k = self.prior.covariance(len(levels))
+        a = np.diag([level.signal for level in levels])
+        s2 = np.diag([level.noise**2 for level in levels])
+        return torch.from_numpy(np.linalg.solve(a @ k @ a + s2, a @ k).T)
 
     def level(self, timestep: torch.Tensor | float) -> NoiseLevel:
         """The noise level of the model input at `timestep` (Schedule.level_at, then model_level)."""

@@ -64,7 +64,7 @@ class NoiseLevel:
 def x0_from_output(
     output: torch.Tensor,
     latents: torch.Tensor,
-    level: NoiseLevel,
+    level: NoiseLevel | FrameLevels,
     prediction_type: str,
     inverted: bool = False,
 ) -> torch.Tensor:
@@ -79,7 +79,7 @@ def x0_from_output(
     if prediction_type == "epsilon":
         return (latents - s * output) / a
     if prediction_type == "v_prediction":
-        if r == 1.0:  # VP: the familiar form, bit for bit
+        if isinstance(r, float) and r == 1.0:  # VP: the familiar form, bit for bit
             return a * latents - s * output
         return (a / (r * r)) * latents - (s / r) * output
     if prediction_type == "sample":
@@ -92,7 +92,7 @@ def x0_from_output(
 def output_from_x0(
     x0: torch.Tensor,
     latents: torch.Tensor,
-    level: NoiseLevel,
+    level: NoiseLevel | FrameLevels,
     prediction_type: str,
     inverted: bool = False,
 ) -> torch.Tensor:
@@ -109,3 +109,24 @@ def output_from_x0(
     if prediction_type == FLOW:
         return x0 - eps if inverted else eps - x0
     raise ValueError(f"prediction_type must be one of {PREDICTION_TYPES}; got {prediction_type!r}")
+
+
+@dataclass(frozen=True)
+class FrameLevels:
+    """One noise level per frame: `signal`, `noise` and `scale` as tensors (1, 1, F, 1, 1) that broadcast
+    along the frame axis of (B, C, F, H, W) latents, so that `output_from_x0` and `x0_from_output` apply
+    frame by frame (a backbone that takes one timestep per frame: `frame_timesteps`)."""
+
+    signal: torch.Tensor
+    noise: torch.Tensor
+    scale: torch.Tensor
+
+    @classmethod
+    def of(cls, levels: list[NoiseLevel], like: torch.Tensor) -> FrameLevels:
+        """The levels of frames 0..F-1, as tensors of `like`'s dtype and device."""
+
+        def column(name: str) -> torch.Tensor:
+            values = torch.tensor([getattr(level, name) for level in levels], dtype=torch.float64)
+            return values.to(like.device, like.dtype).reshape(1, 1, -1, 1, 1)
+
+        return cls(column("signal"), column("noise"), column("scale"))

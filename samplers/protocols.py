@@ -24,10 +24,27 @@ class VideoDenoiser(Protocol):
     not scale); the result has the same shape and is the model output in the scheduler's prediction type
     (epsilon, v_prediction, sample, or the flow velocity of flow-matching schedulers). Adapters hide
     everything model-specific: output unwrapping, layout, dtype, timestep broadcasting and
-    classifier-free guidance (batched as the model's own pipeline batches it).
+    classifier-free guidance (batched as the model's own pipeline batches it). A denoiser that also takes
+    one timestep per frame, `(F,)` or `(B, F)`, declares `frame_timesteps = True` (`takes_frame_timesteps`);
+    samplers that move frames at different noise levels refuse the others (`check_frame_timesteps`).
     """
 
     def __call__(self, latents: torch.Tensor, timestep: torch.Tensor, **cond: Any) -> torch.Tensor: ...
+
+
+def takes_frame_timesteps(denoiser: Any) -> bool:
+    """Whether `denoiser` declares (`frame_timesteps = True`) that it takes one timestep per frame,
+    `(F,)` or `(B, F)`, each frame of the latents at its own noise level (the analytic prior does)."""
+    return bool(getattr(denoiser, "frame_timesteps", False))
+
+
+def check_frame_timesteps(denoiser: Any, who: str) -> None:
+    """TypeError, before any work, unless `denoiser` takes one timestep per frame; `who` needs it."""
+    if not takes_frame_timesteps(denoiser):
+        raise TypeError(
+            f"{who} needs a denoiser that takes one timestep per frame (declared by frame_timesteps = True, "
+            f"as the analytic prior's ExactDenoiser does); {type(denoiser).__name__} does not declare it"
+        )
 
 
 @dataclass(frozen=True)
