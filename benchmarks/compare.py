@@ -37,6 +37,9 @@ from samplers.registry import parse_strategies
 from samplers.validation import check_int
 
 REFERENCE = "reference process"  # the row (and the sweep's points) that score true videos of the process
+# The ceiling of clip-by-clip methods: clip 0 a true clip, each next one drawn from the exact conditional
+# distribution of the process given every frame made so far (GaussianVideoPrior.sample_continuation).
+ORACLE = "oracle continuation"
 ALPHA, BETA = PNS().alpha, DSG().beta  # the paper's default point (alpha=4, beta=0.4): the strategies' own
 PAPER = f"fnr,pns:{ALPHA:g},dsg:{BETA:g}"  # the paper's composition at that point
 # The composition that closes the gap to the reference process: forward-order overlap with reconstruction
@@ -111,14 +114,18 @@ def scores(video: torch.Tensor, clip_starts: list[int], reference: torch.Tensor,
 
 
 def run(
-    config: CompareConfig, combinations=DEFAULT_COMBINATIONS, progress: bool = False
+    config: CompareConfig, combinations=DEFAULT_COMBINATIONS, progress: bool = False, oracle: bool = True
 ) -> list[dict[str, Any]]:
-    """One row per combination plus the reference process; every combination uses the same seed."""
+    """The reference process, the oracle continuation (unless `oracle` is False), then one row per
+    combination; the oracle and every combination use the same seed."""
     parsed = {name: parse_strategies(name) for name in combinations}  # validate all before any work
     prior = make_prior(config)
     reference = true_videos(config, prior, torch.Generator().manual_seed(config.seed + 1))
     fresh = true_videos(config, prior, torch.Generator().manual_seed(config.seed + 2))
     rows = [{"strategies": REFERENCE, **score_reference(config, prior, reference, fresh)[1]}]
+    if oracle:
+        generator = torch.Generator().manual_seed(config.seed)
+        rows.append({"strategies": ORACLE, **score_oracle(config, prior, generator, reference)[1]})
     for name, strategies in parsed.items():
         generator = torch.Generator().manual_seed(config.seed)
         values = score_sampler(config, prior, strategies, generator, reference, progress)[1]
@@ -146,6 +153,17 @@ def score_sampler(config: CompareConfig, prior: GaussianVideoPrior, strategies: 
     video = sampler.sample(prior.denoiser(scheduler), scheduler, config.clip_shape, config.num_clips,
                            config.steps, generator=generator)  # fmt: skip
     return video.latents.shape[2], evaluate(video.latents, video.clip_starts, config, prior, reference)
+
+
+def score_oracle(config: CompareConfig, prior: GaussianVideoPrior, generator: torch.Generator,
+                 reference: torch.Tensor) -> tuple[int, dict[str, float]]:  # fmt: skip
+    """(frames, METRICS) of oracle continuations (ORACLE) of `samples` videos, K clips of N frames, cut at
+    the clip starts; no scheduler: each clip is an exact draw."""
+    video = prior.sample(config.samples, generator, torch.float64)
+    for _ in range(config.num_clips - 1):
+        video = torch.cat([video, prior.sample_continuation(video, config.num_frames, generator)], dim=2)
+    starts = list(range(0, video.shape[2], config.num_frames))
+    return video.shape[2], evaluate(video.float(), starts, config, prior, reference)
 
 
 def score_reference(config: CompareConfig, prior: GaussianVideoPrior, truth: torch.Tensor,

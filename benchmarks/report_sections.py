@@ -123,7 +123,7 @@ def _metric_row(name: str, row: dict[str, Any], metrics=compare.METRICS) -> tupl
 
 
 def table_section(rows: list[dict], config: tradeoff.TradeoffConfig, folder: Path) -> list[Block]:
-    shown = [r for r in rows if r["strategies"] in (compare.REFERENCE, *config.combinations)]
+    shown = [r for r in rows if r["strategies"] in (compare.REFERENCE, compare.ORACLE, *config.combinations)]
     title = "Gaussian-process backbone: " + _setting(config.backbone)
     compare.plot(shown, folder / "compare.png", title)
     in_band = {r["strategies"]: "yes" if tradeoff.in_band(r) else "no" for r in shown}
@@ -355,7 +355,8 @@ def flow_section(rows: list[dict], config: ReportConfig, ddim_sweep: Sweep, flow
                  folder: Path) -> list[Block]:  # fmt: skip
     """Section 6: section 1's table and section 2's claims under rectified flow, the claims beside DDIM's."""
     b = config.flow_backbone
-    shown = [r for r in rows if r["strategies"] in (compare.REFERENCE, *config.tradeoff.combinations)]
+    names = (compare.REFERENCE, compare.ORACLE, *config.tradeoff.combinations)
+    shown = [r for r in rows if r["strategies"] in names]
     compare.plot(shown, folder / "compare_flow.png", "Gaussian-process backbone: " + _setting(b))
     sweep.write_json(*flow_sweep, folder / "sweep_flow.json")
     before, after = claims(*ddim_sweep, CHECKS), claims(*flow_sweep, CHECKS)

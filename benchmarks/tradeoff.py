@@ -26,7 +26,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from benchmarks import compare
-from benchmarks.compare import DEFAULT_COMBINATIONS, PAPER, PEER_COMBINATIONS, REFERENCE, CompareConfig
+from benchmarks.compare import (
+    DEFAULT_COMBINATIONS,
+    ORACLE,
+    PAPER,
+    PEER_COMBINATIONS,
+    REFERENCE,
+    CompareConfig,
+)
 from benchmarks.document import number
 from benchmarks.figures import save_figure
 from benchmarks.number_lists import format_numbers, parse_numbers
@@ -79,8 +86,9 @@ def in_band(row: dict[str, Any]) -> bool:
 
 
 def best(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The row in the band with the smallest autocorrelation error (the reference process excluded)."""
-    found = [row for row in rows if row["strategies"] != REFERENCE and in_band(row)]
+    """The row in the band with the smallest autocorrelation error (the reference process and the oracle
+    continuation, which are no compositions, excluded)."""
+    found = [row for row in rows if row["strategies"] not in (REFERENCE, ORACLE) and in_band(row)]
     return min(found, key=lambda row: row["autocorrelation_error"], default=None)
 
 
@@ -153,7 +161,7 @@ def plot_scatter(rows: list[dict[str, Any]], config: TradeoffConfig, path) -> No
     for w, x, y in zip(config.weights, jumps, errors, strict=True):
         ax.annotate(f"w={w:g}", (x, y), fontsize=7, xytext=(4, -9), textcoords="offset points")
     markers = iter("sDv^<>ph8")
-    for k, row in enumerate(r for r in rows if r["strategies"] in (REFERENCE, *config.combinations)):
+    for k, row in enumerate(r for r in rows if r["strategies"] in (REFERENCE, ORACLE, *config.combinations)):
         name, jump = row["strategies"], row["seam_jump_ratio"]
         style = (
             {"marker": "*", "color": "black", "s": 120}

@@ -70,6 +70,27 @@ class GaussianVideoPrior:
         x = torch.einsum("fg,bcghw->bcfhw", root, z)
         return x.to(dtype)
 
+    def sample_continuation(
+        self, previous: torch.Tensor, num_frames: int, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """`num_frames` frames drawn from the exact conditional distribution of the process given the
+        frames `previous` (B, C, P, H, W) (the oracle continuation: what a perfect clip-by-clip method
+        would make). With K the covariance of the P + n frames, the mean is K_np K_pp^+ x_p and the
+        covariance K_nn - K_np K_pp^+ K_pn (pseudo-inverses: an RBF kernel's K_pp is nearly singular)."""
+        check_int("num_frames", num_frames, 1)
+        check_generator(generator)
+        if previous.ndim != 5 or tuple(previous.shape[1:2] + previous.shape[3:]) != (
+            self.frame_shape[0], *self.frame_shape[1:]
+        ):
+            raise ValueError(f"previous must be (B, C, P, H, W) with (C, H, W) = {self.frame_shape}; got "
+                             f"{tuple(previous.shape)}")  # fmt: skip
+        mean, root = _continuation(self.lengthscale, previous.shape[2], num_frames)
+        z = torch.randn((previous.shape[0], self.frame_shape[0], num_frames, *self.frame_shape[1:]),
+                        generator=generator, dtype=torch.float64, device=generator.device).cpu()  # fmt: skip
+        x = torch.einsum("np,bcphw->bcnhw", torch.from_numpy(mean), previous.double().cpu())
+        x = x + torch.einsum("nm,bcmhw->bcnhw", torch.from_numpy(root), z)
+        return x.to(previous.dtype)
+
     def sample(
         self, batch: int = 1, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32
     ) -> torch.Tensor:
@@ -83,6 +104,18 @@ class GaussianVideoPrior:
     def _layout(self, num_frames: int) -> tuple[int, int, int, int]:
         c, h, w = self.frame_shape
         return (c, num_frames, h, w)
+
+
+@lru_cache(maxsize=64)
+def _continuation(lengthscale: float, past: int, future: int) -> tuple[np.ndarray, np.ndarray]:
+    """(M, R) with x_future = M x_past + R z the exact conditional draw: M = K_np K_pp^+, R R^T =
+    K_nn - M K_pn (eigenvalues below 1e-12 of the largest treated as 0)."""
+    f = np.arange(past + future)
+    k = np.exp(-((f[:, None] - f[None, :]) ** 2) / (2.0 * lengthscale**2))
+    k_pp, k_np, k_nn = k[:past, :past], k[past:, :past], k[past:, past:]
+    mean = k_np @ np.linalg.pinv(k_pp, rcond=1e-12, hermitian=True)
+    lam, u = np.linalg.eigh(k_nn - mean @ k_np.T)
+    return mean, u * np.sqrt(np.clip(lam, 0.0, None))
 
 
 @lru_cache(maxsize=64)

@@ -94,7 +94,8 @@ TINY = CompareConfig(samples=8, frame_shape=(2, 4, 4), num_frames=8, prompt_fram
 
 def test_comparison_rows_show_the_cut_and_the_duplicate():
     rows = run(TINY, ["independent", "fnr"])
-    assert [r["strategies"] for r in rows] == ["reference process", "independent", "fnr"]
+    names = ["reference process", "oracle continuation", "independent", "fnr"]
+    assert [r["strategies"] for r in rows] == names
     by_name = {r["strategies"]: r for r in rows}
     # FNR alone on the exact backbone is an exact palindrome (docs/DESIGN.md §4): the seam frame is duplicated
     # (ratio 0) and the mirror correlation is 1; independent clips meet at a cut (ratio well above 1).
@@ -120,7 +121,7 @@ def test_main_writes_csv_and_png(tmp_path, capsys):
     )
     with open(tmp_path / "compare.csv") as f:
         rows = list(csv.DictReader(f))
-    assert [r["strategies"] for r in rows] == ["reference process", "fnr"]
+    assert [r["strategies"] for r in rows] == ["reference process", "oracle continuation", "fnr"]
     assert set(METRICS) <= set(rows[0])
     assert (tmp_path / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "seam_jump_ratio" in capsys.readouterr().out

@@ -451,3 +451,27 @@ def test_a_scheduler_of_unknown_kind_is_refused():
 
     with pytest.raises(ValueError, match=r"scheduler kind of EDMEulerScheduler cannot be determined"):
         GaussianVideoPrior().denoiser(EDMEulerScheduler())
+
+
+def test_the_oracle_continuation_is_the_exact_conditional():
+    # A well-conditioned kernel (l = 1, 3 past frames): the draw x_n = M x_p + R z must have the Schur
+    # complement's mean operator K_np K_pp^-1 and covariance K_nn - K_np K_pp^-1 K_pn (explicit inverse).
+    from models.gaussian_prior import _continuation
+
+    k = rbf(5, 1.0)
+    k_pp, k_np, k_nn = k[:3, :3], k[3:, :3], k[3:, 3:]
+    mean, root = _continuation(1.0, 3, 2)
+    np.testing.assert_allclose(mean, k_np @ np.linalg.inv(k_pp), rtol=0, atol=1e-10)
+    np.testing.assert_allclose(root @ root.T, k_nn - k_np @ np.linalg.inv(k_pp) @ k_np.T, rtol=0, atol=1e-10)
+
+
+def test_an_oracle_video_has_the_process_covariance():
+    # 16 true frames, then 16 drawn from the conditional (l = 3, whose K_pp is nearly singular): the
+    # 32 x 32 empirical covariance over n = 16384 series matches K within 6 standard errors (sqrt(2/n))
+    prior = GaussianVideoPrior(num_frames=16, frame_shape=(64, 8, 8), lengthscale=3.0)
+    g = gen(0)
+    previous = prior.sample_long(16, 4, g, torch.float64)
+    video = torch.cat([previous, prior.sample_continuation(previous, 16, g)], dim=2)
+    x = frames_last(video)
+    empirical = x @ x.T / x.shape[1]
+    assert np.abs(empirical - rbf(32, 3.0)).max() < 6 * math.sqrt(2 / x.shape[1])

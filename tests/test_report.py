@@ -73,9 +73,9 @@ def test_report_has_every_section_and_every_image(built):
         assert (built / name).read_bytes()[:8] == PNG_SIGNATURE, name
     assert (built / "sweep.json").is_file() and (built / "tradeoff.csv").is_file()
     assert (built / "sweep_flow.json").is_file()
-    # Every row of section 1's table: the reference process, then the tiny config's combinations.
+    # Every row of section 1's table: the reference process, the oracle, then the tiny config's combinations.
     assert re.findall(r"^\| `([^`]+)` \|", markdown.split("## 2.")[0], re.MULTILINE) == [
-        "reference process", "fnr", "overlap"]  # fmt: skip
+        "reference process", "oracle continuation", "fnr", "overlap"]  # fmt: skip
     # All five claims are checked, under DDIM (section 2) and rectified flow (section 6); this sweep has
     # every ablation, so each has a verdict, and section 6 sets the two side by side.
     assert len(re.findall(r"\*\*(Holds|Does not hold)\.\*\*", markdown)) == 10

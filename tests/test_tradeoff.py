@@ -7,7 +7,7 @@ import csv
 import pytest
 
 from benchmarks import compare
-from benchmarks.compare import METRICS, REFERENCE, CompareConfig
+from benchmarks.compare import METRICS, ORACLE, REFERENCE, CompareConfig
 from benchmarks.tradeoff import TradeoffConfig, best, curve, describe_best, in_band, main, run
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -25,9 +25,11 @@ def test_band_edges():
 
 
 def test_best_is_the_smallest_autocorrelation_error_in_the_band():
-    rows = [row(REFERENCE, 1.0, 0.001), row("fnr", 1e-9, 1.0), row("overlap", 1.2, 0.02),
-            row("overlap,recon:0.2", 0.9, 0.01), row("independent", 2.0, 0.001)]  # fmt: skip
-    assert best(rows)["strategies"] == "overlap,recon:0.2"  # not the reference, not "independent" (too high)
+    rows = [row(REFERENCE, 1.0, 0.001), row(ORACLE, 1.0, 0.002), row("fnr", 1e-9, 1.0),
+            row("overlap", 1.2, 0.02), row("overlap,recon:0.2", 0.9, 0.01),
+            row("independent", 2.0, 0.001)]  # fmt: skip
+    # not the reference nor the oracle (no compositions), not "independent" (its seam-jump is too high)
+    assert best(rows)["strategies"] == "overlap,recon:0.2"
     config = TradeoffConfig(weights=(0.0,), combinations=("fnr", "overlap", "independent"))
     text = describe_best(rows, config)
     assert text.startswith("**Best composition meeting seam-jump ratio in [0.8, 1.25]")
@@ -43,15 +45,15 @@ def test_run_puts_each_name_once_and_weight_zero_is_the_overlap_alone():
         samples=3, frame_shape=(2, 4, 4), num_frames=8, prompt_frames=2, num_clips=3, steps=4
     )
     # recon:0 guides nothing: it samples the overlap's videos bit for bit, so the curve reads the overlap
-    same = compare.run(tiny, ["overlap", "overlap,recon:0"])
-    assert all(same[1][m] == same[2][m] for m in METRICS)
+    same = {r["strategies"]: r for r in compare.run(tiny, ["overlap", "overlap,recon:0"])}
+    assert all(same["overlap"][m] == same["overlap,recon:0"][m] for m in METRICS)
     config = TradeoffConfig(backbone=tiny, weights=(0.0, 0.2), combinations=("fnr", "overlap,recon:0.2"))
     assert config.curve_names() == ["overlap", "overlap,recon:0.2"]
     rows = run(config)
     names = [r["strategies"] for r in rows]
-    assert names == [REFERENCE, "fnr", "overlap,recon:0.2", "overlap"]  # each sampled once
+    assert names == [REFERENCE, ORACLE, "fnr", "overlap,recon:0.2", "overlap"]  # each sampled once
     by_name = {r["strategies"]: r for r in rows}
-    assert all(by_name["overlap"][m] == same[1][m] for m in METRICS)
+    assert all(by_name["overlap"][m] == same["overlap"][m] for m in METRICS)
     assert by_name["overlap,recon:0.2"]["seam_jump_ratio"] != by_name["overlap"]["seam_jump_ratio"]
     along = curve(rows, config)["seam_jump_ratio"].tolist()
     assert along == [by_name["overlap"]["seam_jump_ratio"], by_name["overlap,recon:0.2"]["seam_jump_ratio"]]
