@@ -47,10 +47,10 @@ SCHEDULERS = [DDIMScheduler(clip_sample=False), FlowMatchEulerDiscreteScheduler(
 def test_one_window_over_one_clip_is_the_clip_by_clip_sampler(scheduler):
     prior = GaussianVideoPrior(num_frames=8, frame_shape=(2, 3, 3), lengthscale=3.0)
     shape, denoiser = (2, 2, 8, 3, 3), prior.denoiser(scheduler)
-    windowed = WindowedSampler(ContextWindows(8, 4)).sample(denoiser, scheduler, shape, 6,
-                                                            generator=torch.Generator().manual_seed(0))  # fmt: skip
-    clip = LongVideoSampler([], progress=False).sample(denoiser, scheduler, shape, 1, 6,
-                                                       generator=torch.Generator().manual_seed(0))  # fmt: skip
+    windowed = WindowedSampler(ContextWindows(8, 4))
+    windowed = windowed.sample(denoiser, scheduler, shape, 6, generator=torch.Generator().manual_seed(0))
+    clip = LongVideoSampler([], progress=False)
+    clip = clip.sample(denoiser, scheduler, shape, 1, 6, generator=torch.Generator().manual_seed(0))
     assert torch.equal(windowed.latents, clip.latents)
 
 
