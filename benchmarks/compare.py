@@ -35,6 +35,7 @@ from models.files import atomic_files, atomic_path, check_out_folder, exit_on_si
 from samplers import DSG, PNS, LongVideoSampler, ReconstructionGuidance
 from samplers.registry import parse_strategies
 from samplers.validation import check_int
+from samplers.windows import ContextWindows, WindowedSampler
 
 REFERENCE = "reference process"  # the row (and the sweep's points) that score true videos of the process
 # The ceiling of clip-by-clip methods: clip 0 a true clip, each next one drawn from the exact conditional
@@ -50,6 +51,10 @@ DEFAULT_COMBINATIONS = ("independent", "fnr", f"fnr,pns:{ALPHA:g}", PAPER, f"dsg
 # Peer strategies at the paper's default point: FreeNoise's shuffled noise reuse, the paper's composition
 # on a PYoCo-progressive first clip, forward-order overlap alone, and GAP_CLOSING (Ho et al. 2022).
 PEER_COMBINATIONS = ("freenoise", f"pyoco-progressive:{ALPHA:g},{PAPER}", "overlap", GAP_CLOSING)
+# Methods that are not clip by clip: windowed co-denoising of the whole long video (samplers.windows),
+# windows of N frames overlapping by N/4 (ComfyUI's default 16/4), the uniform schedule, flat or pyramid
+# fusion. Their rows' seam metrics are taken at the static windows' starts (where a window begins).
+WINDOW_COMBINATIONS = ("windows:flat", "windows:pyramid")
 # Rectified flow as Wan 2.1 samples it at 480p (its released scheduler's flow_shift): the schedule of the
 # benchmarks' flow rows. The analytic backbone's denoiser is exact under every one of these schedulers.
 WAN_SHIFT = 3.0
@@ -118,7 +123,7 @@ def run(
 ) -> list[dict[str, Any]]:
     """The reference process, the oracle continuation (unless `oracle` is False), then one row per
     combination; the oracle and every combination use the same seed."""
-    parsed = {name: parse_strategies(name) for name in combinations}  # validate all before any work
+    parsed = {name: check_combination(name) for name in combinations}  # validate all before any work
     prior = make_prior(config)
     reference = true_videos(config, prior, torch.Generator().manual_seed(config.seed + 1))
     fresh = true_videos(config, prior, torch.Generator().manual_seed(config.seed + 2))
@@ -128,7 +133,10 @@ def run(
         rows.append({"strategies": ORACLE, **score_oracle(config, prior, generator, reference)[1]})
     for name, strategies in parsed.items():
         generator = torch.Generator().manual_seed(config.seed)
-        values = score_sampler(config, prior, strategies, generator, reference, progress)[1]
+        if isinstance(strategies, Windows):
+            values = score_windows(config, prior, strategies.fusion, generator, reference)[1]
+        else:
+            values = score_sampler(config, prior, strategies, generator, reference, progress)[1]
         rows.append({"strategies": name, **values})
     return rows
 
@@ -152,6 +160,36 @@ def score_sampler(config: CompareConfig, prior: GaussianVideoPrior, strategies: 
     sampler = LongVideoSampler(strategies, prompt_frames=config.prompt_frames, progress=progress)
     video = sampler.sample(prior.denoiser(scheduler), scheduler, config.clip_shape, config.num_clips,
                            config.steps, generator=generator)  # fmt: skip
+    return video.latents.shape[2], evaluate(video.latents, video.clip_starts, config, prior, reference)
+
+
+@dataclass(frozen=True)
+class Windows:
+    """A WINDOW_COMBINATIONS row: windowed co-denoising with this fusion."""
+
+    fusion: str
+
+
+def check_combination(name: str) -> list[Any] | Windows:
+    """A strategy list (samplers.registry), or Windows for WINDOW_COMBINATIONS' names; ValueError naming
+    what is allowed otherwise."""
+    if name.startswith("windows"):
+        if name not in WINDOW_COMBINATIONS:
+            raise ValueError(f"windowed co-denoising must be one of {WINDOW_COMBINATIONS}; got {name!r}")
+        return Windows(name.partition(":")[2])
+    return parse_strategies(name)
+
+
+def score_windows(config: CompareConfig, prior: GaussianVideoPrior, fusion: str, generator: torch.Generator,
+                  reference: torch.Tensor) -> tuple[int, dict[str, float]]:  # fmt: skip
+    """(frames, METRICS) of windowed co-denoising of K N frames at once, seams at the windows' starts."""
+    n = config.num_frames
+    windows = ContextWindows(n, n - max(1, n // 4), "uniform", fusion)
+    scheduler = SCHEDULERS[config.scheduler]()
+    c, h, w = config.frame_shape
+    shape = (config.samples, c, n * config.num_clips, h, w)
+    video = WindowedSampler(windows).sample(prior.denoiser(scheduler), scheduler, shape, config.steps,
+                                            generator=generator)  # fmt: skip
     return video.latents.shape[2], evaluate(video.latents, video.clip_starts, config, prior, reference)
 
 
@@ -228,7 +266,7 @@ def main(argv=None) -> None:
     parser.add_argument("--out", default="out/compare", help="folder for compare.csv and compare.png")
     parser.add_argument(
         "--combinations",
-        default=";".join((*DEFAULT_COMBINATIONS, *PEER_COMBINATIONS)),
+        default=";".join((*DEFAULT_COMBINATIONS, *PEER_COMBINATIONS, *WINDOW_COMBINATIONS)),
         help="';'-separated strategy lists, each like 'fnr,pns:4,dsg:0.4'",
     )
     for field in ("samples", "num_clips", "steps", "seed"):
@@ -244,7 +282,7 @@ def main(argv=None) -> None:
         config = CompareConfig(samples=args.samples, num_clips=args.num_clips, steps=args.steps,
                                seed=args.seed, scheduler=args.scheduler)  # fmt: skip
         for name in combinations:
-            parse_strategies(name)
+            check_combination(name)
     except (TypeError, ValueError) as error:
         parser.error(str(error))
     paths = {"csv": out / "compare.csv", "png": out / "compare.png"}

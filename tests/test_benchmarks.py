@@ -155,3 +155,14 @@ def test_perf_benchmark_runs_on_a_tiny_setting(capsys):
 def test_compare_config_names_the_bad_field(field, value, match):
     with pytest.raises(ValueError, match=match):
         CompareConfig(**{field: value})
+
+
+def test_windowed_rows_and_their_names():
+    from benchmarks.compare import check_combination
+
+    rows = {r["strategies"]: r for r in run(TINY, ["windows:flat", "windows:pyramid"])}
+    # co-denoising the whole video: no duplicated frame and no cut at the window starts on this backbone
+    assert all(0.5 < rows[name]["seam_jump_ratio"] < 2 for name in ("windows:flat", "windows:pyramid"))
+    allowed = r"windowed co-denoising must be one of \('windows:flat', 'windows:pyramid'\)"
+    with pytest.raises(ValueError, match=allowed):
+        check_combination("windows:gaussian")
