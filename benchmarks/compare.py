@@ -29,6 +29,7 @@ import torch
 from diffusers import DDIMScheduler, FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler
 
 from benchmarks import metrics
+from benchmarks.cost import CountingDenoiser
 from benchmarks.figures import save_figure
 from models import GaussianVideoPrior
 from models.files import atomic_files, atomic_path, check_out_folder, exit_on_sigterm
@@ -67,6 +68,7 @@ SCHEDULERS = {
 }
 SCHEDULE_NAMES = {"ddim": "DDIM", "flow-euler": f"rectified flow (FlowMatchEuler, shift {WAN_SHIFT:g})",
                   "unipc-flow": f"rectified flow (UniPC order 2, shift {WAN_SHIFT:g})"}  # fmt: skip
+COST = ("frame_evals", "backward_evals")  # backbone work per output frame (benchmarks.cost), beside METRICS
 METRICS = ("seam_jump_ratio", "mirror_correlation", "repetition", "autocorrelation_error", "frechet_distance")
 
 
@@ -127,17 +129,18 @@ def run(
     prior = make_prior(config)
     reference = true_videos(config, prior, torch.Generator().manual_seed(config.seed + 1))
     fresh = true_videos(config, prior, torch.Generator().manual_seed(config.seed + 2))
-    rows = [{"strategies": REFERENCE, **score_reference(config, prior, reference, fresh)[1]}]
+    free = dict.fromkeys(COST, 0.0)  # no backbone: true draws
+    rows = [{"strategies": REFERENCE, **score_reference(config, prior, reference, fresh)[1], **free}]
     if oracle:
         generator = torch.Generator().manual_seed(config.seed)
-        rows.append({"strategies": ORACLE, **score_oracle(config, prior, generator, reference)[1]})
+        rows.append({"strategies": ORACLE, **score_oracle(config, prior, generator, reference)[1], **free})
     for name, strategies in parsed.items():
-        generator = torch.Generator().manual_seed(config.seed)
+        generator, cost = torch.Generator().manual_seed(config.seed), {}
         if isinstance(strategies, Windows):
-            values = score_windows(config, prior, strategies.fusion, generator, reference)[1]
+            values = score_windows(config, prior, strategies.fusion, generator, reference, cost)[1]
         else:
-            values = score_sampler(config, prior, strategies, generator, reference, progress)[1]
-        rows.append({"strategies": name, **values})
+            values = score_sampler(config, prior, strategies, generator, reference, progress, cost)[1]
+        rows.append({"strategies": name, **values, **cost})
     return rows
 
 
@@ -152,14 +155,18 @@ def true_videos(config: CompareConfig, prior: GaussianVideoPrior, generator: tor
 
 
 def score_sampler(config: CompareConfig, prior: GaussianVideoPrior, strategies: Sequence[Any],
-                  generator: torch.Generator, reference: torch.Tensor,
-                  progress: bool = False) -> tuple[int, dict[str, float]]:  # fmt: skip
+                  generator: torch.Generator, reference: torch.Tensor, progress: bool = False,
+                  cost: dict | None = None) -> tuple[int, dict[str, float]]:  # fmt: skip
     """(frames, METRICS) of the long videos `strategies` sample from `prior` with the config's scheduler
-    (noise from `generator`), against the true videos `reference` (`true_videos`)."""
+    (noise from `generator`), against the true videos `reference` (`true_videos`); `cost`, if given,
+    receives COST (frame evaluations per output frame)."""
     scheduler = SCHEDULERS[config.scheduler]()
     sampler = LongVideoSampler(strategies, prompt_frames=config.prompt_frames, progress=progress)
-    video = sampler.sample(prior.denoiser(scheduler), scheduler, config.clip_shape, config.num_clips,
-                           config.steps, generator=generator)  # fmt: skip
+    denoiser = CountingDenoiser(prior.denoiser(scheduler))
+    video = sampler.sample(denoiser, scheduler, config.clip_shape, config.num_clips, config.steps,
+                           generator=generator)  # fmt: skip
+    if cost is not None:
+        cost.update(denoiser.per_output_frame(video.latents.shape[2]))
     return video.latents.shape[2], evaluate(video.latents, video.clip_starts, config, prior, reference)
 
 
@@ -181,15 +188,19 @@ def check_combination(name: str) -> list[Any] | Windows:
 
 
 def score_windows(config: CompareConfig, prior: GaussianVideoPrior, fusion: str, generator: torch.Generator,
-                  reference: torch.Tensor) -> tuple[int, dict[str, float]]:  # fmt: skip
-    """(frames, METRICS) of windowed co-denoising of K N frames at once, seams at the windows' starts."""
+                  reference: torch.Tensor,
+                  cost: dict | None = None) -> tuple[int, dict[str, float]]:  # fmt: skip
+    """(frames, METRICS) of windowed co-denoising of K N frames at once, seams at the windows' starts;
+    `cost`, if given, receives COST."""
     n = config.num_frames
     windows = ContextWindows(n, n - max(1, n // 4), "uniform", fusion)
     scheduler = SCHEDULERS[config.scheduler]()
     c, h, w = config.frame_shape
     shape = (config.samples, c, n * config.num_clips, h, w)
-    video = WindowedSampler(windows).sample(prior.denoiser(scheduler), scheduler, shape, config.steps,
-                                            generator=generator)  # fmt: skip
+    denoiser = CountingDenoiser(prior.denoiser(scheduler))
+    video = WindowedSampler(windows).sample(denoiser, scheduler, shape, config.steps, generator=generator)
+    if cost is not None:
+        cost.update(denoiser.per_output_frame(video.latents.shape[2]))
     return video.latents.shape[2], evaluate(video.latents, video.clip_starts, config, prior, reference)
 
 
@@ -212,10 +223,16 @@ def score_reference(config: CompareConfig, prior: GaussianVideoPrior, truth: tor
     return truth.shape[2], evaluate(truth, starts, config, prior, second)
 
 
+def columns(rows: list[dict[str, Any]]) -> tuple[str, ...]:
+    """METRICS, then COST where the rows carry it (compare.run's do; the sweep's do not)."""
+    return (*METRICS, *(c for c in COST if all(c in row for row in rows)))
+
+
 def format_table(rows: list[dict[str, Any]], config: CompareConfig) -> str:
-    header = f"{'strategies':<22}" + "".join(f"{m:>23}" for m in METRICS)
+    shown = columns(rows)
+    header = f"{'strategies':<22}" + "".join(f"{m:>23}" for m in shown)
     lines = [header, "-" * len(header)]
-    lines += [f"{row['strategies']:<22}" + "".join(f"{row[m]:>23.4f}" for m in METRICS) for row in rows]
+    lines += [f"{row['strategies']:<22}" + "".join(f"{row[m]:>23.4f}" for m in shown) for row in rows]
     lines.append(
         f"mirror_correlation pools offsets j >= M = {config.prompt_frames}; repetition is the peak "
         f"autocorrelation at lags >= N = {config.num_frames} minus the process's; autocorrelation_error is "
@@ -227,16 +244,17 @@ def format_table(rows: list[dict[str, Any]], config: CompareConfig) -> str:
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     """The rows as the Markdown table the README quotes: 4 significant digits, float dust below 1e-9 as 0."""
-    lines = ["| strategies | " + " | ".join(METRICS) + " |", "|---" * (len(METRICS) + 1) + "|"]
+    shown = columns(rows)
+    lines = ["| strategies | " + " | ".join(shown) + " |", "|---" * (len(shown) + 1) + "|"]
     for row in rows:
-        cells = ("0" if abs(row[m]) < 1e-9 else f"{row[m]:.4g}" for m in METRICS)
+        cells = ("0" if abs(row[m]) < 1e-9 else f"{row[m]:.4g}" for m in shown)
         lines.append(f"| {row['strategies']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def write_csv(rows: list[dict[str, Any]], path) -> None:
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["strategies", *METRICS])
+        writer = csv.DictWriter(f, fieldnames=["strategies", *columns(rows)])
         writer.writeheader()
         writer.writerows(rows)
 

@@ -166,3 +166,20 @@ def test_windowed_rows_and_their_names():
     allowed = r"windowed co-denoising must be one of \('windows:flat', 'windows:pyramid'\)"
     with pytest.raises(ValueError, match=allowed):
         check_combination("windows:gaussian")
+
+
+def test_cost_columns_are_the_hand_counted_frame_evaluations():
+    # TINY: N = 8, M = 2, K = 3 clips, T = 8 steps. Clip by clip: T N K evaluations for N K frames = T.
+    # overlap drops M frames of clips 1..K-1: T N K / (N + (K-1)(N-M)). recon adds one forward with a
+    # backward per step of clips 1..K-1 (its x0 estimate). Windows of 8 over 24 frames overlapping by 2:
+    # starts 0, 6, 12, 16 at even steps and 0, 3, 9, 13, 16 at odd ones (shifted by 3, clamped).
+    names = ["fnr", "overlap", "overlap,recon:1", "windows:flat"]
+    rows = {r["strategies"]: r for r in run(TINY, names)}
+    t, n, m, k = 8, 8, 2, 3
+    kept = n + (k - 1) * (n - m)
+    assert rows["reference process"]["frame_evals"] == rows["oracle continuation"]["frame_evals"] == 0
+    assert rows["fnr"]["frame_evals"] == t and rows["fnr"]["backward_evals"] == 0
+    assert rows["overlap"]["frame_evals"] == pytest.approx(t * n * k / kept, rel=1e-12)
+    assert rows["overlap,recon:1"]["frame_evals"] == pytest.approx(t * n * (2 * k - 1) / kept, rel=1e-12)
+    assert rows["overlap,recon:1"]["backward_evals"] == pytest.approx(t * n * (k - 1) / kept, rel=1e-12)
+    assert rows["windows:flat"]["frame_evals"] == pytest.approx((4 + 5) * (t // 2) * n / (n * k), rel=1e-12)
