@@ -59,17 +59,18 @@ class FrameSink(Protocol):
 
 
 class MemorySink:
-    """Keeps every frame: `frames` is (L, H, W, 3) uint8 after `close()`."""
+    """Keeps every frame: `clips` the writes as they came (one clip each), `frames` all of them
+    (L, H, W, 3) uint8 after `close()`."""
 
     def __init__(self) -> None:
-        self._clips: list[np.ndarray] = []
+        self.clips: list[np.ndarray] = []
         self.frames: np.ndarray | None = None
 
     def write(self, frames: np.ndarray) -> None:
-        self._clips.append(frames)
+        self.clips.append(frames)
 
     def close(self) -> None:
-        self.frames = np.concatenate(self._clips, axis=0) if self._clips else None
+        self.frames = np.concatenate(self.clips, axis=0) if self.clips else None
 
 
 class VideoFileSink:

@@ -39,7 +39,7 @@ from .protocols import (
     StepContext,
     hook,
 )
-from .schedulers import Schedule, check_scheduler, warn_if_guidance_inexact
+from .schedulers import Schedule, as_schedule, warn_if_guidance_inexact
 from .state import Resume, SamplerState
 from .validation import check_device, check_dtype, check_generator, check_int
 
@@ -229,7 +229,7 @@ class LongVideoSampler:
         """Every check of the tools and the work's size, before any work; returns clip_shape as a tuple."""
         if not callable(denoiser):
             raise TypeError(f"denoiser must be callable (a VideoDenoiser); got {type(denoiser).__name__}")
-        schedule = check_scheduler(scheduler)
+        schedule = as_schedule(scheduler)
         for strategy in (*self.initializers, *self.guidances):  # e.g. a guidance that needs exact x0
             hook(strategy, "check_scheduler")(schedule)
         check_generator(generator)

@@ -248,13 +248,9 @@ def scheduler_kind(scheduler: Any) -> str:
 
 
 def as_schedule(scheduler: Any) -> Schedule:
-    """`scheduler` if it is a Schedule, else `Schedule(scheduler)` (timesteps from the count)."""
+    """`scheduler` if it is a Schedule, else `Schedule(scheduler)` (timesteps from the count); TypeError
+    or ValueError, before any work, where it is not usable."""
     return scheduler if isinstance(scheduler, Schedule) else Schedule(scheduler)
-
-
-def check_scheduler(scheduler: Any) -> Schedule:
-    """The Schedule of `scheduler`; TypeError/ValueError (before any work) where it is not usable."""
-    return as_schedule(scheduler)
 
 
 def x0_conversion_problem(scheduler: Any) -> str | None:

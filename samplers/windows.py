@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from .sampler import LongVideo
-from .schedulers import check_scheduler
+from .schedulers import as_schedule
 from .validation import check_generator, check_int
 
 SCHEDULES = ("static", "uniform", "looped")
@@ -74,9 +74,9 @@ class ContextWindows:
             return torch.ones(n, dtype=torch.float64)
         return torch.tensor([min(k + 1, n - k) for k in range(n)], dtype=torch.float64)
 
-    def normalised(self, length: int, step: int = 0) -> list[torch.Tensor]:
-        """Each window's per-frame weights divided by the frame's total: they sum to one per frame."""
-        windows = self.frames(length, step)
+    def normalised(self, windows: list[list[int]], length: int) -> list[torch.Tensor]:
+        """Each window's per-frame weights (windows as `frames` gives them for a video of `length`
+        frames) divided by the frame's total: they sum to one per frame."""
         total = torch.zeros(length, dtype=torch.float64)
         w = self.weights(len(windows[0]))
         for frames in windows:
@@ -102,7 +102,7 @@ class WindowedSampler:
                **cond: Any) -> LongVideo:  # fmt: skip
         """The long video of `shape` (B, C, L, H, W) from fresh N(0, I) noise (or `noise` of that shape,
         e.g. FreeNoise's); `clip_starts` are the static windows' first frames (where a window begins)."""
-        schedule = check_scheduler(scheduler)
+        schedule = as_schedule(scheduler)
         check_generator(generator)
         check_int("num_inference_steps", num_inference_steps, 1)
         if len(shape) != 5:
@@ -123,8 +123,8 @@ class WindowedSampler:
         """sum_w W_w(j) out_w(j) over the windows of `step`, with weights normalised per frame."""
         length = model_input.shape[2]
         fused = torch.zeros_like(model_input)
-        for frames, w in zip(self.windows.frames(length, step), self.windows.normalised(length, step),
-                             strict=True):  # fmt: skip
+        windows = self.windows.frames(length, step)
+        for frames, w in zip(windows, self.windows.normalised(windows, length), strict=True):
             index = torch.tensor(frames, device=model_input.device)
             out = denoiser(model_input.index_select(2, index), t, **cond)
             weight = w.to(out.device, out.dtype).reshape(1, 1, -1, 1, 1)

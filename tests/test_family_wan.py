@@ -7,7 +7,7 @@ import pytest
 import torch
 from diffusers import WanTransformer3DModel
 
-from models import VidRDPipeline
+from models import MemorySink, VidRDPipeline
 from models.families.wan import WanFamily
 from models.long_pipeline import LongVideoPipeline
 from models.tiny import tiny_pipeline
@@ -204,17 +204,6 @@ def test_a_bare_video_transformer_is_pointed_at_its_pipeline():
         denoiser_for(tiny.tiny_wan(0).transformer)
 
 
-class _ListSink:
-    def __init__(self):
-        self.writes = []
-
-    def write(self, frames):
-        self.writes.append(frames)
-
-    def close(self):
-        pass
-
-
 def test_pil_output_and_a_sink_carry_the_same_frames_as_np():
     import numpy as np
 
@@ -225,16 +214,16 @@ def test_pil_output_and_a_sink_carry_the_same_frames_as_np():
     as_uint8 = (frames * 255).round().astype(np.uint8)
     assert len(pil) == 33 and pil[0].size == (16, 16)
     assert all(np.array_equal(np.asarray(image), f) for image, f in zip(pil, as_uint8, strict=True))
-    sink = _ListSink()
+    sink = MemorySink()
     out = LongVideoPipeline.from_pipe(pipe)(**call, sink=sink, generator=torch.Generator().manual_seed(0))
-    assert out.frames is None and [w.shape[0] for w in sink.writes] == [9, 12, 12]  # one clip per write
-    assert abs(np.concatenate(sink.writes).astype(int) - as_uint8.astype(int)).max() <= 1  # rounding
+    assert out.frames is None and [w.shape[0] for w in sink.clips] == [9, 12, 12]  # one clip per write
+    assert abs(np.concatenate(sink.clips).astype(int) - as_uint8.astype(int)).max() <= 1  # rounding
 
 
 def test_a_sink_is_refused_where_it_would_lose_frames():
     from models.long_pipeline import PipelineInputError
 
-    pipe, sink = tiny.tiny_wan(0), _ListSink()
+    pipe, sink = tiny.tiny_wan(0), MemorySink()
     with pytest.raises(ValueError, match="sink takes decoded frames; with output_type='latent'"):
         LongVideoPipeline.from_pipe(pipe)(**COND, **SIZE, sink=sink, output_type="latent",
                                           generator=torch.Generator())  # fmt: skip
@@ -242,4 +231,4 @@ def test_a_sink_is_refused_where_it_would_lose_frames():
              "negative_prompt_embeds": tiny.prompt_embeds(2, batch=2)}
     with pytest.raises(PipelineInputError, match="sink takes one video; this call makes 2"):
         LongVideoPipeline.from_pipe(pipe)(**batch, **SIZE, sink=sink, generator=torch.Generator())
-    assert sink.writes == []
+    assert sink.clips == []

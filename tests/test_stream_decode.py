@@ -8,6 +8,7 @@ import pytest
 import torch
 from einops import repeat
 
+from models import MemorySink
 from models.long_pipeline import _ClipFrames
 from models.stream_decode import StreamingDecoder, pixel_range
 
@@ -57,25 +58,14 @@ def test_pixel_range():
     assert pixel_range(5, 2, 1) == (5, 7)  # no temporal compression: a latent frame is a frame
 
 
-class ListSink:
-    def __init__(self):
-        self.writes = []
-
-    def write(self, frames):
-        self.writes.append(frames)
-
-    def close(self):
-        pass
-
-
 def test_sinks_get_whole_clips_even_when_the_decoder_holds_frames_back():
     decode, parts = synthetic_decoder(4, 1, 2), clips([3, 3, 3])
-    decoder, sink = StreamingDecoder(decode, 4, 1, lookahead=2), ListSink()
+    decoder, sink = StreamingDecoder(decode, 4, 1, lookahead=2), MemorySink()
     hand_off, start = _ClipFrames(4, sink), 0
     for part in parts:
         hand_off.expect(start, part.shape[2])
         hand_off.add(decoder(part))
         start += part.shape[2]
-    assert [w.shape[0] for w in sink.writes] == [9, 12]  # clip 2 waits for the flush
+    assert [w.shape[0] for w in sink.clips] == [9, 12]  # clip 2 waits for the flush
     hand_off.add(decoder.flush())
-    assert [w.shape[0] for w in sink.writes] == [9, 12, 12]  # 1 + 2*4, then 3*4 frames per clip
+    assert [w.shape[0] for w in sink.clips] == [9, 12, 12]  # 1 + 2*4, then 3*4 frames per clip

@@ -22,7 +22,7 @@ def test_every_frame_is_covered_and_its_weights_sum_to_one(size, stride_less, le
     windows = ContextWindows(size, max(1, size - stride_less), schedule, fusion)
     frames = windows.frames(length, step)
     total = torch.zeros(length, dtype=torch.float64)
-    for f, w in zip(frames, windows.normalised(length, step), strict=True):
+    for f, w in zip(frames, windows.normalised(frames, length), strict=True):
         assert len(f) == min(size, length) and all(0 <= j < length for j in f)
         total.index_add_(0, torch.tensor(f), w)
     torch.testing.assert_close(total, torch.ones(length, dtype=torch.float64), rtol=0, atol=1e-12)

@@ -53,6 +53,7 @@ class VideoFamily:
     `decode_latents` and, where the pipeline's layout is not the kit's, the two layout conversions."""
 
     pipeline_names: ClassVar[tuple[str, ...]] = ()  # the diffusers pipeline classes of the family
+    pipeline_multiple: ClassVar[int] = 1  # what the pipeline's check_inputs asks of height and width
 
     def __init__(self, pipe: Any) -> None:
         self.pipe = pipe
@@ -73,8 +74,9 @@ class VideoFamily:
 
     @property
     def size_multiple(self) -> int:
-        """What height and width must be multiples of: the VAE's factor times the transformer's patch."""
-        return self.spatial * int(self.patch_size)
+        """What height and width must be multiples of: the VAE's factor times the transformer's patch, and
+        what the pipeline's own check_inputs asks (`pipeline_multiple`): their least common multiple."""
+        return math.lcm(self.pipeline_multiple, self.spatial * int(self.patch_size))
 
     @property
     def patch_size(self) -> int:
@@ -96,15 +98,15 @@ class VideoFamily:
 
     def latent_size(self, height: int, width: int) -> tuple[int, int]:
         """(h, w) of the latents; ValueError unless height and width are multiples of size_multiple."""
-        multiple = self.size_multiple
+        multiple, asked = self.size_multiple, self.pipeline_multiple
+        why = (f"its check_inputs asks for {asked}; " if asked > 1 else "") + (
+            f"VAE factor {self.spatial} x patch {self.patch_size}")
         for name, value in (("height", height), ("width", width)):
             check_int(name, value, 1)
             if value % multiple:
-                below = max(value // multiple, 1) * multiple
                 raise ValueError(
-                    f"{name} must be a multiple of {multiple} for {type(self.pipe).__name__} (VAE factor "
-                    f"{self.spatial} x patch {self.patch_size}); got {value}, nearest valid: {below} or "
-                    f"{below + multiple}"
+                    f"{name} must be a multiple of {multiple} for {type(self.pipe).__name__} ({why}); got "
+                    f"{value}, nearest valid: {nearest_form(value, multiple)}"
                 )
         return height // self.spatial, width // self.spatial
 
@@ -196,6 +198,3 @@ def nearest_form(value: int, multiple: int) -> str:
     below = value // multiple * multiple
     return f"{below} or {below + multiple}" if below else f"{multiple}"
 
-
-def ceil_div(a: int, b: int) -> int:
-    return math.ceil(a / b)

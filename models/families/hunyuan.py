@@ -14,7 +14,6 @@ VAE. Height and width must be multiples of 16 (the pipeline's check) and of the 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from numbers import Real
 from typing import Any
@@ -32,7 +31,6 @@ from .base import (
     check_guidance,
     check_steps,
     clip_index,
-    nearest_form,
     no_check,
     per_clip,
     take,
@@ -49,7 +47,6 @@ _ALLOWED = {
 _TEXTS = ("prompt", "prompt_2", "negative_prompt", "negative_prompt_2")
 _TENSORS = ("prompt_embeds", "pooled_prompt_embeds", "prompt_attention_mask", "negative_prompt_embeds",
             "negative_pooled_prompt_embeds", "negative_prompt_attention_mask")  # fmt: skip
-_PIPELINE_MULTIPLE = 16  # HunyuanVideoPipeline.check_inputs: height and width divisible by 16
 
 
 class HunyuanVideoDenoiser:
@@ -92,23 +89,7 @@ class HunyuanVideoDenoiser:
 
 class HunyuanVideoFamily(VideoFamily):
     pipeline_names = ("HunyuanVideoPipeline",)
-
-    @property
-    def size_multiple(self) -> int:
-        """16 (the pipeline's own check) and the VAE factor times the patch: their least common multiple."""
-        return math.lcm(_PIPELINE_MULTIPLE, self.spatial * self.patch_size)
-
-    def latent_size(self, height: int, width: int) -> tuple[int, int]:
-        multiple = self.size_multiple
-        for name, value in (("height", height), ("width", width)):
-            check_int(name, value, 1)
-            if value % multiple:
-                raise ValueError(
-                    f"{name} must be a multiple of {multiple} for {type(self.pipe).__name__} (its "
-                    f"check_inputs asks for {_PIPELINE_MULTIPLE}; VAE factor {self.spatial} x patch "
-                    f"{self.patch_size}); got {value}, nearest valid: {nearest_form(value, multiple)}"
-                )
-        return height // self.spatial, width // self.spatial
+    pipeline_multiple = 16  # HunyuanVideoPipeline.check_inputs: height and width divisible by 16
 
     def plan(self, num_clips: int, generator: torch.Generator | None, kwargs: dict[str, Any],
              check_frames: Callable[[int], None] = no_check) -> ClipPlan:  # fmt: skip

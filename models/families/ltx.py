@@ -43,13 +43,11 @@ from .base import (
     check_guidance,
     check_steps,
     clip_index,
-    nearest_form,
     no_check,
     take,
 )
 from .masked_prompts import MaskedPrompts
 
-CHECKED_MULTIPLE = 32  # what LTXPipeline.check_inputs asks of height and width, whatever the VAE
 _ALLOWED = {
     "prompt": None, "negative_prompt": None, "prompt_embeds": None, "prompt_attention_mask": None,
     "negative_prompt_embeds": None, "negative_prompt_attention_mask": None, "height": 512, "width": 704,
@@ -104,6 +102,7 @@ class LTXFamily(MaskedPrompts, VideoFamily):
     `decode_options` for `decode_latents`."""
 
     pipeline_names = ("LTXPipeline",)
+    pipeline_multiple = 32  # what LTXPipeline.check_inputs asks of height and width, whatever the VAE
 
     # -- geometry: the pipeline's own names --------------------------------------------------------------
 
@@ -122,18 +121,6 @@ class LTXFamily(MaskedPrompts, VideoFamily):
     @property
     def patch_size_t(self) -> int:
         return int(self.pipe.transformer_temporal_patch_size)
-
-    def latent_size(self, height: int, width: int) -> tuple[int, int]:
-        """The pipeline's own rule first (multiples of 32), then the VAE's and the patch's."""
-        for name, value in (("height", height), ("width", width)):
-            check_int(name, value, 1)
-            if value % CHECKED_MULTIPLE:
-                raise ValueError(
-                    f"{name} must be a multiple of {CHECKED_MULTIPLE} for {type(self.pipe).__name__} (its "
-                    f"check_inputs asks it); got {value}, nearest valid: "
-                    f"{nearest_form(value, CHECKED_MULTIPLE)}"
-                )
-        return super().latent_size(height, width)
 
     def _latent_frames(self, num_frames: int) -> int:
         frames, pt = self.latent_frames(num_frames), self.patch_size_t
