@@ -15,6 +15,8 @@ import scipy.linalg
 import torch
 from einops import rearrange
 
+from samplers.validation import check_int
+
 Reference = torch.Tensor | Sequence[float] | np.ndarray
 
 
@@ -27,13 +29,6 @@ def _video(name: str, x: torch.Tensor) -> np.ndarray:
     if not np.isfinite(out).all():
         raise ValueError(f"{name} must be finite; got {int((~np.isfinite(out)).sum())} non-finite values")
     return out
-
-
-def _int(name: str, value: int, low: int, high: int) -> int:
-    """`value` if it is an integer in [low, high]; else ValueError."""
-    if isinstance(value, bool) or not isinstance(value, Integral) or not low <= value <= high:
-        raise ValueError(f"{name} must be an integer in [{low}, {high}]; got {value!r}")
-    return int(value)
 
 
 def check_clip_starts(clip_starts: Sequence[int], length: int, min_clips: int = 2) -> list[int]:
@@ -109,9 +104,9 @@ def mirror_correlation(
     x = _video("latents", latents)
     length = x.shape[2]
     starts = check_clip_starts(clip_starts, length)
-    _int("skip", skip, 0, length)
+    check_int("skip", skip, 0, length)
     if max_offset is not None:
-        _int("max_offset", max_offset, skip, length)
+        check_int("max_offset", max_offset, skip, length)
     bounds = [*starts, length]
     left, right = [], []
     for prev, b, nxt in zip(bounds[:-2], bounds[1:-1], bounds[2:], strict=True):
@@ -131,7 +126,7 @@ def autocorrelation(latents: torch.Tensor, max_lag: int) -> np.ndarray:
     """ac[tau] = pearson(x[:, :, :L-tau], x[:, :, tau:]) for tau = 0..max_lag, 1 <= max_lag < L."""
     x = _video("latents", latents)
     length = x.shape[2]
-    _int("max_lag", max_lag, 1, length - 1)
+    check_int("max_lag", max_lag, 1, length - 1)
     # Frames as contiguous rows, so that every lagged slice is one block (no copy per lag).
     rows = np.ascontiguousarray(rearrange(x, "b c f h w -> f (b c h w)"))
     return np.array([pearson(rows[: length - t], rows[t:]) for t in range(max_lag + 1)])
@@ -146,8 +141,8 @@ def autocorrelation_error(
     """
     length = _video("latents", latents).shape[2]
     max_lag = length // 2 if max_lag is None else max_lag
-    _int("max_lag", max_lag, 1, length - 1)
-    _int("min_lag", min_lag, 0, max_lag)
+    check_int("max_lag", max_lag, 1, length - 1)
+    check_int("min_lag", min_lag, 0, max_lag)
     diff = autocorrelation(latents, max_lag) - _reference_ac(reference, max_lag)[: max_lag + 1]
     return float(np.abs(diff[min_lag:]).max())
 
@@ -161,8 +156,8 @@ def repetition(
     """
     length = _video("latents", latents).shape[2]
     max_lag = length - 1 if max_lag is None else max_lag
-    _int("max_lag", max_lag, 1, length - 1)
-    _int("min_lag", min_lag, 1, max_lag)
+    check_int("max_lag", max_lag, 1, length - 1)
+    check_int("min_lag", min_lag, 1, max_lag)
     peak = float(autocorrelation(latents, max_lag)[min_lag:].max())
     if reference is None:
         return peak
@@ -177,7 +172,7 @@ def seam_windows(latents: torch.Tensor, clip_starts: Sequence[int], window: int)
     x = _video("latents", latents)
     length = x.shape[2]
     seams = check_clip_starts(clip_starts, length)[1:]
-    _int("window", window, 1, length)
+    check_int("window", window, 1, length)
     lo = [b - window // 2 for b in seams]
     if lo[0] < 0 or lo[-1] + window > length:
         raise ValueError(

@@ -29,8 +29,8 @@ from benchmarks.video_scores import (
 )
 from models.bundled import BUNDLED, load_pipeline
 from models.data.shapes import COLOURS, DIRECTIONS, SHAPES, MovingShapes, ShapesConfig, collate
-from samplers import ClassifierFreeGuidance, LongVideo, LongVideoSampler
-from samplers.validation import check_int, check_real
+from samplers import LongVideo, LongVideoSampler
+from samplers.validation import check_int
 
 CLASSIFIER = Path(__file__).resolve().parent / "weights" / "shapes-classifier"
 
@@ -41,7 +41,6 @@ def all_captions(repeats: int = 1) -> list[str]:
     return [f"a {c} {s} moving {d}" for c, s, d in combos for _ in range(repeats)]
 
 
-@torch.no_grad()
 def sample_videos(
     pipe,
     captions: list[str],
@@ -53,17 +52,8 @@ def sample_videos(
     guidance: float = 7.5,
 ) -> LongVideo:
     """One long video per caption in one batch, with classifier-free guidance (the empty caption as the
-    unconditional one): latents (B, C, L, h, w) and clip starts."""
-    check_int("num_frames", num_frames, 2)
-    check_real("guidance", guidance, 0.0)
-    sampler = sampler or LongVideoSampler(progress=False)
-    cond = pipe.text_encoder.encode(captions)
-    uncond = pipe.text_encoder.encode([""]).expand_as(cond)
-    denoiser = ClassifierFreeGuidance(pipe.denoiser, guidance)
-    shape = pipe.clip_shape(len(captions), num_frames)
-    conditioning = {"cond": {"encoder_hidden_states": cond}, "uncond": {"encoder_hidden_states": uncond}}
-    return sampler.sample(denoiser, pipe.scheduler, shape, num_clips, steps, generator=generator,
-                          **conditioning)  # fmt: skip
+    unconditional one): latents (B, C, L, h, w) and clip starts, by the pipeline's `sample_batch`."""
+    return pipe.sample_batch(captions, generator, sampler, num_frames, num_clips, steps, guidance)
 
 
 def decode_clips(pipe, latents: torch.Tensor, clip_starts: list[int]) -> torch.Tensor:

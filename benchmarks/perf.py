@@ -10,12 +10,23 @@ speed cancels out. Two backbones, each call's cost printed:
   per latent element like a real network, so the sampler's per-step tensor work is small beside it;
 - `prior-large`: the exact Gaussian prior on 4x4x16x128x128 latents: a call of a few milliseconds that is
   all memory traffic, the worst case for the sampler's own copies (DSG's replacement, the recording).
+
+Each backbone is measured in a child process whose allocator keeps the memory it frees (glibc's
+`MALLOC_TRIM_THRESHOLD_` and `MALLOC_MMAP_THRESHOLD_`, `ALLOCATOR_ENV`). With glibc's defaults, whether a
+freed 16 MB tensor goes back to the system, to be page-faulted in again by the next one, depends on the
+order of allocations, and it moves either loop by up to 20% (the `faults` columns show it); kept memory
+measures the loops' own work. `--allocator system` measures under the defaults instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import resource
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from itertools import pairwise
@@ -42,10 +53,17 @@ def bare_loop(denoiser, scheduler, clip_shape, num_clips: int, steps: int, gener
     return torch.cat(clips, dim=2)
 
 
-def seconds(fn: Callable[[], object]) -> float:
+# glibc's allocator, told to keep freed memory: no trimming of the heap, no mmap for large blocks.
+ALLOCATOR_ENV = {"MALLOC_TRIM_THRESHOLD_": str(2**40), "MALLOC_MMAP_THRESHOLD_": str(2**32)}
+ALLOCATORS = ("kept", "system")
+
+
+def seconds_and_faults(fn: Callable[[], object]) -> tuple[float, int]:
+    """Wall seconds of `fn()` and the minor page faults it caused."""
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     began = time.perf_counter()
     fn()
-    return time.perf_counter() - began
+    return time.perf_counter() - began, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
 
 
 class ConvBackbone(torch.nn.Module):
@@ -93,14 +111,33 @@ def measure(backbone: str = "conv", num_clips=4, steps=25, repeats=7) -> dict[st
         return bare_loop(denoiser, scheduler, clip_shape, num_clips, steps, torch.Generator().manual_seed(0))
 
     probe = torch.randn(clip_shape, generator=torch.Generator().manual_seed(1))
-    call = statistics.median(seconds(lambda: denoiser(probe, torch.tensor(500))) for _ in range(20))
+    calls = [seconds_and_faults(lambda: denoiser(probe, torch.tensor(500)))[0] for _ in range(20)]
+    call = statistics.median(calls)
     paper(), bare()  # warm-up
-    timings: dict[str, list[float]] = {"sampler": [], "bare": []}
+    runs: dict[str, list[tuple[float, int]]] = {"sampler": [], "bare": []}
     for _ in range(repeats):  # alternate, so slow phases of the machine hit both alike
-        timings["sampler"].append(seconds(paper))
-        timings["bare"].append(seconds(bare))
-    sampler_s, bare_s = statistics.median(timings["sampler"]), statistics.median(timings["bare"])
-    return {"call_ms": 1e3 * call, "sampler_s": sampler_s, "bare_s": bare_s, "ratio": sampler_s / bare_s}
+        runs["sampler"].append(seconds_and_faults(paper))
+        runs["bare"].append(seconds_and_faults(bare))
+    median = {k: [statistics.median(r[j] for r in v) for j in (0, 1)] for k, v in runs.items()}
+    (sampler_s, sampler_faults), (bare_s, bare_faults) = median["sampler"], median["bare"]
+    return {"call_ms": 1e3 * call, "sampler_s": sampler_s, "bare_s": bare_s, "ratio": sampler_s / bare_s,
+            "sampler_faults": sampler_faults, "bare_faults": bare_faults}  # fmt: skip
+
+
+def measure_in_child(backbone: str, num_clips: int, steps: int, repeats: int, allocator: str = "kept",
+                     threads: int | None = None) -> dict:  # fmt: skip
+    """`measure` in a fresh process, under the allocator named (ALLOCATORS), on `threads` threads (None:
+    torch's default)."""
+    env = {**os.environ, **(ALLOCATOR_ENV if allocator == "kept" else {})}
+    if allocator == "system":
+        env = {k: v for k, v in env.items() if k not in ALLOCATOR_ENV}
+    code = ("import json, torch\nfrom benchmarks.perf import measure\n"
+            "from models.threads import limit_threads\n"
+            f"with limit_threads({threads or 'torch.get_num_threads()'}):\n"
+            f"    r = measure({backbone!r}, {num_clips}, {steps}, {repeats})\n"
+            f"print(json.dumps(r))")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env=env)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main(argv=None) -> None:
@@ -113,6 +150,8 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--backbones", default=",".join(BACKBONES), help=f"comma-separated, of {list(BACKBONES)}"
     )
+    parser.add_argument("--allocator", choices=ALLOCATORS, default="kept",
+                        help="kept: freed memory stays in the process; system: glibc's defaults")  # fmt: skip
     args = parser.parse_args(argv)
     for flag in ("repeats", "clips", "steps"):
         try:
@@ -123,11 +162,14 @@ def main(argv=None) -> None:
     unknown = [name for name in names if name not in BACKBONES]
     if unknown:
         parser.error(f"--backbones must name some of {list(BACKBONES)}; got {unknown}")
-    print(f"{args.clips} clips x {args.steps} DDIM steps, medians of {args.repeats} alternated repeats")
-    print(f"{'backbone':<12}{'call ms':>9}{'bare s':>9}{'sampler s':>11}{'ratio':>8}")
+    print(f"{args.clips} clips x {args.steps} DDIM steps, medians of {args.repeats} alternated repeats, "
+          f"allocator: {args.allocator}")  # fmt: skip
+    print(f"{'backbone':<12}{'call ms':>9}{'bare s':>9}{'sampler s':>11}{'ratio':>8}"
+          f"{'faults: bare':>14}{'sampler':>9}")  # fmt: skip
     for name in names:
-        r = measure(name, num_clips=args.clips, steps=args.steps, repeats=args.repeats)
-        print(f"{name:<12}{r['call_ms']:>9.2f}{r['bare_s']:>9.3f}{r['sampler_s']:>11.3f}{r['ratio']:>8.3f}")
+        r = measure_in_child(name, args.clips, args.steps, args.repeats, args.allocator)
+        print(f"{name:<12}{r['call_ms']:>9.2f}{r['bare_s']:>9.3f}{r['sampler_s']:>11.3f}{r['ratio']:>8.3f}"
+              f"{r['bare_faults']:>14.0f}{r['sampler_faults']:>9.0f}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -26,15 +26,15 @@ from benchmarks.number_lists import parse_numbers
 def child(num_clips: int, num_frames: int, steps: int, out: Path) -> dict[str, float]:
     import torch
 
+    from models.threads import limit_threads
     from models.tiny import tiny_pipeline
     from models.video_io import VideoFileSink
     from samplers import DSG, FNR, PNS, LongVideoSampler
 
-    torch.set_num_threads(1)  # steady timings on a shared 2-core machine
     pipe = tiny_pipeline()
     sampler = LongVideoSampler([FNR(), PNS(alpha=4), DSG(beta=0.4)], progress=False)
     began = time.perf_counter()
-    with VideoFileSink(out) as sink:
+    with limit_threads(1), VideoFileSink(out) as sink:  # one thread: steady timings on a shared machine
         pipe("a red circle moving right", sampler=sampler, num_clips=num_clips, num_frames=num_frames,
              num_inference_steps=steps, generator=torch.Generator().manual_seed(0), sink=sink)  # fmt: skip
     seconds = time.perf_counter() - began

@@ -95,7 +95,9 @@ def _build(config: ReportConfig, out: Path) -> Path:
         flow_sweep = flow_of(sweep_config, config.flow_scheduler)
         flow_sweep_rows = sweep.run(flow_sweep)
         timings = {
-            name: perf.measure(name, config.perf.clips, config.perf.steps, config.perf.repeats)
+            name: perf.measure_in_child(
+                name, config.perf.clips, config.perf.steps, config.perf.repeats, threads=1
+            )
             for name in config.perf.backbones
         }
         body = [

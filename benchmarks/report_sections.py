@@ -333,7 +333,10 @@ def perf_section(timings: dict, config: PerfConfig, sweep_seconds, videos, secon
         Paragraph(
             f"Sampler overhead (`benchmarks.perf`): `LongVideoSampler` with FNR+PNS(4)+DSG(0.4) against a "
             f"bare diffusers DDIM loop making the same denoiser calls, {config.clips} clips x "
-            f"{config.steps} steps, medians of {config.repeats} alternated repeats, one thread."
+            f"{config.steps} steps, medians of {config.repeats} alternated repeats, one thread, in a child "
+            "process whose allocator keeps the memory it frees (`benchmarks.perf.ALLOCATOR_ENV`: with "
+            "glibc's defaults, page faults from returned 16 MB blocks move either loop by up to 20%; "
+            "`python -m benchmarks.perf --allocator system` measures them)."
         ),
         Table(("backbone", "one call (ms)", "bare loop (s)", "sampler (s)", "ratio sampler / bare"), rows),
         Paragraph(

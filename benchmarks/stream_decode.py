@@ -30,6 +30,7 @@ from benchmarks.metrics import seam_jump_ratio
 from benchmarks.number_lists import parse_numbers
 from models.long_pipeline import DECODE_CONTEXT, LongVideoPipeline
 from models.stream_decode import pixel_range
+from models.threads import limit_threads
 from models.tiny_diffusers.examples import EXAMPLES
 from samplers import DSG, FNR, PNS, LongVideoSampler
 from samplers.validation import check_int
@@ -91,11 +92,11 @@ class _DropSink:
 
 def child(name: str, clips: int) -> None:
     """Sample and stream-decode `clips` clips into a sink that drops them; print the peak RSS (kB)."""
-    torch.set_num_threads(1)
-    pipe, kwargs = EXAMPLES[name](0)
-    LongVideoPipeline.from_pipe(pipe)(**kwargs, num_inference_steps=STEPS, sampler=sampler(),
-                                      num_clips=clips, sink=_DropSink(),
-                                      generator=torch.Generator().manual_seed(0))  # fmt: skip
+    with limit_threads(1):
+        pipe, kwargs = EXAMPLES[name](0)
+        LongVideoPipeline.from_pipe(pipe)(**kwargs, num_inference_steps=STEPS, sampler=sampler(),
+                                          num_clips=clips, sink=_DropSink(),
+                                          generator=torch.Generator().manual_seed(0))  # fmt: skip
     print(json.dumps({"peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 
 
@@ -130,7 +131,12 @@ def main(argv=None) -> None:
             raise ValueError(f"--families must be from {sorted(EXAMPLES)}; got {unknown}")
     except (TypeError, ValueError) as error:
         parser.error(str(error))
-    torch.set_num_threads(1)
+    with limit_threads(1):
+        table(families, args, contexts, low, high)
+
+
+def table(families: list[str], args: argparse.Namespace, contexts: list[int], low: int, high: int) -> None:
+    """Print the streamed-versus-whole decode table, one row per family and context."""
     print(f"{'family':<10}{'context':>8}{'max |streamed - whole|':>24}{'seam jump: whole':>18}"
           f"{'streamed':>10}{'independent':>13}{f'RSS {high}/{low} clips':>18}")  # fmt: skip
     for name in families:

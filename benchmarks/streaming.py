@@ -37,8 +37,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from samplers.validation import check_int
+
 from . import pixel_metrics
-from .metrics import _int, _video, check_clip_starts
+from .metrics import _video, check_clip_starts
 
 
 def _start(start: int, expected: int) -> int:
@@ -143,8 +145,8 @@ class MirrorCorrelation(_LatentClips):
 
     def __init__(self, skip: int, max_offset: int | None = None) -> None:
         super().__init__()
-        self.skip = _int("skip", skip, 0, np.iinfo(np.int64).max)
-        self.max_offset = None if max_offset is None else _int("max_offset", max_offset, skip, 2**62)
+        self.skip = check_int("skip", skip, 0, np.iinfo(np.int64).max)
+        self.max_offset = None if max_offset is None else check_int("max_offset", max_offset, skip, 2**62)
         self._tail: np.ndarray | None = None  # the previous clip's last frames (all, or max_offset + 1)
         self._tail_clip_length = 0
         self._pairs = _Comoments()
@@ -162,9 +164,9 @@ class MirrorCorrelation(_LatentClips):
 
     def result(self) -> float:
         starts = check_clip_starts(self.clip_starts, self.length)
-        _int("skip", self.skip, 0, self.length)
+        check_int("skip", self.skip, 0, self.length)
         if self.max_offset is not None:
-            _int("max_offset", self.max_offset, self.skip, self.length)
+            check_int("max_offset", self.max_offset, self.skip, self.length)
         if self._pairs.n == 0:
             raise ValueError(
                 f"skip={self.skip} (max_offset={self.max_offset}) leaves no offsets inside the clips "
@@ -267,10 +269,10 @@ class PixelMetrics(_FrameClips):
 def sheet_rows(num_clips: int, max_rows: int | None) -> list[int]:
     """The clips a contact sheet of at most `max_rows` rows shows: all, or evenly spaced ones including
     the first and the last (max_rows >= 2)."""
-    num_clips = _int("num_clips", num_clips, 1, 2**62)
+    num_clips = check_int("num_clips", num_clips, 1, 2**62)
     if max_rows is None or num_clips <= max_rows:
         return list(range(num_clips))
-    _int("max_rows", max_rows, 2, 2**62)
+    check_int("max_rows", max_rows, 2, 2**62)
     return sorted({round(k * (num_clips - 1) / (max_rows - 1)) for k in range(max_rows)})
 
 

@@ -15,12 +15,11 @@ import argparse
 import csv
 from pathlib import Path
 
-import torch
-
 from benchmarks.classifier import load_classifier
 from benchmarks.model_quality import CLASSIFIER, all_captions, generate_clips, real_clips, score
 from models.files import atomic_path
 from models.pipeline import VidRDPipeline
+from models.threads import limit_threads
 from models.train import assemble, stage_loop
 from models.training.stages import RecipeConfig, train_temporal
 from models.vidrd_unet import VidRDUNet
@@ -48,7 +47,12 @@ def main(argv=None) -> list[dict]:
         "--steps-scale", type=float, default=1.0, help="as given to models.train's temporal stage"
     )
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    with limit_threads(args.threads):
+        return table(args)
+
+
+def table(args: argparse.Namespace) -> list[dict]:
+    """Train the run's temporal stage again without pseudo-videos and score both models."""
     if not (args.run / "t2i" / "unet").is_dir():
         raise FileNotFoundError(
             f"{args.run}/t2i is missing: run `python -m models.train --out {args.run}` first"

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from samplers import ClassifierFreeGuidance, Clip, LongVideoSampler
+from samplers import ClassifierFreeGuidance, Clip, LongVideo, LongVideoSampler
 from samplers.validation import check_generator, check_int, check_real
 
 from .adapters import denoiser_for
@@ -224,11 +224,40 @@ class VidRDPipeline:
                 raise ValueError(f"{name} must be a positive multiple of {factor} (or None); got {value}")
         return (batch, _latent_channels(self.unet.config), num_frames, height // factor, width // factor)
 
-    def _conditioning(self, embeddings, negative, guidance_scale):
-        """The denoiser and the per-clip keyword arguments; CFG as one batched call when scale != 1."""
+    @torch.no_grad()
+    def sample_batch(
+        self,
+        prompts: list[str],
+        generator: torch.Generator,
+        sampler: LongVideoSampler | None = None,
+        num_frames: int = 8,
+        num_clips: int = 1,
+        num_inference_steps: int = 25,
+        guidance_scale: float = 7.5,
+    ) -> LongVideo:
+        """One long video per prompt, all in one batch, with the empty prompt as the negative one: the
+        latents (B, C, L, h, w) and clip starts, undecoded (`decode_clip` decodes a clip). The batched
+        form the benchmarks use to score many captions at once; the same conditioning as `__call__`."""
+        check_int("num_frames", num_frames, 2)
+        check_real("guidance_scale", guidance_scale, 0.0, sys.float_info.max)
+        listed = isinstance(prompts, list) and len(prompts) > 0
+        if not listed or not all(isinstance(p, str) and p.strip() for p in prompts):
+            raise ValueError(f"prompts must be a non-empty list of non-blank strings; got {prompts!r}")
+        sampler = sampler if sampler is not None else LongVideoSampler(progress=False)
+        embeddings = self.text_encoder.encode(list(prompts))  # (B, S, D)
+        negative = self.text_encoder.encode([""]).expand_as(embeddings)
+        denoiser, clip_cond = self._conditioning(embeddings, negative, guidance_scale, per_clip=False)
+        shape = self.clip_shape(len(prompts), num_frames)
+        return sampler.sample(denoiser, self.scheduler, shape, num_clips, num_inference_steps,
+                              generator=generator, clip_cond=clip_cond)  # fmt: skip
+
+    def _conditioning(self, embeddings, negative, guidance_scale, per_clip: bool = True):
+        """The denoiser and the per-clip keyword arguments; CFG as one batched call when scale != 1.
+        `per_clip`: embeddings (num_prompts, S, D) are one prompt per clip of one video; otherwise they
+        are one prompt per video of the batch, for every clip."""
 
         def pick(i: int) -> torch.Tensor:
-            return embeddings[min(i, len(embeddings) - 1)][None]
+            return embeddings[min(i, len(embeddings) - 1)][None] if per_clip else embeddings
 
         if guidance_scale == 1.0:
             return self.denoiser, lambda i: {"encoder_hidden_states": pick(i)}

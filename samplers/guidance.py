@@ -49,4 +49,5 @@ class DSG:
             return latents
         n = context.num_frames
         mirrored = context.previous.at(context.step_index, tuple(range(n - 1, n - 1 - h, -1)))
-        return torch.cat([mirrored.to(latents), latents[:, :, h:]], dim=2)
+        latents[:, :, :h] = mirrored  # in place (LatentGuidance): h frames written, not the clip copied
+        return latents

@@ -166,8 +166,10 @@ class LatentGuidance(Protocol):
 
     `record_spec` declares what of the current clip must be kept for the next one; the sampler records
     the union over all guidances and nothing else (memory O(M * T), not O(N * T)). `__call__` returns
-    the latents unchanged or a new tensor of their shape, dtype and device (the sampler checks; it checks
-    a new tensor's finiteness too, so edit a copy, not the latents in place).
+    the latents, unchanged or edited in place, or a new tensor of their shape, dtype and device (the
+    sampler checks). The sampler passes latents that it owns and that nothing else holds, so an in-place
+    edit of a few frames spares a copy of the whole clip; a caller of a guidance passes a copy where it
+    needs its own tensor kept.
 
     Optional hooks the sampler honours when a strategy (guidance or initializer) has them, all before
     any work: `check_scheduler(scheduler)` and `check_clip(num_frames, prompt_frames)` (raise ValueError

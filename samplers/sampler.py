@@ -325,6 +325,14 @@ def _checked(value: Any, like: torch.Tensor, who: str, what: str, where: str) ->
     raise ValueError(f"{who} must return {expected}; got {got} ({where})")
 
 
+def _all_finite(latents: torch.Tensor) -> bool:
+    """Whether every value is finite: one reduction without a mask as large as the latents (NaN and inf
+    make the sum non-finite); only a sum that overflows from finite values needs the elementwise test."""
+    if bool(torch.isfinite(latents.sum(dtype=torch.promote_types(latents.dtype, torch.float32)))):
+        return True
+    return bool(torch.isfinite(latents).all())
+
+
 _X0_SOURCE = "the denoiser (called by the guidance {label} through predict_x0)"
 
 
@@ -356,7 +364,7 @@ class _ClipRun:
         """
         start = self.generator.get_state()
         latents, recording = self._denoise(i, noise, previous, cond, bar, None)
-        if bool(torch.isfinite(latents).all()):  # the clip's one host sync
+        if _all_finite(latents):  # the clip's one host sync
             return latents, recording
         self.generator.set_state(start)
         log = _FiniteLog(self.sources, len(self.schedule.timesteps), noise)
@@ -387,7 +395,7 @@ class _ClipRun:
                                   noise_level=level)  # fmt: skip
             latents = self._guide(latents, context, log)
             if s < spec.steps:
-                record[s] = latents.index_select(2, frames)
+                record[s] = latents.index_select(2, frames)  # M frames (latents may change dtype)
             output = self._call_denoiser(schedule.model_input(latents, t), t, cond, i, s)
             log.add(s, len(self.sources) - 2, output)
             latents = schedule.step(output, t, latents, self.generator)
@@ -404,14 +412,12 @@ class _ClipRun:
         for k, guidance in enumerate(self.sampler.guidances):
             self._calling = k
             guided = guidance(latents, context)
-            if guided is latents:  # returned as is: nothing new to check (in-place edits are not seen)
-                continue
-            if not _matches(guided, latents):
+            if guided is not latents and not _matches(guided, latents):  # as is or edited in place: fits
                 who = f"guidance {self.sampler._guidance_labels[k]}"
                 where = f"clip {context.clip_index}, step {context.step_index}"
                 _checked(guided, latents, who, "the latents' ", where)
             latents = guided
-            log.add(context.step_index, 2 * k + 1, latents)
+            log.add(context.step_index, 2 * k + 1, latents)  # a no-op but on a clip's diagnostic re-run
         return latents
 
     def _x0_closure(self, t, level, cond, i, s, log) -> Callable[[torch.Tensor], torch.Tensor]:

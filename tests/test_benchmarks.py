@@ -3,6 +3,7 @@
 import csv
 import os
 import stat
+import subprocess
 
 import matplotlib.pyplot as plt
 import pytest
@@ -141,8 +142,28 @@ def test_perf_benchmark_runs_on_a_tiny_setting(capsys):
     perf_main(["--backbones", "conv", "--clips", "2", "--steps", "2", "--repeats", "1"])
     out = capsys.readouterr().out
     assert "ratio" in out and out.strip().splitlines()[-1].startswith("conv")
+    assert "allocator: kept" in out
     with pytest.raises(SystemExit):
         perf_main(["--backbones", "bogus"])
+
+
+@pytest.mark.parametrize("allocator", ["kept", "system"])
+def test_perf_children_run_under_the_allocator_named(allocator, monkeypatch):
+    """The child's environment carries glibc's keep-memory settings for `kept` and none for `system`
+    (even where the parent has them): the printed allocator is the one measured."""
+    from benchmarks import perf
+
+    seen = {}
+
+    def run(command, env, **kwargs):
+        seen.update(env)
+        return subprocess.CompletedProcess(command, 0, stdout='{"ratio": 1.0}\n')
+
+    monkeypatch.setattr(perf.subprocess, "run", run)
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "1")
+    assert perf.measure_in_child("conv", 1, 1, 1, allocator) == {"ratio": 1.0}
+    kept = {k: seen.get(k) for k in perf.ALLOCATOR_ENV}
+    assert kept == (perf.ALLOCATOR_ENV if allocator == "kept" else dict.fromkeys(perf.ALLOCATOR_ENV))
 
 
 @pytest.mark.parametrize(

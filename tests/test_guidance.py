@@ -70,7 +70,7 @@ def test_replacement_is_mirrored_previous_latents():
     previous = Recording(spec.frames, recorded.expand(-1, 2, 2, -1, 2, 2))
     latents = -torch.ones(2, 2, n, 2, 2, dtype=torch.float64)
     for s in range(t):
-        out = DSG(beta=0.6)(latents, step_context(s, t, m, n, previous))
+        out = DSG(beta=0.6)(latents.clone(), step_context(s, t, m, n, previous))  # it may edit in place
         for j in range(n):
             if j < m and s < 0.6 * t * (m - j) / m:  # held: frame N-1-j of the previous clip, step s
                 k = spec.frames.index(n - 1 - j)

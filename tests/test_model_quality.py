@@ -2,12 +2,14 @@
 
 import itertools
 
+import pytest
 import torch
 
 from benchmarks.model_quality import all_captions, decode_clips, generate_clips
 from benchmarks.video_scores import caption_labels
 from models.data.shapes import COLOURS, DIRECTIONS, SHAPES
 from models.tiny import tiny_pipeline
+from samplers import DSG, FNR, PNS, LongVideoSampler
 
 
 def test_every_caption_of_the_world_once_per_repeat():
@@ -41,3 +43,26 @@ def test_decode_clips_decodes_each_clip_alone_in_the_vae_dtype():
     frames = decode_clips(pipe, latents.double(), [0, 4])  # clips of 4 and 3 frames, float64 latents
     clips = [pipe.decode_clip(latents[:, :, :4]), pipe.decode_clip(latents[:, :, 4:])]
     assert frames.dtype == pipe.vae.dtype and torch.equal(frames, torch.cat(clips, dim=2).clamp(-1, 1))
+
+
+def test_sample_batch_conditions_each_video_as_the_pipeline_conditions_one():
+    """A batch of one is the pipeline's own call, bit for bit: the same prompt and negative embeddings, the
+    same CFG. Picking the batch's first prompt for every video, or one prompt per clip, would differ."""
+    pipe = tiny_pipeline(seed=0)
+    sampler = LongVideoSampler([FNR(), PNS(alpha=4), DSG(beta=0.4)], progress=False)
+    kwargs = {"num_frames": 6, "num_clips": 2, "num_inference_steps": 3, "guidance_scale": 7.5}
+    prompt = "a blue square moving up"
+    batch = pipe.sample_batch([prompt], torch.Generator().manual_seed(3), sampler, **kwargs)
+    call = pipe("a blue square moving up", sampler=sampler, generator=torch.Generator().manual_seed(3),
+                return_latents=True, **kwargs)  # fmt: skip
+    assert batch.clip_starts == call.clip_starts and torch.equal(batch.latents, call.latents)
+    two = pipe.sample_batch(["a red circle moving right", "a blue square moving up"],
+                            torch.Generator().manual_seed(3), sampler, **kwargs)  # fmt: skip
+    assert (two.latents[0] - two.latents[1]).abs().max() > 0.01  # each video its own prompt
+
+
+def test_sample_batch_refuses_blank_prompts_before_any_work():
+    pipe = tiny_pipeline(seed=0)
+    for prompts in ([], ["a red circle", " "], "a red circle"):
+        with pytest.raises(ValueError, match="prompts must be a non-empty list"):
+            pipe.sample_batch(prompts, torch.Generator().manual_seed(0))

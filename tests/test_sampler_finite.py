@@ -220,3 +220,18 @@ def test_the_diagnostic_sums_of_float16_outputs_do_not_overflow_into_a_false_bla
         LongVideoSampler([FNR()], progress=False).sample(
             halves, scheduler, (1, 4, 16, 64, 64), 1, 2, generator=torch.Generator().manual_seed(0),
             dtype=torch.float16)  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_the_clip_check_reads_the_values_not_only_their_sum(dtype):
+    """The check sums first (one reduction, no mask); values whose sum overflows are still finite, and
+    one NaN or inf among them is still caught."""
+    from samplers.sampler import _all_finite
+
+    big = torch.full((2, 3), torch.finfo(dtype).max, dtype=dtype)  # finite; the float32 sum is inf
+    assert _all_finite(big) and _all_finite(torch.zeros(5, dtype=dtype))
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        poisoned = big.clone()
+        poisoned[1, 2] = bad
+        assert not _all_finite(poisoned)
+        assert not _all_finite(torch.zeros(5, dtype=dtype).index_fill(0, torch.tensor([3]), bad))
