@@ -31,12 +31,12 @@ from diffusers import DDIMScheduler, FlowMatchEulerDiscreteScheduler, UniPCMulti
 from benchmarks import metrics
 from benchmarks.cost import CountingDenoiser
 from benchmarks.figures import save_figure
+from benchmarks.joint import JOINT_COMBINATIONS, JOINT_METHODS
 from models import GaussianVideoPrior
 from models.files import atomic_files, atomic_path, check_out_folder, exit_on_sigterm
 from samplers import DSG, PNS, LongVideoSampler, ReconstructionGuidance
 from samplers.registry import parse_strategies
 from samplers.validation import check_int
-from samplers.windows import ContextWindows, WindowedSampler
 
 REFERENCE = "reference process"  # the row (and the sweep's points) that score true videos of the process
 # The ceiling of clip-by-clip methods: clip 0 a true clip, each next one drawn from the exact conditional
@@ -51,11 +51,7 @@ GAP_CLOSING = f"overlap,recon:{ReconstructionGuidance().weight:g}"
 DEFAULT_COMBINATIONS = ("independent", "fnr", f"fnr,pns:{ALPHA:g}", PAPER, f"dsg:{BETA:g}")
 # Peer strategies at the paper's default point: FreeNoise's shuffled noise reuse, the paper's composition
 # on a PYoCo-progressive first clip, forward-order overlap alone, and GAP_CLOSING (Ho et al. 2022).
-PEER_COMBINATIONS = ("freenoise", f"pyoco-progressive:{ALPHA:g},{PAPER}", "overlap", GAP_CLOSING)
-# Methods that are not clip by clip: windowed co-denoising of the whole long video (samplers.windows),
-# windows of N frames overlapping by N/4 (ComfyUI's default 16/4), the uniform schedule, flat or pyramid
-# fusion. Their rows' seam metrics are taken at the static windows' starts (where a window begins).
-WINDOW_COMBINATIONS = ("windows:flat", "windows:pyramid")
+PEER_COMBINATIONS = ("freenoise-noise", f"pyoco-progressive:{ALPHA:g},{PAPER}", "overlap", GAP_CLOSING)
 # Rectified flow as Wan 2.1 samples it at 480p (its released scheduler's flow_shift): the schedule of the
 # benchmarks' flow rows. The analytic backbone's denoiser is exact under every one of these schedulers.
 WAN_SHIFT = 3.0
@@ -136,8 +132,8 @@ def run(
         rows.append({"strategies": ORACLE, **score_oracle(config, prior, generator, reference)[1], **free})
     for name, strategies in parsed.items():
         generator, cost = torch.Generator().manual_seed(config.seed), {}
-        if isinstance(strategies, Windows):
-            values = score_windows(config, prior, strategies.fusion, generator, reference, cost)[1]
+        if isinstance(strategies, Joint):
+            values = score_joint(config, prior, strategies.name, generator, reference, cost)[1]
         else:
             values = score_sampler(config, prior, strategies, generator, reference, progress, cost)[1]
         rows.append({"strategies": name, **values, **cost})
@@ -171,34 +167,33 @@ def score_sampler(config: CompareConfig, prior: GaussianVideoPrior, strategies: 
 
 
 @dataclass(frozen=True)
-class Windows:
-    """A WINDOW_COMBINATIONS row: windowed co-denoising with this fusion."""
+class Joint:
+    """A JOINT_COMBINATIONS row: a method that makes the whole long video at once (benchmarks.joint)."""
 
-    fusion: str
+    name: str
 
 
-def check_combination(name: str) -> list[Any] | Windows:
-    """A strategy list (samplers.registry), or Windows for WINDOW_COMBINATIONS' names; ValueError naming
-    what is allowed otherwise."""
-    if name.startswith("windows"):
-        if name not in WINDOW_COMBINATIONS:
-            raise ValueError(f"windowed co-denoising must be one of {WINDOW_COMBINATIONS}; got {name!r}")
-        return Windows(name.partition(":")[2])
+def check_combination(name: str) -> list[Any] | Joint:
+    """A strategy list (samplers.registry), or Joint for JOINT_COMBINATIONS' names; ValueError naming what
+    is allowed otherwise."""
+    if name in JOINT_METHODS:
+        return Joint(name)
+    if name.startswith(("windows", "fifo")):
+        raise ValueError(f"a method that is not clip by clip must be one of {JOINT_COMBINATIONS}; "
+                         f"got {name!r}")  # fmt: skip
     return parse_strategies(name)
 
 
-def score_windows(config: CompareConfig, prior: GaussianVideoPrior, fusion: str, generator: torch.Generator,
-                  reference: torch.Tensor,
-                  cost: dict | None = None) -> tuple[int, dict[str, float]]:  # fmt: skip
-    """(frames, METRICS) of windowed co-denoising of K N frames at once, seams at the windows' starts;
-    `cost`, if given, receives COST."""
-    n = config.num_frames
-    windows = ContextWindows(n, n - max(1, n // 4), "uniform", fusion)
+def score_joint(config: CompareConfig, prior: GaussianVideoPrior, name: str, generator: torch.Generator,
+                reference: torch.Tensor,
+                cost: dict | None = None) -> tuple[int, dict[str, float]]:  # fmt: skip
+    """(frames, METRICS) of the method `name` (JOINT_METHODS) making K N frames at once, seams where
+    benchmarks.joint says; `cost`, if given, receives COST."""
     scheduler = SCHEDULERS[config.scheduler]()
     c, h, w = config.frame_shape
-    shape = (config.samples, c, n * config.num_clips, h, w)
+    shape = (config.samples, c, config.num_frames * config.num_clips, h, w)
     denoiser = CountingDenoiser(prior.denoiser(scheduler))
-    video = WindowedSampler(windows).sample(denoiser, scheduler, shape, config.steps, generator=generator)
+    video = JOINT_METHODS[name](config.num_frames)(denoiser, scheduler, shape, config.steps, generator)
     if cost is not None:
         cost.update(denoiser.per_output_frame(video.latents.shape[2]))
     return video.latents.shape[2], evaluate(video.latents, video.clip_starts, config, prior, reference)
@@ -284,7 +279,7 @@ def main(argv=None) -> None:
     parser.add_argument("--out", default="out/compare", help="folder for compare.csv and compare.png")
     parser.add_argument(
         "--combinations",
-        default=";".join((*DEFAULT_COMBINATIONS, *PEER_COMBINATIONS, *WINDOW_COMBINATIONS)),
+        default=";".join((*DEFAULT_COMBINATIONS, *PEER_COMBINATIONS, *JOINT_COMBINATIONS)),
         help="';'-separated strategy lists, each like 'fnr,pns:4,dsg:0.4'",
     )
     for field in ("samples", "num_clips", "steps", "seed"):

@@ -13,12 +13,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
 import torch
 
 from benchmarks import compare, seams, sweep, sweep_grid, tradeoff
 from benchmarks.claims import CHECKS, MODEL_CHECKS, claims
 from benchmarks.compare import CompareConfig
 from benchmarks.document import Block, Code, Heading, Image, Paragraph, Table, number
+from benchmarks.figures import save_figure
 from benchmarks.number_lists import format_numbers
 from benchmarks.report_config import REPORT_PATHSPEC, ROOT, TITLE, PerfConfig, ReportConfig, read_sweep
 from benchmarks.sweep_model import ModelBackbone
@@ -139,11 +141,56 @@ def table_section(rows: list[dict], config: tradeoff.TradeoffConfig, folder: Pat
             f"{tradeoff.ACF_LIMIT:g}."
         ),
         Table(
-            ("strategies", *(SHORT[m] for m in compare.METRICS), "in band"),
-            tuple((*_metric_row(r["strategies"], r), in_band[r["strategies"]]) for r in shown),
+            ("strategies", *(SHORT[m] for m in compare.METRICS), "frame evals / frame", "in band"),
+            tuple((*_metric_row(r["strategies"], r), number(r["frame_evals"], ".4g"),
+                   in_band[r["strategies"]]) for r in shown),
         ),
         Image("compare.png", "compare's metrics per combination"),
+        *cost_paragraphs(shown, folder),
     ]
+
+
+def cost_paragraphs(rows: list[dict], folder: Path) -> list[Block]:
+    """Which method is closest to the true process at which cost, the best clip-by-clip composition
+    against the oracle continuation, and the quality-versus-cost chart."""
+    by_name = {r["strategies"]: r for r in rows}
+    methods = [r for r in rows if r["strategies"] not in (compare.REFERENCE, compare.ORACLE)]
+    closest = min((r for r in methods if tradeoff.in_band(r)), key=lambda r: r["autocorrelation_error"],
+                  default=None)  # fmt: skip
+    best, oracle = tradeoff.best(rows), by_name[compare.ORACLE]
+
+    def stated(r: dict) -> str:
+        return (f"`{r['strategies']}` (seam-jump ratio {r['seam_jump_ratio']:.3f}, autocorrelation error "
+                f"{r['autocorrelation_error']:.4f}, Fréchet {r['frechet_distance']:.4f}, "
+                f"{r['frame_evals']:.4g} frame evaluations per output frame)")  # fmt: skip
+
+    text = ("No method is in band." if closest is None else
+            f"Closest to the true process among the methods in band (smallest autocorrelation error): "
+            f"{stated(closest)}.")  # fmt: skip
+    if best is not None:
+        text += (f" The best clip-by-clip composition, {stated(best)}, against the oracle continuation "
+                 f"(each clip an exact draw given every frame before it; seam-jump ratio "
+                 f"{oracle['seam_jump_ratio']:.3f}, autocorrelation error "
+                 f"{oracle['autocorrelation_error']:.4f}, "
+                 f"Fréchet {oracle['frechet_distance']:.4f}).")  # fmt: skip
+    text += (" Methods that are not clip by clip (windows, FreeNoise, FIFO) have their seam metrics read at "
+             "window starts or every N frames (benchmarks.joint); FIFO runs its own n N steps.")
+    cost_chart(methods, folder / "quality_cost.png")
+    return [Paragraph(text), Image("quality_cost.png", "autocorrelation error against backbone work")]
+
+
+def cost_chart(rows: list[dict], path: Path) -> None:
+    """Each method a point: frame evaluations per output frame (log) against autocorrelation error (log)."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for r in rows:
+        x, y = r["frame_evals"] + r["backward_evals"], max(r["autocorrelation_error"], 1e-4)
+        ax.scatter(x, y, color="tab:red" if tradeoff.in_band(r) else "tab:blue")
+        ax.annotate(r["strategies"], (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.axhline(tradeoff.ACF_LIMIT, color="grey", linestyle=":", label="band's autocorrelation limit")
+    ax.set(xscale="log", yscale="log", xlabel="backbone evaluations per output frame (forward + backward)",
+           ylabel="autocorrelation error")  # fmt: skip
+    ax.legend(fontsize=8)
+    save_figure(fig, path)
 
 
 def sweep_section(rows: list[dict], config: sweep_grid.SweepConfig, folder: Path, source) -> list[Block]:

@@ -28,6 +28,7 @@ import numpy as np
 from benchmarks import compare
 from benchmarks.compare import (
     DEFAULT_COMBINATIONS,
+    JOINT_COMBINATIONS,
     ORACLE,
     PAPER,
     PEER_COMBINATIONS,
@@ -38,7 +39,6 @@ from benchmarks.document import number
 from benchmarks.figures import save_figure
 from benchmarks.number_lists import format_numbers, parse_numbers
 from models.threads import limit_threads
-from samplers.registry import parse_strategies
 from samplers.validation import check_real
 
 WEIGHTS = (0.0, 2.5, 5.0, 7.5, 10.0, 12.5, 15.0, 20.0, 30.0, 50.0)  # a whole trajectory's (default 10)
@@ -58,7 +58,8 @@ BACKBONE = CompareConfig(samples=64)  # compare's setting (DDIM 50, N=16, M=4, l
 class TradeoffConfig:
     backbone: CompareConfig = BACKBONE  # where every combination is sampled
     weights: tuple[float, ...] = WEIGHTS  # reconstruction-guidance weights along the curve, increasing
-    combinations: tuple[str, ...] = (*DEFAULT_COMBINATIONS, *PEER_COMBINATIONS)  # the scatter's other points
+    # the scatter's other points: the paper's, the peers', and the methods that are not clip by clip
+    combinations: tuple[str, ...] = (*DEFAULT_COMBINATIONS, *PEER_COMBINATIONS, *JOINT_COMBINATIONS)
 
     def __post_init__(self) -> None:
         if not self.weights or any(b <= a for a, b in zip(self.weights, self.weights[1:], strict=False)):
@@ -66,7 +67,7 @@ class TradeoffConfig:
         for w in self.weights:
             check_real("weight", w, 0.0, sys.float_info.max)  # finite
         for name in self.combinations:  # every combination checked before any work
-            parse_strategies(name)
+            compare.check_combination(name)
 
     def curve_names(self) -> list[str]:
         """The composition at each weight: the overlap alone at w = 0, which recon:0 equals bit for bit."""
@@ -86,9 +87,10 @@ def in_band(row: dict[str, Any]) -> bool:
 
 
 def best(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The row in the band with the smallest autocorrelation error (the reference process and the oracle
-    continuation, which are no compositions, excluded)."""
-    found = [row for row in rows if row["strategies"] not in (REFERENCE, ORACLE) and in_band(row)]
+    """The clip-by-clip composition in the band with the smallest autocorrelation error (the reference
+    process, the oracle continuation and the methods that are not clip by clip excluded)."""
+    found = [row for row in rows if row["strategies"] not in (REFERENCE, ORACLE, *JOINT_COMBINATIONS)
+             and in_band(row)]  # fmt: skip
     return min(found, key=lambda row: row["autocorrelation_error"], default=None)
 
 

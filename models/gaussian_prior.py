@@ -179,10 +179,10 @@ class ExactDenoiser:
             raise ValueError(f"timestep must be a scalar, (F,) or (B, F) = ({batch}, {frames}) for latents "
                              f"{tuple(latents.shape)}; got shape {tuple(timesteps.shape)}")  # fmt: skip
         outputs = []
-        for b in range(batch):
-            row = rows[min(b, rows.shape[0] - 1)].detach().cpu().double()
+        for b in range(rows.shape[0]):  # one row for the whole batch, or one per video
+            row = rows[b].detach().cpu().double()
             levels = [self.level(t) for t in row]
-            x = latents[b : b + 1]
+            x = latents if rows.shape[0] == 1 else latents[b : b + 1]
             x0 = torch.einsum("fg,bcghw->bcfhw", self._frame_matrix(levels).to(x), x)
             per_frame = FrameLevels.of(levels, x)
             outputs.append(output_from_x0(x0, x, per_frame, self.prediction_type, self.schedule.inverted))

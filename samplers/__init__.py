@@ -4,15 +4,18 @@
     sampler = LongVideoSampler([FNR(), PNS(alpha=4), DSG(beta=0.4)], prompt_frames=4)
     video = sampler.sample(denoiser, scheduler, clip_shape=(1, 4, 16, 32, 32), num_clips=8, generator=g)
 
-Peer strategies plug in the same way: FreeNoise, PYoCoMixed / PYoCoProgressive (first-clip noise
-priors), ForwardOverlap and ReconstructionGuidance (see samplers.registry for their names).
+Peer strategies plug in the same way: FreeNoiseRescheduling, PYoCoMixed / PYoCoProgressive (first-clip
+noise priors), ForwardOverlap and ReconstructionGuidance (see samplers.registry for their names). Methods
+that make the whole long video at once have their own samplers: WindowedSampler (context windows),
+FreeNoise (its noise and window fusion) and FIFO (FIFO-Diffusion's diagonal queue).
 
 This package depends on no model: a backbone is anything that satisfies `VideoDenoiser`, and any
 diffusers scheduler (VP, Euler or flow matching) is seen through `Schedule` (samplers.schedulers).
 """
 
 from .cfg import ClassifierFreeGuidance
-from .freenoise import FreeNoise
+from .fifo import FIFO
+from .freenoise import FreeNoise, FreeNoiseRescheduling
 from .guidance import DSG
 from .noise import FNR, PNS, IndependentNoise
 from .noise_level import NoiseLevel
@@ -32,16 +35,20 @@ from .reconstruction import ReconstructionGuidance
 from .registry import CompositionWarning
 from .sampler import Clip, LongVideo, LongVideoSampler
 from .schedulers import GuidanceExactnessWarning, Schedule
+from .windows import ContextWindows, WindowedSampler
 
 __all__ = [
     "DSG",
+    "FIFO",
     "FNR",
     "PNS",
     "ClassifierFreeGuidance",
     "Clip",
     "CompositionWarning",
+    "ContextWindows",
     "ForwardOverlap",
     "FreeNoise",
+    "FreeNoiseRescheduling",
     "GuidanceExactnessWarning",
     "IndependentNoise",
     "LatentGuidance",
@@ -59,4 +66,5 @@ __all__ = [
     "StepContext",
     "StrategyHooks",
     "VideoDenoiser",
+    "WindowedSampler",
 ]

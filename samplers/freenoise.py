@@ -1,4 +1,4 @@
-"""FreeNoise-style noise rescheduling (Qiu et al. 2023), clip by clip.
+"""FreeNoise (Qiu et al. 2023): its noise rescheduling clip by clip (`FreeNoiseRescheduling`), and whole.
 
 FreeNoise makes a long video's noise by reusing earlier frames' noise in locally shuffled chunks. Here it
 is defined on the concatenation [zT[i-1], zT[i]], frames -N..-1 then 0..N-1: clip i is filled chunk by
@@ -9,16 +9,27 @@ exactly one frame of zT[i-1] and the marginals stay exactly N(0, I).
 
 window = N, stride = 1 copies zT[i-1] forward; window = N, stride = 4 is the paper's setting for
 16-frame clips (the previous clip's noise, shuffled within chunks of 4 frames).
+
+That alone is not FreeNoise: the authors denoise the whole long video at once, over windows of N frames
+every `stride` frames whose outputs are fused (`FreeNoise`: `long_noise` + samplers.windows). The noise is
+the same rule on the long video: frames 0..N-1 fresh, then each chunk of `stride` frames the frames N
+earlier, shuffled. The authors fuse inside the temporal attention layers; a backbone here is a black box,
+so the windows' outputs are fused instead (as Gen-L-Video and ComfyUI's context windows do), with the
+pyramid weights and static windows of their released defaults (16 frames, stride 4).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
 from .protocols import NoiseContext
-from .validation import check_int
+from .sampler import LongVideo
+from .validation import check_generator, check_int
+from .windows import ContextWindows, WindowedSampler
 
 
 def chunk_sources(num_frames: int, window: int, stride: int) -> list[range]:
@@ -31,7 +42,7 @@ def chunk_sources(num_frames: int, window: int, stride: int) -> list[range]:
 
 
 @dataclass(frozen=True)
-class FreeNoise:
+class FreeNoiseRescheduling:
     """Each chunk of `stride` frames of clip i reuses, shuffled, the noise of the frames `window` earlier."""
 
     discards_candidate = True  # clips i >= 1 are built from the previous clip's noise alone (StrategyHooks)
@@ -57,3 +68,44 @@ class FreeNoise:
             order = torch.randperm(len(sources), generator=context.generator, device=context.generator.device)
             frames += [frames[n + sources[k]] for k in order.tolist()]
         return torch.stack(frames[n:], dim=2).to(noise)
+
+
+def long_noise(shape: Sequence[int], window: int, stride: int, generator: torch.Generator,
+               dtype: torch.dtype = torch.float32) -> torch.Tensor:  # fmt: skip
+    """FreeNoise's initial noise of a long video (B, C, L, H, W): frames 0..window-1 fresh N(0, I); then,
+    chunk by chunk of `stride` frames (the last may be shorter), the noise of the frames `window` earlier,
+    in the order of a random permutation. Every frame is exactly one fresh frame: unit marginals."""
+    check_int("stride", stride, 1, window)
+    b, c, length, h, w = shape
+    fresh = torch.randn((b, c, min(window, length), h, w), generator=generator, dtype=dtype,
+                        device=generator.device)  # fmt: skip
+    frames = list(fresh.unbind(dim=2))
+    for j0 in range(window, length, stride):
+        count = min(stride, length - j0)
+        order = torch.randperm(count, generator=generator, device=generator.device)
+        frames += [frames[j0 - window + k] for k in order.tolist()]
+    return torch.stack(frames, dim=2)
+
+
+@dataclass(frozen=True)
+class FreeNoise:
+    """FreeNoise (Qiu et al. 2023) whole: `long_noise` over windows of `windows.size` frames every
+    `windows.stride` frames, then windowed co-denoising with those windows (module docstring)."""
+
+    windows: ContextWindows = field(default_factory=lambda: ContextWindows(16, 4, "static", "pyramid"))
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.windows, ContextWindows):
+            raise TypeError(f"windows must be a ContextWindows; got {self.windows!r}")
+
+    def sample(self, denoiser: Callable[..., torch.Tensor], scheduler: Any, shape: Sequence[int],
+               num_inference_steps: int, generator: torch.Generator | None = None,
+               dtype: torch.dtype = torch.float32, **cond: Any) -> LongVideo:  # fmt: skip
+        """The long video of `shape` (B, C, L, H, W); `clip_starts` are the windows' first frames."""
+        check_generator(generator)
+        if len(shape) != 5:
+            raise ValueError(f"shape must be (B, C, L, H, W); got {tuple(shape)}")
+        noise = long_noise(shape, self.windows.size, self.windows.stride, generator, dtype)
+        return WindowedSampler(self.windows).sample(denoiser, scheduler, shape, num_inference_steps,
+                                                    generator=generator, dtype=dtype, noise=noise,
+                                                    **cond)  # fmt: skip

@@ -69,8 +69,9 @@ class StrategyHooks:
     # Steps must carry `StepContext.predict_x0` and `alpha_bar` (a guidance differentiating x0).
     needs_x0: bool = False
     # An initializer that, for clips i >= 1, never reads the candidate it is given (it rebuilds the noise
-    # from the previous clip's: FNR, FreeNoise). When the first initializer says so, the sampler draws no
-    # fresh candidate for those clips: it would only be thrown away (and its draw cost memory bandwidth).
+    # from the previous clip's: FNR, FreeNoiseRescheduling). When the first initializer says so, the sampler
+    # draws no fresh candidate for those clips: it would only be thrown away (and its draw cost memory
+    # bandwidth).
     discards_candidate: bool = False
 
     def check_clip(self, num_frames: int, prompt_frames: int) -> None:

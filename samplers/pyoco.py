@@ -1,7 +1,7 @@
 """PYoCo noise priors (Ge et al. 2023) for the first clip, with exactly unit-variance frames.
 
 Both priors correlate the N frames of zT[0] and leave later clips' candidates alone, so they compose
-with FNR, PNS or FreeNoise (which then carry the correlation forward). With a = alpha >= 0:
+with FNR, PNS or FreeNoiseRescheduling (which then carry the correlation forward). With a = alpha >= 0:
 
 - mixed:       eps_j = sqrt(a^2 / (1+a^2)) * shared + sqrt(1 / (1+a^2)) * ind_j,
                frames correlate by a^2 / (1+a^2) at every lag;

@@ -1,14 +1,14 @@
 """Strategies by name, for command lines and configs: "fnr,pns:4,dsg:0.4" -> [FNR(), PNS(4.0), DSG(0.4)].
 
 Items are comma-separated; each is `name`, then optional `:`-separated values: a bare value sets the
-strategy's first parameter, `key=value` sets a parameter by name, e.g. "freenoise:window=16:stride=4",
-"freenoise:16:stride=4", "recon:weight=2" or "recon:2". Values are converted to the parameter's type.
+strategy's first parameter, `key=value` sets a parameter by name, e.g. "freenoise-noise:window=16:stride=4",
+"freenoise-noise:16:stride=4", "recon:weight=2" or "recon:2". Values are converted to the parameter's type.
 
 A list in which an item certainly does nothing is refused (ValueError, with the reason and a remedy):
 - a strategy given twice ("fnr,fnr", "dsg:0.4,dsg:0.2");
-- a noise initializer that changes the noise of clips i >= 1 (fnr, pns, freenoise) listed before one that
-  replaces that noise whole by the previous clip's (fnr: reversed; freenoise: shuffled in chunks), which
-  discards it: "pns:4,fnr" samples what "fnr" samples, "fnr,pns:4" is the paper;
+- a noise initializer that changes the noise of clips i >= 1 (fnr, pns, freenoise-noise) listed before one
+  that replaces that noise whole by the previous clip's (fnr: reversed; freenoise-noise: shuffled in
+  chunks), which discards it: "pns:4,fnr" samples what "fnr" samples, "fnr,pns:4" is the paper;
 - DSG listed before a ForwardOverlap that holds the prompt frames at every step DSG held them (its beta is
   1 or above DSG's), which overwrites them: "dsg:0.4,overlap" samples what "overlap" samples.
 The PYoCo priors change clip 0 only, which the others leave alone, so they go anywhere; guidances act at
@@ -25,7 +25,7 @@ import dataclasses
 import warnings
 from typing import Any, NamedTuple, get_type_hints
 
-from .freenoise import FreeNoise
+from .freenoise import FreeNoiseRescheduling
 from .guidance import DSG
 from .noise import FNR, PNS, IndependentNoise
 from .overlap import ForwardOverlap
@@ -37,7 +37,7 @@ STRATEGIES: dict[str, type] = {
     "fnr": FNR,
     "pns": PNS,
     "dsg": DSG,
-    "freenoise": FreeNoise,
+    "freenoise-noise": FreeNoiseRescheduling,
     "pyoco-mixed": PYoCoMixed,
     "pyoco-progressive": PYoCoProgressive,
     "overlap": ForwardOverlap,
@@ -82,12 +82,12 @@ class _Item(NamedTuple):
 
 
 # Initializers that change the noise of clips i >= 1 (the PYoCo priors change clip 0's only, independent none)
-_CHANGES_LATER_NOISE = frozenset({"fnr", "pns", "freenoise"})
+_CHANGES_LATER_NOISE = frozenset({"fnr", "pns", "freenoise-noise"})
 # ... of which these replace it whole by one made from the previous clip's noise alone, discarding it.
 _REPLACES_LATER_NOISE = {
     "fnr": "FNR replaces the whole noise of clips i >= 1 by the previous clip's noise in reversed order",
-    "freenoise": "FreeNoise replaces the whole noise of clips i >= 1 by the previous clip's noise, shuffled "
-    "in chunks",
+    "freenoise-noise": "FreeNoiseRescheduling replaces the whole noise of clips i >= 1 by the previous "
+    "clip's noise, shuffled in chunks",
 }
 
 

@@ -133,6 +133,17 @@ class Schedule:
             self._levels = [self._level(s, float(t)) for s, t in enumerate(timesteps)]
         return self._levels
 
+    def final_level(self) -> NoiseLevel:
+        """The noise level of the scheduler's output after its last step: the sigma after the last where
+        the scheduler keeps sigmas (flow, Euler, DPM-Solver: 0, clean), else DDIM's final_alpha_cumprod
+        (1 unless set_alpha_to_one is False), else clean."""
+        sigmas = getattr(self.scheduler, "sigmas", None)
+        steps = len(self.scheduler.timesteps)
+        if sigmas is not None and len(sigmas) > steps:
+            return self._level(steps, math.nan)
+        final = getattr(self.scheduler, "final_alpha_cumprod", None)
+        return NoiseLevel.vp(1.0 if final is None else float(final))
+
     def _level(self, step: int, timestep: float) -> NoiseLevel:
         sigmas = getattr(self.scheduler, "sigmas", None)
         if self.kind == "flow":

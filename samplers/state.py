@@ -1,7 +1,8 @@
 """What a long video needs to continue after a finished clip: the sampler's resumable state.
 
 Between clips the sampler carries exactly three things forward: the generator's state, the previous
-clip's initial noise zT[i] (FNR, FreeNoise, ... read it) and what the guidances recorded of it (DSG, ...).
+clip's initial noise zT[i] (FNR, FreeNoiseRescheduling, ... read it) and what the guidances recorded of it
+(DSG, ...).
 With those, and the frame index where the next clip starts, clip i + 1 onward come out with the same bits
 as in an uninterrupted run. The strategies themselves hold no state across clips.
 

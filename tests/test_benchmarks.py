@@ -184,9 +184,10 @@ def test_windowed_rows_and_their_names():
     rows = {r["strategies"]: r for r in run(TINY, ["windows:flat", "windows:pyramid"])}
     # co-denoising the whole video: no duplicated frame and no cut at the window starts on this backbone
     assert all(0.5 < rows[name]["seam_jump_ratio"] < 2 for name in ("windows:flat", "windows:pyramid"))
-    allowed = r"windowed co-denoising must be one of \('windows:flat', 'windows:pyramid'\)"
-    with pytest.raises(ValueError, match=allowed):
-        check_combination("windows:gaussian")
+    allowed = r"a method that is not clip by clip must be one of \('windows:flat', 'windows:pyramid', 'freen"
+    for name in ("windows:gaussian", "fifo:3"):
+        with pytest.raises(ValueError, match=allowed):
+            check_combination(name)
 
 
 def test_cost_columns_are_the_hand_counted_frame_evaluations():
@@ -204,3 +205,12 @@ def test_cost_columns_are_the_hand_counted_frame_evaluations():
     assert rows["overlap,recon:1"]["frame_evals"] == pytest.approx(t * n * (2 * k - 1) / kept, rel=1e-12)
     assert rows["overlap,recon:1"]["backward_evals"] == pytest.approx(t * n * (k - 1) / kept, rel=1e-12)
     assert rows["windows:flat"]["frame_evals"] == pytest.approx((4 + 5) * (t // 2) * n / (n * k), rel=1e-12)
+    # FIFO with f = N: S = n N steps, L + S - N iterations of n N evaluations (2 n N with lookahead), plus
+    # the base clip's N S. FreeNoise: static windows of 8 every 2 frames over 24: starts 0, 2, ..., 16.
+    more = {r["strategies"]: r for r in run(TINY, ["fifo:1", "fifo:4:lookahead", "freenoise"])}
+    length = n * k
+    assert more["fifo:1"]["frame_evals"] == pytest.approx((length * n + n * n) / length, rel=1e-12)
+    s = 4 * n
+    lookahead = (length + s - n) * 2 * 4 * n + n * s
+    assert more["fifo:4:lookahead"]["frame_evals"] == pytest.approx(lookahead / length, rel=1e-12)
+    assert more["freenoise"]["frame_evals"] == pytest.approx(9 * n * t / length, rel=1e-12)

@@ -271,7 +271,7 @@ def test_prompt_frames_are_dropped_where_a_strategy_duplicates_them():
 def test_a_strategy_that_does_not_fit_the_clip_is_refused_before_loading_the_model():
     from benchmarks.cli import build_parser, job_from_args
 
-    flags = ["--strategies", "freenoise", "--model", "/nonexistent"]
+    flags = ["--strategies", "freenoise-noise", "--model", "/nonexistent"]
     args = build_parser().parse_args(["generate", "x", *flags])
     with pytest.raises(ValueError, match=r"window must be an integer in \[4, 8\]; got 16"):
         job_from_args(args)  # FreeNoise's default window 16 > N = 8: refused before the model is looked at

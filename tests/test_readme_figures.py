@@ -10,8 +10,8 @@ from pathlib import Path
 
 from benchmarks.compare import (
     DEFAULT_COMBINATIONS,
+    JOINT_COMBINATIONS,
     PEER_COMBINATIONS,
-    WINDOW_COMBINATIONS,
     CompareConfig,
     markdown_table,
     run,
@@ -31,7 +31,7 @@ def test_the_readme_canary_tables_are_what_the_code_computes():
     assert schedulers == ["ddim", "flow-euler"], "README.md must quote the DDIM and the flow canary tables"
     for (samples, _, quoted), scheduler in zip(found, schedulers, strict=True):
         config = CompareConfig(samples=int(samples), scheduler=scheduler)
-        rows = run(config, [*DEFAULT_COMBINATIONS, *PEER_COMBINATIONS, *WINDOW_COMBINATIONS])
+        rows = run(config, [*DEFAULT_COMBINATIONS, *PEER_COMBINATIONS, *JOINT_COMBINATIONS])
         assert quoted.strip() == markdown_table(rows), (
             f"README.md's {scheduler} figures are stale: regenerate them (python -m benchmarks.compare "
             f"--scheduler {scheduler} --markdown, and the canary with --samples 8) and the report "

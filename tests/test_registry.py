@@ -7,7 +7,7 @@ from samplers import (
     FNR,
     PNS,
     ForwardOverlap,
-    FreeNoise,
+    FreeNoiseRescheduling,
     IndependentNoise,
     PYoCoMixed,
     PYoCoProgressive,
@@ -22,7 +22,7 @@ def test_every_name_with_its_defaults():
         "fnr": FNR(),
         "pns": PNS(),
         "dsg": DSG(),
-        "freenoise": FreeNoise(),
+        "freenoise-noise": FreeNoiseRescheduling(),
         "pyoco-mixed": PYoCoMixed(),
         "pyoco-progressive": PYoCoProgressive(),
         "overlap": ForwardOverlap(),
@@ -37,10 +37,10 @@ def test_every_name_with_its_defaults():
     ("text", "expected"),
     [
         ("fnr,pns:4,dsg:0.4", [FNR(), PNS(alpha=4.0), DSG(beta=0.4)]),  # the old syntax still works
-        ("freenoise:window=16:stride=4", [FreeNoise(window=16, stride=4)]),
-        ("freenoise:8", [FreeNoise(window=8, stride=4)]),  # a bare value is the first parameter
-        ("freenoise:8:stride=2", [FreeNoise(window=8, stride=2)]),
-        ("freenoise:stride=2:window=3", [FreeNoise(window=3, stride=2)]),
+        ("freenoise-noise:window=16:stride=4", [FreeNoiseRescheduling(window=16, stride=4)]),
+        ("freenoise-noise:8", [FreeNoiseRescheduling(window=8, stride=4)]),  # a bare value: the first
+        ("freenoise-noise:8:stride=2", [FreeNoiseRescheduling(window=8, stride=2)]),
+        ("freenoise-noise:stride=2:window=3", [FreeNoiseRescheduling(window=3, stride=2)]),
         (" overlap:0.5 , recon:weight=2 ", [ForwardOverlap(beta=0.5), ReconstructionGuidance(weight=2.0)]),
         ("pyoco-mixed:alpha=1.5,pyoco-progressive:2,fnr", [PYoCoMixed(1.5), PYoCoProgressive(2.0), FNR()]),
         ("dsg:beta=0.4", [DSG(beta=0.4)]),
@@ -51,7 +51,7 @@ def test_syntax(text, expected):
 
 
 def test_values_take_the_parameters_type():
-    (freenoise,) = parse_strategies("freenoise:window=16:stride=4")
+    (freenoise,) = parse_strategies("freenoise-noise:window=16:stride=4")
     assert type(freenoise.window) is int and type(freenoise.stride) is int
     (recon,) = parse_strategies("recon:2")
     assert type(recon.weight) is float
@@ -60,11 +60,11 @@ def test_values_take_the_parameters_type():
 @pytest.mark.parametrize(
     ("text", "match"),
     [
-        ("fnr,freenoise:w=3", r"'freenoise:w=3' is invalid: parameter must be one of \['window', 'stride'\]"),
+        ("fnr,freenoise-noise:w=3", r"'freenoise-noise:w=3' is invalid: parameter must be one of \['wi"),
         ("recon:weight=1:weight=2", r"'recon:weight=1:weight=2' is invalid: parameter 'weight' is given"),
-        ("freenoise:4:5", r"'freenoise:4:5' is invalid: only the first value may be unnamed"),
-        ("freenoise:4.5", r"'freenoise:4.5' is invalid: invalid literal for int"),
-        ("freenoise:window=4:stride=8", r"'freenoise:window=4:stride=8' is invalid: stride must be an"),
+        ("freenoise-noise:4:5", r"'freenoise-noise:4:5' is invalid: only the first value may be unnamed"),
+        ("freenoise-noise:4.5", r"'freenoise-noise:4.5' is invalid: invalid literal for int"),
+        ("freenoise-noise:window=4:stride=8", r"'freenoise-noise:window=4:stride=8' is invalid: stride mu"),
         ("fnr:2", r"'fnr:2' is invalid: fnr takes no parameters"),
         ("recon:-1", r"'recon:-1' is invalid: weight must be in"),
         ("pyoco:1", r"strategy must be one of .*got 'pyoco:1'"),

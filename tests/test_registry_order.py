@@ -10,7 +10,7 @@ from diffusers import DDIMScheduler
 from benchmarks.compare import DEFAULT_COMBINATIONS, PEER_COMBINATIONS
 from benchmarks.sweep_grid import DEFAULT_ABLATIONS, EXTRA_COMBINATIONS, MODEL_EXTRAS
 from models import GaussianVideoPrior
-from samplers import FNR, CompositionWarning, FreeNoise, LongVideoSampler, NoiseContext
+from samplers import FNR, CompositionWarning, FreeNoiseRescheduling, LongVideoSampler, NoiseContext
 from samplers.registry import parse_strategies
 
 PRIOR = GaussianVideoPrior(num_frames=8, frame_shape=(1, 2, 2), lengthscale=3.0)
@@ -53,9 +53,9 @@ def test_duplicates_are_refused(text, match):
     [
         ("pns:4,fnr", r"'pns:4' has no effect before 'fnr': FNR replaces .* apply it after: 'fnr,pns:4'"),
         ("pns:4,dsg:0.4,fnr", r"'pns:4' has no effect before 'fnr'.* apply it after: 'dsg:0.4,fnr,pns:4'"),
-        ("pns:2,freenoise", r"'pns:2' has no effect before 'freenoise': FreeNoise .*'freenoise,pns:2'"),
-        ("fnr,freenoise", r"'fnr' has no effect before 'freenoise'.* use one of 'fnr' and 'freenoise'"),
-        ("freenoise,fnr", r"'freenoise' has no effect before 'fnr'.* use one of 'freenoise' and 'fnr'"),
+        ("pns:2,freenoise-noise", r"'pns:2' has no effect before 'freenoise-noise': FreeNoiseRescheduling "),
+        ("fnr,freenoise-noise", r"'fnr' has no effect before 'freenoise-noise'.* and 'freenoise-noise'"),
+        ("freenoise-noise,fnr", r"'freenoise-noise' has no effect before 'fnr'.* 'freenoise-noise' and"),
         ("dsg:0.4,overlap", r"'dsg:0.4' has no effect before 'overlap': ForwardOverlap\(beta=1.0\) replaces"),
         ("dsg:0.4,overlap:0.5", r"'dsg:0.4' has no effect before 'overlap:0.5'"),
     ],
@@ -69,7 +69,7 @@ def test_an_item_whose_work_a_later_one_overwrites_is_refused(text, match):
     "text",
     [
         "fnr,pns:4",  # PNS mixes fresh noise into FNR's reversed noise: the paper
-        "freenoise,pns:4",
+        "freenoise-noise,pns:4",
         "pyoco-mixed,fnr,pns:4",  # PYoCo changes clip 0 only, which FNR and PNS leave alone: anywhere
         "fnr,pyoco-mixed,pns:4",
         "pyoco-progressive:4,fnr,pns:4,dsg:0.4",
@@ -112,7 +112,7 @@ def sample(strategies, steps=6, num_clips=3):
     ("refused", "alone"),
     [
         ("pns:4,fnr", "fnr"),
-        ("freenoise:8:stride=2,fnr", "fnr"),
+        ("freenoise-noise:8:stride=2,fnr", "fnr"),
         ("dsg:0.4,overlap:0.5", "overlap:0.5"),
         ("dsg:0.4,overlap", "overlap"),
     ],
@@ -126,10 +126,10 @@ def test_a_refused_order_samples_the_same_bits_as_without_the_lost_item(refused,
         assert torch.equal(sample(by_hand, steps), sample(parse_strategies(alone), steps))
 
 
-@pytest.mark.parametrize("replacer", [FNR(), FreeNoise(window=8, stride=2), FreeNoise(window=5, stride=5)])
+@pytest.mark.parametrize("replacer", [FNR(), FreeNoiseRescheduling(8, 2), FreeNoiseRescheduling(5, 5)])
 def test_fnr_and_freenoise_discard_the_candidate_noise_of_later_clips(replacer):
     # Why an initializer before them is refused: for clips i >= 1 their output depends on the previous
-    # clip's noise and the generator only (FreeNoise draws its permutations from it), not on the candidate.
+    # clip's noise and the generator only (FreeNoise's draws its permutations from it), not on the candidate.
     previous, a, b = torch.randn((3, 2, 1, 8, 2, 2), generator=torch.Generator().manual_seed(0))
     outputs = []
     for candidate in (a, b):

@@ -66,8 +66,9 @@ def test_report_has_every_section_and_every_image(built):
         assert re.search(f"^{re.escape(section)}", markdown, re.MULTILINE), section
     assert "python -m benchmarks.report" in markdown and "from commit" in markdown
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
-    expected = {"compare.png", "sweep_prompt_frames.png", "sweep_alpha.png", "sweep_beta.png",
-                "tradeoff_curve.png", "tradeoff_scatter.png", "seams.png", "compare_flow.png"}  # fmt: skip
+    expected = {"compare.png", "quality_cost.png", "sweep_prompt_frames.png", "sweep_alpha.png",
+                "sweep_beta.png", "tradeoff_curve.png", "tradeoff_scatter.png", "seams.png",
+                "compare_flow.png"}  # fmt: skip
     assert set(images) == expected
     for name in images:
         assert (built / name).read_bytes()[:8] == PNG_SIGNATURE, name

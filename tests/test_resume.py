@@ -32,7 +32,9 @@ def sample(strategies: str, **kwargs):
     return sampler.sample(prior.denoiser(scheduler), scheduler, CLIP_SHAPE, 5, 6, **kwargs)
 
 
-@pytest.mark.parametrize("strategies", ["fnr,pns:4,dsg:0.4", "overlap,recon:10", "freenoise:8:stride=2"])
+@pytest.mark.parametrize(
+    "strategies", ["fnr,pns:4,dsg:0.4", "overlap,recon:10", "freenoise-noise:8:stride=2"]
+)
 def test_resuming_from_any_clip_gives_the_uninterrupted_bits(strategies):
     clips, states = [], []
     whole = sample(strategies, generator=torch.Generator().manual_seed(3), on_clip=clips.append,
