@@ -29,7 +29,7 @@ import torch
 from diffusers import DDIMScheduler, FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler
 
 from benchmarks import metrics
-from benchmarks.cost import CountingDenoiser
+from benchmarks.cost import COST, CountingDenoiser
 from benchmarks.figures import save_figure
 from benchmarks.joint import JOINT_COMBINATIONS, JOINT_METHODS
 from models import GaussianVideoPrior
@@ -64,7 +64,6 @@ SCHEDULERS = {
 }
 SCHEDULE_NAMES = {"ddim": "DDIM", "flow-euler": f"rectified flow (FlowMatchEuler, shift {WAN_SHIFT:g})",
                   "unipc-flow": f"rectified flow (UniPC order 2, shift {WAN_SHIFT:g})"}  # fmt: skip
-COST = ("frame_evals", "backward_evals")  # backbone work per output frame (benchmarks.cost), beside METRICS
 METRICS = ("seam_jump_ratio", "mirror_correlation", "repetition", "autocorrelation_error", "frechet_distance")
 
 

@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+COST = ("frame_evals", "backward_evals")  # the columns of `per_output_frame`, beside the quality metrics
+
 
 class CountingDenoiser:
     """A VideoDenoiser that counts the frame evaluations of the one it wraps (and passes it everything,

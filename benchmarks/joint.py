@@ -1,7 +1,8 @@
 """The long-video methods that are not clip by clip, as the benchmarks name and configure them.
 
 Each name maps to a function of the clip length N giving `sample(denoiser, scheduler, shape, steps,
-generator) -> LongVideo` for a long video of `shape` (B, C, L, H, W):
+generator, **cond) -> LongVideo` for a long video of `shape` (B, C, L, H, W), `cond` going to every
+denoiser call:
   windows:flat, windows:pyramid   windowed co-denoising (samplers.windows): windows of N frames
                                   overlapping by N/4 (ComfyUI's default 16/4), the uniform schedule;
   freenoise                       FreeNoise whole (samplers.freenoise): its long noise, then static windows
@@ -9,7 +10,8 @@ generator) -> LongVideo` for a long video of `shape` (B, C, L, H, W):
   fifo:1, fifo:4                  FIFO-Diffusion (samplers.fifo) with 1 or 4 partitions;
   fifo:4:lookahead                and with lookahead denoising (the authors' default configuration).
 FIFO steps its own schedule of n N steps (the `steps` given is not used). None of them has clips: their
-`clip_starts`, where the seam metrics are read, are the static windows' first frames (windows; for
+`clip_starts`, where the seam metrics are read, are the static windows' first frames (windows, less a
+last one within a stride of the one before; for
 FreeNoise, whose windows start every N/4 frames, those every N frames) or every N frames (FIFO, whose
 partition boundaries move with the queue).
 """
@@ -28,14 +30,33 @@ Sample = Callable[..., LongVideo]
 
 
 def _windows(fusion: str) -> Callable[[int], Sample]:
-    return lambda n: WindowedSampler(ContextWindows(n, n - max(1, n // 4), "uniform", fusion)).sample
+    def make(n: int) -> Sample:
+        windows = ContextWindows(n, n - max(1, n // 4), "uniform", fusion)
+
+        def sample(denoiser: Any, scheduler: Any, shape, steps: int, generator=None, **cond: Any):
+            video = WindowedSampler(windows).sample(denoiser, scheduler, shape, steps, generator, **cond)
+            return LongVideo(video.latents, spaced(video.clip_starts, windows.stride))
+
+        return sample
+
+    return make
+
+
+def spaced(starts: list[int], stride: int) -> list[int]:
+    """The window starts at least `stride` frames after the previous one kept: the last window, flush with
+    the video's end, can start a few frames after the one before it, too close for a seam window."""
+    kept = starts[:1]
+    for start in starts[1:]:
+        if start - kept[-1] >= stride:
+            kept.append(start)
+    return kept
 
 
 def _freenoise(n: int) -> Sample:
     freenoise = FreeNoise(ContextWindows(n, max(1, n // 4), "static", "pyramid"))
 
-    def sample(denoiser: Any, scheduler: Any, shape, steps: int, generator=None) -> LongVideo:
-        video = freenoise.sample(denoiser, scheduler, shape, steps, generator)
+    def sample(denoiser: Any, scheduler: Any, shape, steps: int, generator=None, **cond: Any) -> LongVideo:
+        video = freenoise.sample(denoiser, scheduler, shape, steps, generator, **cond)
         # a window starts every N/4 frames: the seams are read at those every N frames, like the clips'
         return LongVideo(video.latents, [s for s in video.clip_starts if s % n == 0])
 
@@ -46,8 +67,8 @@ def _fifo(partitions: int, lookahead: bool) -> Callable[[int], Sample]:
     def make(n: int) -> Sample:
         fifo = FIFO(n, partitions, lookahead)
 
-        def sample(denoiser: Any, scheduler: Any, shape, steps: int, generator=None) -> LongVideo:
-            return fifo.sample(denoiser, scheduler, shape, generator)  # its own n N steps
+        def sample(denoiser: Any, scheduler: Any, shape, steps: int, generator=None, **cond: Any):
+            return fifo.sample(denoiser, scheduler, shape, generator, **cond)  # its own n N steps
 
         return sample
 

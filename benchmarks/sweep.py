@@ -31,6 +31,8 @@ from tqdm.auto import tqdm
 
 from benchmarks import compare, distributed, sweep_model
 from benchmarks.compare import REFERENCE, SCHEDULERS, CompareConfig
+from benchmarks.cost import COST
+from benchmarks.joint import JOINT_METHODS
 from benchmarks.number_lists import format_numbers, parse_numbers
 from benchmarks.sweep_grid import (
     FIELDS,
@@ -71,9 +73,15 @@ def _analytic(point: GridPoint, backbone: CompareConfig, device) -> tuple[int, d
     truth = compare.true_videos(backbone, prior, point_generator(point.seed, 1, device))
     if point.template == REFERENCE:  # true videos cut at the clip starts, against a second draw
         second = compare.true_videos(backbone, prior, point_generator(point.seed, 2, device))
-        return compare.score_reference(backbone, prior, truth, second)
-    noise = point_generator(point.seed, 0, device)
-    return compare.score_sampler(backbone, prior, parse_strategies(point.combination), noise, truth)
+        frames, values = compare.score_reference(backbone, prior, truth, second)
+        return frames, {**values, **dict.fromkeys(COST, 0.0)}
+    noise, cost = point_generator(point.seed, 0, device), {}
+    if point.combination in JOINT_METHODS:
+        frames, values = compare.score_joint(backbone, prior, point.combination, noise, truth, cost)
+    else:
+        strategies = parse_strategies(point.combination)
+        frames, values = compare.score_sampler(backbone, prior, strategies, noise, truth, cost=cost)
+    return frames, {**values, **cost}
 
 
 def _model(point: GridPoint, backbone: ModelBackbone, device) -> tuple[int, dict[str, float]]:
@@ -83,6 +91,8 @@ def _model(point: GridPoint, backbone: ModelBackbone, device) -> tuple[int, dict
         second = point_generator(point.seed, 2)
         return sweep_model.score_reference(backbone, point.prompt_frames, truth, second, device)
     noise = point_generator(point.seed, 0, device)
+    if point.combination in JOINT_METHODS:
+        return sweep_model.score_joint(point.combination, backbone, point.prompt_frames, truth, noise, device)
     return sweep_model.score_sampler(_sampler(point), backbone, truth, noise, device)
 
 

@@ -11,9 +11,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from typing import Any
 
-from benchmarks.compare import GAP_CLOSING, METRICS, PEER_COMBINATIONS, REFERENCE, CompareConfig
+from benchmarks.compare import (
+    GAP_CLOSING,
+    METRICS,
+    PEER_COMBINATIONS,
+    REFERENCE,
+    CompareConfig,
+    check_combination,
+)
+from benchmarks.cost import COST
 from benchmarks.sweep_model import PIXEL_METRICS, ModelBackbone
-from samplers.registry import parse_strategies
 from samplers.validation import check_int, check_real
 
 # REFERENCE (compare's) is the template of the points that score true videos of the process.
@@ -128,12 +135,13 @@ class SweepConfig:
         for point in self.points():  # every template, value and seed checked before any work
             check_int("prompt_frames", point.prompt_frames, 1, self.backbone.num_frames - 1)
             if point.template != REFERENCE:
-                parse_strategies(point.combination)
+                check_combination(point.combination)
 
     @property
     def metrics(self) -> tuple[str, ...]:
-        """What a row measures: compare.METRICS, and the pixel metrics on the model backbone."""
-        return (*METRICS, *PIXEL_METRICS) if isinstance(self.backbone, ModelBackbone) else METRICS
+        """What a row measures: compare.METRICS, the pixel metrics on the model backbone, then the cost."""
+        pixels = PIXEL_METRICS if isinstance(self.backbone, ModelBackbone) else ()
+        return (*METRICS, *pixels, *COST)
 
     def defaults(self, **swept: float) -> dict[str, float]:
         return {"prompt_frames": self.prompt_frames, "alpha": self.alpha, "beta": self.beta, **swept}
@@ -164,7 +172,9 @@ MODEL_ABLATIONS = (
 )
 
 
-MODEL_EXTRAS = ("independent", "overlap", GAP_CLOSING)  # the model grid's controls and the gap-closer
+# the model grid's controls, the gap-closer, and methods that are not clip by clip (FIFO with one and four
+# partitions: 8 and 32 steps of its own; windows with pyramid fusion)
+MODEL_EXTRAS = ("independent", "overlap", GAP_CLOSING, "windows:pyramid", "fifo:1", "fifo:4")
 
 
 MODEL_SWEEP = SweepConfig(MODEL_ABLATIONS, MODEL_EXTRAS, prompt_frames=2, seeds=(0,),

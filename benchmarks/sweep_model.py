@@ -23,7 +23,9 @@ import numpy as np
 import torch
 
 from benchmarks import compare, metrics, pixel_metrics
-from benchmarks.model_quality import decode_clips, sample_videos
+from benchmarks.cost import COST, CountingDenoiser
+from benchmarks.joint import JOINT_METHODS
+from benchmarks.model_quality import decode_clips
 from models.bundled import BUNDLED, load_pipeline
 from models.data.shapes import ShapesConfig, caption, frames_to_tensor, render, sample_spec, tensor_to_frames
 from samplers import LongVideoSampler
@@ -110,12 +112,37 @@ def score_sampler(sampler: LongVideoSampler, backbone: ModelBackbone, truth: tor
     `truth` (a CPU generator), its noise from `noise` (on `device`)."""
     pipe = pipeline(backbone.model, str(device))
     captions, true_frames = true_videos(backbone, truth, pipe.vae.vae.config.sample_size)
-    video = sample_videos(pipe, captions, noise, sampler, backbone.num_frames, backbone.num_clips,
-                          backbone.steps, backbone.guidance)  # fmt: skip
+    denoiser, cond = pipe.batch_conditioning(captions, backbone.guidance)  # as VidRDPipeline.sample_batch
+    counted = CountingDenoiser(denoiser)
+    shape = pipe.clip_shape(len(captions), backbone.num_frames)
+    video = sampler.sample(counted, pipe.scheduler, shape, backbone.num_clips, backbone.steps,
+                           generator=noise, **cond)  # fmt: skip
+    return _scored(pipe, video, true_frames, backbone, sampler.prompt_frames, counted)
+
+
+@torch.no_grad()
+def score_joint(name: str, backbone: ModelBackbone, prompt_frames: int, truth: torch.Generator,
+                noise: torch.Generator, device: str = "cpu") -> tuple[int, dict[str, float]]:  # fmt: skip
+    """`score_sampler` for a method that makes the whole long video at once (benchmarks.joint); the
+    guided model takes one timestep per frame where the method needs it (FIFO)."""
+    pipe = pipeline(backbone.model, str(device))
+    captions, true_frames = true_videos(backbone, truth, pipe.vae.vae.config.sample_size)
+    denoiser, cond = pipe.batch_conditioning(captions, backbone.guidance)
+    counted = CountingDenoiser(denoiser)
+    shape = (*pipe.clip_shape(len(captions), backbone.num_frames)[:2], backbone.length,
+             *pipe.clip_shape(1, 1)[3:])  # fmt: skip
+    video = JOINT_METHODS[name](backbone.num_frames)(counted, pipe.scheduler, shape, backbone.steps, noise,
+                                                     **cond)  # fmt: skip
+    return _scored(pipe, video, true_frames, backbone, prompt_frames, counted)
+
+
+def _scored(pipe, video, true_frames, backbone: ModelBackbone, prompt_frames: int,
+            counted: CountingDenoiser) -> tuple[int, dict[str, float]]:  # fmt: skip
+    """(frames, metrics and cost) of a sampled `video`, decoded clip by clip at its clip starts."""
     frames = tensor_to_frames(decode_clips(pipe, video.latents, video.clip_starts))
     latents, reference = video.latents.cpu(), encode(pipe, true_frames)
-    values = _scores(latents, video.clip_starts, frames, reference, backbone, sampler.prompt_frames)
-    return latents.shape[2], values
+    values = _scores(latents, video.clip_starts, frames, reference, backbone, prompt_frames)
+    return latents.shape[2], {**values, **counted.per_output_frame(latents.shape[2])}
 
 
 @torch.no_grad()
@@ -128,4 +155,5 @@ def score_reference(backbone: ModelBackbone, prompt_frames: int, truth: torch.Ge
     frames, second_frames = true_videos(backbone, truth, size)[1], true_videos(backbone, second, size)[1]
     starts = list(range(0, backbone.length, backbone.num_frames))
     latents, reference = encode(pipe, frames), encode(pipe, second_frames)
-    return backbone.length, _scores(latents, starts, frames, reference, backbone, prompt_frames)
+    free = dict.fromkeys(COST, 0.0)  # no backbone: true videos
+    return backbone.length, {**_scores(latents, starts, frames, reference, backbone, prompt_frames), **free}

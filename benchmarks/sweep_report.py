@@ -18,7 +18,8 @@ from benchmarks.sweep_model import ModelBackbone
 
 SHORT = {"seam_jump_ratio": "seam-jump", "mirror_correlation": "mirror", "repetition": "repetition",
          "autocorrelation_error": "acf-error", "frechet_distance": "frechet", "velocity_jump": "vel-jump",
-         "reversals_per_seam": "reversals", "speed_inside": "speed"}  # fmt: skip
+         "reversals_per_seam": "reversals", "speed_inside": "speed", "frame_evals": "evals/frame",
+         "backward_evals": "bwd/frame"}  # fmt: skip
 PLOTTED = ("seam_jump_ratio", "mirror_correlation", "repetition")  # continuity and looping
 PIXEL_PLOTTED = ("velocity_jump", "reversals_per_seam")  # the same in pixels (model backbone)
 LABELS = {"prompt_frames": "M (prompt frames)", "alpha": "alpha (PNS)", "beta": "beta (DSG)"}

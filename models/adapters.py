@@ -73,7 +73,7 @@ class ModuleDenoiser:
         if latents.ndim != 5:
             raise ValueError(f"latents must be (B, C, F, H, W); got shape {tuple(latents.shape)}")
         dtype, device = self.dtype, self.device
-        timesteps = broadcast_timestep(timestep, latents.shape[0], device)
+        timesteps = self.model_timesteps(timestep, latents, device)
         cond = {k: _to_model(v, dtype, device) for k, v in cond.items()}
         with torch.set_grad_enabled(torch.is_grad_enabled() and latents.requires_grad):
             if "encoder_hidden_states" not in cond:
@@ -88,15 +88,32 @@ class ModuleDenoiser:
             )
         return out.to(device=latents.device, dtype=latents.dtype)
 
+    def model_timesteps(self, timestep: Tensor | float, latents: Tensor, device: torch.device) -> Tensor:
+        """The timestep as `call_model` gets it: (B,) on the model's device."""
+        return broadcast_timestep(timestep, latents.shape[0], device)
+
     def call_model(self, latents: Tensor, timesteps: Tensor, context: Tensor, **kw: Any) -> Any:
         """Run the model on (B, C, F, H, W) latents; the hook each backbone family overrides."""
         raise NotImplementedError
 
 
 class VidRDDenoiser(ModuleDenoiser):
-    """`VidRDUNet`: sample (B, C, F, H, W), encoder_hidden_states (B, S, D), natively."""
+    """`VidRDUNet`: sample (B, C, F, H, W), encoder_hidden_states (B, S, D), natively. It takes one timestep
+    per frame (`frame_timesteps`): a timestep of more than one element is (F,) or (B, F), one per frame."""
 
     model_type = VidRDUNet
+    frame_timesteps = True
+
+    def model_timesteps(self, timestep: Tensor | float, latents: Tensor, device: torch.device) -> Tensor:
+        """One number -> (B,); (F,) or (B, F) -> (B, F), one timestep per frame."""
+        t = torch.as_tensor(timestep, device=device)
+        if t.numel() == 1:
+            return broadcast_timestep(t, latents.shape[0], device)
+        batch, frames = latents.shape[0], latents.shape[2]
+        if t.shape not in ((frames,), (1, frames), (batch, frames)):
+            raise ValueError(f"timestep must be one number, (F,) or (B, F) = ({batch}, {frames}) for latents "
+                             f"{tuple(latents.shape)}; got shape {tuple(t.shape)}")  # fmt: skip
+        return t.reshape(-1, frames).expand(batch, frames)
 
     def call_model(self, latents: Tensor, timesteps: Tensor, context: Tensor, **kw: Any) -> Any:
         return self.model(latents, timesteps, context, **kw)

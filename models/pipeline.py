@@ -239,17 +239,22 @@ class VidRDPipeline:
         latents (B, C, L, h, w) and clip starts, undecoded (`decode_clip` decodes a clip). The batched
         form the benchmarks use to score many captions at once; the same conditioning as `__call__`."""
         check_int("num_frames", num_frames, 2)
-        check_real("guidance_scale", guidance_scale, 0.0, sys.float_info.max)
-        listed = isinstance(prompts, list) and len(prompts) > 0
-        if not listed or not all(isinstance(p, str) and p.strip() for p in prompts):
-            raise ValueError(f"prompts must be a non-empty list of non-blank strings; got {prompts!r}")
+        _check_batch(prompts, guidance_scale)
         sampler = sampler if sampler is not None else LongVideoSampler(progress=False)
+        denoiser, cond = self.batch_conditioning(prompts, guidance_scale)
+        shape = self.clip_shape(len(prompts), num_frames)
+        return sampler.sample(denoiser, self.scheduler, shape, num_clips, num_inference_steps,
+                              generator=generator, **cond)  # fmt: skip
+
+    @torch.no_grad()
+    def batch_conditioning(self, prompts: list[str], guidance_scale: float = 7.5) -> tuple[Any, dict]:
+        """(denoiser, keyword arguments of its calls) for one video per prompt, the empty prompt as the
+        negative one: what `sample_batch` samples with, for samplers of the whole video at once."""
+        _check_batch(prompts, guidance_scale)
         embeddings = self.text_encoder.encode(list(prompts))  # (B, S, D)
         negative = self.text_encoder.encode([""]).expand_as(embeddings)
         denoiser, clip_cond = self._conditioning(embeddings, negative, guidance_scale, per_clip=False)
-        shape = self.clip_shape(len(prompts), num_frames)
-        return sampler.sample(denoiser, self.scheduler, shape, num_clips, num_inference_steps,
-                              generator=generator, clip_cond=clip_cond)  # fmt: skip
+        return denoiser, clip_cond(0)
 
     def _conditioning(self, embeddings, negative, guidance_scale, per_clip: bool = True):
         """The denoiser and the per-clip keyword arguments; CFG as one batched call when scale != 1.
@@ -275,3 +280,11 @@ class VidRDPipeline:
 
     def _decode_into(self, clip: Clip, sink: FrameSink) -> None:
         sink.write(to_uint8_frames(self.decode_clip(clip.latents))[0])
+
+
+def _check_batch(prompts: list[str], guidance_scale: float) -> None:
+    """ValueError unless `prompts` is a non-empty list of non-blank strings and the scale finite >= 0."""
+    check_real("guidance_scale", guidance_scale, 0.0, sys.float_info.max)
+    listed = isinstance(prompts, list) and len(prompts) > 0
+    if not listed or not all(isinstance(p, str) and p.strip() for p in prompts):
+        raise ValueError(f"prompts must be a non-empty list of non-blank strings; got {prompts!r}")

@@ -90,10 +90,15 @@ class VidRDUNet(LocalModelMixin, ConfigMixin):
         encoder_hidden_states: torch.Tensor,
         **unet_kwargs: Any,
     ) -> torch.Tensor:
-        """sample (B, C, F, H, W), encoder_hidden_states (B, S, D) -> model output (B, C, F, H, W)."""
+        """sample (B, C, F, H, W), encoder_hidden_states (B, S, D) -> model output (B, C, F, H, W). The
+        timestep is one number, one per video (B,), or one per frame (B, F): frames fold into the batch of
+        the 2-D layers, each with its own time embedding (the temporal layers take none)."""
         batch, _, num_frames = sample.shape[:3]
-        timestep = torch.as_tensor(timestep, device=sample.device).reshape(-1)
-        timestep = repeat(timestep.expand(batch), "b -> (b f)", f=num_frames)
+        timestep = torch.as_tensor(timestep, device=sample.device)
+        if timestep.ndim == 2:
+            timestep = rearrange(timestep.expand(batch, num_frames), "b f -> (b f)")
+        else:
+            timestep = repeat(timestep.reshape(-1).expand(batch), "b -> (b f)", f=num_frames)
         context = repeat(encoder_hidden_states, "b s d -> (b f) s d", f=num_frames)
         self._num_frames, self._context = num_frames, context
         # contiguous: torch 2.13's CPU convolution backward crashed (segfault) on the strided fold of

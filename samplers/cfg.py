@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from einops import rearrange
 
+from .protocols import takes_frame_timesteps
 from .validation import check_real
 
 
@@ -26,6 +27,11 @@ class ClassifierFreeGuidance:
 
     def __post_init__(self) -> None:
         check_real("scale", self.scale, 0.0)
+
+    @property
+    def frame_timesteps(self) -> bool:
+        """One timestep per frame where the wrapped denoiser takes them (samplers.protocols)."""
+        return takes_frame_timesteps(self.denoiser)
 
     def __call__(
         self,
@@ -42,6 +48,8 @@ class ClassifierFreeGuidance:
             )
         batch = {k: _stack(uncond[k], cond[k]) for k in cond}
         both = torch.cat([latents, latents], dim=0)  # (2B, C, F, H, W): uncond half first
+        if isinstance(timestep, torch.Tensor) and timestep.ndim == 2:  # (B, F): one per frame of each video
+            timestep = torch.cat([timestep, timestep], dim=0)
         out_uncond, out_cond = rearrange(
             self.denoiser(both, timestep, **batch, **shared), "(two b) c f h w -> two b c f h w", two=2
         )

@@ -11,7 +11,7 @@ import pytest
 import torch
 from threadpoolctl import threadpool_limits
 
-from benchmarks.compare import GAP_CLOSING, METRICS, PEER_COMBINATIONS
+from benchmarks.compare import GAP_CLOSING, PEER_COMBINATIONS
 from benchmarks.sweep import REFERENCE, compute, main, read_json, run, write_json
 from benchmarks.sweep_grid import BACKBONE, MODEL_SWEEP, PAPER_TEMPLATE, Ablation, GridPoint, SweepConfig
 from benchmarks.sweep_report import by_point, extra_means, format_table, series
@@ -114,7 +114,7 @@ def table_rows() -> list[dict]:
     """Hand-made rows, last point first: metric j of a point is BASES[combination] + j + seed."""
     rows = []
     for point in TABLE_CONFIG.points():
-        values = {m: BASES[point.combination] + j + point.seed for j, m in enumerate(METRICS)}
+        values = {m: BASES[point.combination] + j + point.seed for j, m in enumerate(TABLE_CONFIG.metrics)}
         rows.append({"combination": point.combination, **asdict(point), **values})
     return rows[::-1]
 
@@ -123,21 +123,30 @@ def test_extra_means_average_the_seeds_of_each_extra_combination():
     # fnr at the default point: seeds 0 and 1 give 30 + j and 31 + j, mean 30.5 + j.
     assert extra_means(table_rows(), TABLE_CONFIG) == {
         "fnr": {"seam_jump_ratio": 30.5, "mirror_correlation": 31.5, "repetition": 32.5,
-                "autocorrelation_error": 33.5, "frechet_distance": 34.5}}  # fmt: skip
+                "autocorrelation_error": 33.5, "frechet_distance": 34.5, "frame_evals": 35.5,
+                "backward_evals": 36.5}}  # fmt: skip
 
 
 # The reference process ignores beta: the same point (means 0.5 + j) on both lines of the ablation.
-TABLE = """\
-beta swept (M=4, alpha=4); mean over 2 seeds x 2 videos
-template                              beta   seam-jump      mirror  repetition   acf-error     frechet
-reference process                        0         0.5         1.5         2.5         3.5         4.5
-reference process                      0.5         0.5         1.5         2.5         3.5         4.5
-dsg:{beta}                               0        10.5        11.5        12.5        13.5        14.5
-dsg:{beta}                             0.5        20.5        21.5        22.5        23.5        24.5
-
-extra combinations (M=4, alpha=4, beta=0.4)
-combination                                  seam-jump      mirror  repetition   acf-error     frechet
-fnr                                               30.5        31.5        32.5        33.5        34.5"""
+TABLE = (
+    "beta swept (M=4, alpha=4); mean over 2 seeds x 2 videos\n"
+    "template                              beta   seam-jump      mirror  repetition   acf-error"
+    "     frechet evals/frame   bwd/frame\n"
+    "reference process                        0         0.5         1.5         2.5         3.5"
+    "         4.5         5.5         6.5\n"
+    "reference process                      0.5         0.5         1.5         2.5         3.5"
+    "         4.5         5.5         6.5\n"
+    "dsg:{beta}                               0        10.5        11.5        12.5        13.5"
+    "        14.5        15.5        16.5\n"
+    "dsg:{beta}                             0.5        20.5        21.5        22.5        23.5"
+    "        24.5        25.5        26.5\n"
+    "\n"
+    "extra combinations (M=4, alpha=4, beta=0.4)\n"
+    "combination                                  seam-jump      mirror  repetition   acf-error"
+    "     frechet evals/frame   bwd/frame\n"
+    "fnr                                               30.5        31.5        32.5        33.5"
+    "        34.5        35.5        36.5"
+)
 
 
 def test_format_table_shows_the_means_of_every_line_and_extra():

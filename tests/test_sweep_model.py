@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from benchmarks import sweep, sweep_grid
-from benchmarks.compare import GAP_CLOSING
+from benchmarks.compare import GAP_CLOSING, METRICS
+from benchmarks.cost import COST
 from benchmarks.sweep import REFERENCE, compute, parse_args
 from benchmarks.sweep_grid import FIELDS, MODEL_SWEEP, PAPER_TEMPLATE, GridPoint
 from benchmarks.sweep_model import PIXEL_METRICS, ModelBackbone, pixel_scores, true_videos
@@ -33,18 +34,25 @@ def test_rows_have_every_column_and_the_reference_rows_are_finite(model, tmp_pat
     out = tmp_path / "sweep"
     sweep.main(["--backbone", "model", "--model", model, "--out", str(out), "--samples", "2",
                 "--num-clips", "2", "--steps", "2", "--seeds", "1", "--ablations", "prompt_frames",
-                "--prompt-frames", "1,2", "--extras", "overlap"])  # fmt: skip
+                "--prompt-frames", "1,2", "--extras", "overlap;fifo:1;windows:pyramid"])  # fmt: skip
     rows, config = sweep.read_json(out / "sweep.json")
     assert config.backbone == replace(MODEL_SWEEP.backbone, model=model, samples=2, num_clips=2, steps=2)
-    assert config.metrics[-len(PIXEL_METRICS) :] == PIXEL_METRICS
+    assert config.metrics == (*METRICS, *PIXEL_METRICS, *COST)
     with open(out / "sweep.csv") as f:
         assert next(csv.reader(f)) == [*FIELDS, *config.metrics]
-    # reference at M=1 and 2, the paper at M=1 and 2, the overlap at the default M=2
+    # reference at M=1 and 2, the paper at M=1 and 2, the extras at the default M=2
     assert [(r["template"], r["prompt_frames"]) for r in rows] == [
-        (REFERENCE, 1), (REFERENCE, 2), (PAPER_TEMPLATE, 1), (PAPER_TEMPLATE, 2), ("overlap", 2)]  # fmt: skip
+        (REFERENCE, 1), (REFERENCE, 2), (PAPER_TEMPLATE, 1), (PAPER_TEMPLATE, 2), ("overlap", 2),
+        ("fifo:1", 2), ("windows:pyramid", 2)]  # fmt: skip
     for row in rows:
         assert set(row) == {*FIELDS, *config.metrics}
-    assert [r["frames"] for r in rows] == [16, 16, 16, 16, 14]  # the overlap drops M=2 frames of clip 1
+    # the overlap drops M=2 frames of clip 1; FIFO and the windows make all 16 frames at once
+    assert [r["frames"] for r in rows] == [16, 16, 16, 16, 14, 16, 16]
+    # cost, counted by hand (N=8, K=2, T=2): the reference none; clip by clip T; the overlap T N K / 14;
+    # FIFO(8, 1): 8 steps, 16 + 8 - 8 iterations of 8 evaluations plus the base clip's 8 x 8, over 16
+    # frames; windows of 8 overlapping by 2 over 16 frames: starts 0, 6, 8, then 0, 3, 5, 8 (shifted by 3)
+    evals = [r["frame_evals"] for r in rows]
+    assert evals == pytest.approx([0, 0, 2, 2, 2 * 8 * 2 / 14, (16 * 8 + 64) / 16, 7 * 8 / 16], rel=1e-12)
     for row in rows[:2]:
         assert all(math.isfinite(row[m]) for m in config.metrics), row
     assert (out / "sweep_prompt_frames.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # 5 panels
@@ -119,9 +127,10 @@ def test_the_model_grid_is_figure_6_at_eight_frames():
     assert found == {("prompt_frames", (1, 2, 4, 6), (PAPER_TEMPLATE,)),
                      ("alpha", (0.0, 1.0, 4.0, 8.0), (PAPER_TEMPLATE,)),
                      ("beta", (0.0, 0.4, 1.0), (PAPER_TEMPLATE, "dsg:{beta}"))}  # fmt: skip
-    assert config.extra_combinations == ("independent", "overlap", GAP_CLOSING)
+    extras = ("independent", "overlap", GAP_CLOSING, "windows:pyramid", "fifo:1", "fifo:4")
+    assert config.extra_combinations == extras
     _, fifty = parse_args(["--backbone", "model", "--steps", "50"])  # recon's weight is a trajectory's
-    assert fifty.extra_combinations == ("independent", "overlap", GAP_CLOSING)
+    assert fifty.extra_combinations == extras
     _, given = parse_args(["--backbone", "model", "--steps", "50", "--extras", "overlap,recon:0.4"])
     assert given.extra_combinations == ("overlap,recon:0.4",)
     with pytest.raises(ValueError, match="num_clips must be an integer"):
