@@ -177,6 +177,12 @@ def check_combination(name: str) -> list[Any] | Joint:
     is allowed otherwise."""
     if name in JOINT_METHODS:
         return Joint(name)
+    parts = [part.strip() for part in name.split(",")]
+    joint = [part for part in parts if part in JOINT_METHODS]
+    if joint:
+        raise ValueError(f"{joint[0]!r} makes the whole long video at once and does not compose with the "
+                         f"clip-by-clip strategies of {name!r}: name it alone (FreeNoise's noise rule with "
+                         "window fusion is 'freenoise')")  # fmt: skip
     if name.startswith(("windows", "fifo")):
         raise ValueError(f"a method that is not clip by clip must be one of {JOINT_COMBINATIONS}; "
                          f"got {name!r}")  # fmt: skip

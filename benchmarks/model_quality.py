@@ -29,7 +29,7 @@ from benchmarks.video_scores import (
 )
 from models.bundled import BUNDLED, load_pipeline
 from models.data.shapes import COLOURS, DIRECTIONS, SHAPES, MovingShapes, ShapesConfig, collate
-from samplers import LongVideo, LongVideoSampler
+from samplers import LongVideoSampler
 from samplers.validation import check_int
 
 CLASSIFIER = Path(__file__).resolve().parent / "weights" / "shapes-classifier"
@@ -39,21 +39,6 @@ def all_captions(repeats: int = 1) -> list[str]:
     """Every caption of the world ("a red circle moving right", ...), `repeats` times each."""
     combos = itertools.product(COLOURS, SHAPES, DIRECTIONS)
     return [f"a {c} {s} moving {d}" for c, s, d in combos for _ in range(repeats)]
-
-
-def sample_videos(
-    pipe,
-    captions: list[str],
-    generator: torch.Generator,
-    sampler: LongVideoSampler | None = None,
-    num_frames: int = 8,
-    num_clips: int = 1,
-    steps: int = 25,
-    guidance: float = 7.5,
-) -> LongVideo:
-    """One long video per caption in one batch, with classifier-free guidance (the empty caption as the
-    unconditional one): latents (B, C, L, h, w) and clip starts, by the pipeline's `sample_batch`."""
-    return pipe.sample_batch(captions, generator, sampler, num_frames, num_clips, steps, guidance)
 
 
 def decode_clips(pipe, latents: torch.Tensor, clip_starts: list[int]) -> torch.Tensor:
@@ -77,7 +62,7 @@ def generate_clips(
 ) -> torch.Tensor:
     """One video per caption, batched: (B, 3, L, H, W) in [-1, 1] (L = num_clips * num_frames)."""
     generator = torch.Generator().manual_seed(seed)
-    video = sample_videos(pipe, captions, generator, sampler, num_frames, num_clips, steps, guidance)
+    video = pipe.sample_batch(captions, generator, sampler, num_frames, num_clips, steps, guidance)
     return decode_clips(pipe, video.latents, video.clip_starts)
 
 

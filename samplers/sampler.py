@@ -77,8 +77,11 @@ def _split_strategies(strategies: Sequence[Any]) -> tuple[list[Any], list[Any], 
             initializers.append(strategy)
             initializer_labels.append(f"strategies[{k}] ({strategy!r})")
         else:
+            whole = ""
+            if callable(getattr(strategy, "sample", None)):  # FIFO, FreeNoise, WindowedSampler
+                whole = f" ({type(strategy).__name__} makes the whole long video itself: call its .sample)"
             raise TypeError(
-                f"strategies[{k}] must be a NoiseInitializer or a LatentGuidance; got {strategy!r}"
+                f"strategies[{k}] must be a NoiseInitializer or a LatentGuidance; got {strategy!r}{whole}"
             )
     return initializers, guidances, initializer_labels, guidance_labels
 

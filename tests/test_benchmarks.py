@@ -188,6 +188,9 @@ def test_windowed_rows_and_their_names():
     for name in ("windows:gaussian", "fifo:3"):
         with pytest.raises(ValueError, match=allowed):
             check_combination(name)
+    for name in ("fnr,windows:flat", "fifo:4,recon:10"):  # a joint method takes no clip-by-clip strategy
+        with pytest.raises(ValueError, match=r"makes the whole long video at once and does not compose"):
+            check_combination(name)
 
 
 def test_cost_columns_are_the_hand_counted_frame_evaluations():

@@ -232,3 +232,37 @@ def test_a_sink_is_refused_where_it_would_lose_frames():
     with pytest.raises(PipelineInputError, match="sink takes one video; this call makes 2"):
         LongVideoPipeline.from_pipe(pipe)(**batch, **SIZE, sink=sink, generator=torch.Generator())
     assert sink.clips == []
+
+
+def test_wan22_takes_one_timestep_per_frame_through_its_tokens():
+    # With expand_timesteps each token of frame j gets frame j's timestep, so FIFO can drive Wan 2.2; all
+    # frames at one timestep is the shared timestep bit for bit; Wan 2.1 (one timestep per video) and
+    # frames straddling 2.2's expert boundary are refused.
+    from models.families.wan import WanDenoiser
+    from samplers import FIFO
+
+    pipe = tiny.tiny_wan(0)
+    assert not WanDenoiser(pipe, 6.0, None).frame_timesteps
+    pipe.register_to_config(expand_timesteps=True)
+    denoiser = WanDenoiser(pipe, 6.0, None)
+    assert denoiser.frame_timesteps
+    seen = []
+    pipe.transformer.register_forward_pre_hook(lambda m, args, kw: seen.append(kw["timestep"].clone()),
+                                               with_kwargs=True)  # fmt: skip
+    latents = torch.randn((1, 16, 3, 4, 4), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        shared = denoiser(latents, torch.tensor(700.0), **COND)
+        equal = denoiser(latents, torch.tensor([700.0, 700.0, 700.0]), **COND)
+        denoiser(latents, torch.tensor([900.0, 500.0, 100.0]), **COND)
+    assert torch.equal(shared, equal)
+    # 4x4 latents: 2x2 patches, 4 tokens per frame, frame-major
+    assert seen[-1].tolist() == [[900.0] * 4 + [500.0] * 4 + [100.0] * 4]
+    with pytest.raises(ValueError, match=r"timestep must be one number, \(F,\) or \(B, F\) = \(1, 3\)"):
+        denoiser(latents, torch.tensor([1.0, 2.0]), **COND)
+    two = WanDenoiser(pipe, 6.0, 6.0)
+    two.boundary = 600.0
+    with pytest.raises(ValueError, match=r"straddle Wan 2\.2's expert boundary 600"):
+        two(latents, torch.tensor([900.0, 500.0, 100.0]), **COND)
+    video = FIFO(3, 1).sample(denoiser, pipe.scheduler, (1, 16, 5, 2, 2), torch.Generator().manual_seed(0),
+                              **COND)  # fmt: skip
+    assert video.latents.shape == (1, 16, 5, 2, 2) and torch.isfinite(video.latents).all()

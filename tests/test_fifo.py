@@ -119,3 +119,5 @@ def test_refusals_before_any_work():
         FIFO(4, 0)
     with pytest.raises(ValueError, match=r"shape must be \(B, C, L, H, W\)"):
         FIFO(4, 1).sample(prior.denoiser(ddim), ddim, (1, 4, 1, 1), g)
+    with pytest.raises(TypeError, match=r"FIFO makes the whole long video itself: call its .sample"):
+        LongVideoSampler([FIFO(4, 1)])

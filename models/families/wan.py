@@ -46,13 +46,15 @@ class WanDenoiser:
         ratio = pipe.config.boundary_ratio
         self.boundary = None if ratio is None else ratio * pipe.scheduler.config.num_train_timesteps
 
+    @property
+    def frame_timesteps(self) -> bool:
+        """One timestep per frame where the transformer takes one per token (Wan 2.2's expand_timesteps)."""
+        return bool(self.pipe.config.expand_timesteps)
+
     def __call__(self, latents: torch.Tensor, timestep: torch.Tensor, *, prompt_embeds: torch.Tensor,
                  negative_prompt_embeds: torch.Tensor | None = None,
                  attention_kwargs: dict | None = None) -> torch.Tensor:  # fmt: skip
-        if self.boundary is None or timestep >= self.boundary:  # Wan 2.1, or Wan 2.2's high-noise expert
-            model, scale = self.pipe.transformer, self.guidance_scale
-        else:
-            model, scale = self.pipe.transformer_2, self.guidance_scale_2
+        model, scale = self._expert(torch.as_tensor(timestep))
         dtype = model.dtype
         model_input = latents.to(dtype)
         with torch.set_grad_enabled(torch.is_grad_enabled() and latents.requires_grad):
@@ -68,13 +70,37 @@ class WanDenoiser:
         # next latents in that dtype: bf16 latents after the first step of a bf16 model, as in the loop)
         return output
 
+    def _expert(self, timestep: torch.Tensor) -> tuple[Any, float]:
+        """(transformer, guidance scale) for `timestep`: Wan 2.1's one, or Wan 2.2's high-noise expert at
+        timesteps >= the boundary and its low-noise one below. Frames at their own timesteps must all fall
+        on one side: one call runs one expert."""
+        if self.boundary is None:
+            return self.pipe.transformer, self.guidance_scale
+        high = timestep >= self.boundary
+        if bool(high.all()):
+            return self.pipe.transformer, self.guidance_scale
+        if not bool(high.any()):
+            return self.pipe.transformer_2, self.guidance_scale_2
+        raise ValueError(f"the frames' timesteps {timestep.tolist()} straddle Wan 2.2's expert boundary "
+                         f"{self.boundary:g}: one call runs one expert")  # fmt: skip
+
     def _timestep(self, timestep: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+        """(B,), or with expand_timesteps one per token of the 2x2 patches, (B, F h/2 w/2), each frame's
+        tokens at its frame's timestep (one number, (F,) or (B, F))."""
         batch, _, frames, height, width = latents.shape
         t = torch.as_tensor(timestep, device=latents.device)
-        if self.pipe.config.expand_timesteps:  # one timestep per token of the 2x2 patches
-            mask = torch.ones((frames, height, width), dtype=torch.float32, device=latents.device)
-            return repeat(mask[:, ::2, ::2] * t, "f h w -> b (f h w)", b=batch)
-        return t.expand(batch)
+        if not self.pipe.config.expand_timesteps:
+            if t.numel() != 1:
+                raise ValueError(f"timestep must be one number (this Wan takes one per video); got shape "
+                                 f"{tuple(t.shape)}")  # fmt: skip
+            return t.expand(batch)
+        if t.numel() != 1 and t.shape not in ((frames,), (1, frames), (batch, frames)):
+            raise ValueError(f"timestep must be one number, (F,) or (B, F) = ({batch}, {frames}); got shape "
+                             f"{tuple(t.shape)}")  # fmt: skip
+        per_frame = t.reshape(-1, 1).expand(frames, 1) if t.numel() == 1 else t.reshape(-1, frames).T
+        mask = torch.ones((frames, height, width), dtype=torch.float32, device=latents.device)
+        tokens = mask[:, ::2, ::2].unsqueeze(0) * rearrange(per_frame, "f b -> b f 1 1")
+        return repeat(tokens, "b f h w -> (repeat b) (f h w)", repeat=batch // tokens.shape[0])
 
 
 class WanFamily(VideoFamily):
