@@ -179,16 +179,23 @@ def cost_paragraphs(rows: list[dict], folder: Path) -> list[Block]:
     return [Paragraph(text), Image("quality_cost.png", "autocorrelation error against backbone work")]
 
 
-def cost_chart(rows: list[dict], path: Path) -> None:
-    """Each method a point: frame evaluations per output frame (log) against autocorrelation error (log)."""
+def cost_chart(rows: list[dict], path: Path, metric: str = "autocorrelation_error",
+               reference: float | None = None) -> None:  # fmt: skip
+    """Each method a point: backbone evaluations per output frame (log) against `metric` (log); on the
+    analytic backbone the points in band are red and the band's limit is drawn, else `reference` (the
+    true videos' value) is."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
+    analytic = reference is None
     for r in rows:
-        x, y = r["frame_evals"] + r["backward_evals"], max(r["autocorrelation_error"], 1e-4)
-        ax.scatter(x, y, color="tab:red" if tradeoff.in_band(r) else "tab:blue")
+        x, y = r["frame_evals"] + r["backward_evals"], max(r[metric], 1e-4)
+        ax.scatter(x, y, color="tab:red" if analytic and tradeoff.in_band(r) else "tab:blue")
         ax.annotate(r["strategies"], (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    ax.axhline(tradeoff.ACF_LIMIT, color="grey", linestyle=":", label="band's autocorrelation limit")
+    if analytic:
+        ax.axhline(tradeoff.ACF_LIMIT, color="grey", linestyle=":", label="band's autocorrelation limit")
+    else:
+        ax.axhline(reference, color="black", linestyle="--", label=compare.REFERENCE)
     ax.set(xscale="log", yscale="log", xlabel="backbone evaluations per output frame (forward + backward)",
-           ylabel="autocorrelation error")  # fmt: skip
+           ylabel=metric.replace("_", " "))  # fmt: skip
     ax.legend(fontsize=8)
     save_figure(fig, path)
 
@@ -236,6 +243,29 @@ def model_sweep_section(source: Path | None, folder: Path) -> list[Block]:
             "pixels: their rendered frames). Lines are means over seeds, the dashed line the reference."
         ),
         *_ablations(rows, config, folder, "sweep_model", MODEL_CHECKS),
+        *_model_cost(rows, config, folder),
+    ]
+
+
+def _model_cost(rows: list[dict], config: sweep_grid.SweepConfig, folder: Path) -> list[Block]:
+    """The model's quality-versus-cost chart: the extras and the paper's default point, velocity jump at
+    the seams against guided evaluations per output frame, the true videos' jump as the reference."""
+    means = extra_means(rows, config)
+    first = [r for r in rows if r["seed"] == config.seeds[0] and r["prompt_frames"] == config.prompt_frames]
+    paper = next((r for r in first if r["template"] == sweep_grid.PAPER_TEMPLATE
+                  and (r["alpha"], r["beta"]) == (config.alpha, config.beta)), None)  # fmt: skip
+    reference = next((r for r in first if r["template"] == compare.REFERENCE), None)  # no alpha, beta
+    if not means or reference is None:
+        return []
+    points = [{"strategies": name, **row} for name, row in means.items()]
+    if paper is not None:
+        points.append({"strategies": paper["combination"], **paper})
+    cost_chart(points, folder / "quality_cost_model.png", "velocity_jump", reference["velocity_jump"])
+    return [
+        Paragraph("Velocity jump at the seams against backbone work on the model (evaluations of the guided "
+                  f"model per output frame; first seed's paper point, extras' means; the dashed line is the "
+                  f"true videos' {reference['velocity_jump']:.3g} px/frame):"),
+        Image("quality_cost_model.png", "velocity jump against backbone work, bundled model"),
     ]
 
 

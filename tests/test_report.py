@@ -233,7 +233,8 @@ def test_model_sweep_section_shows_its_plots_claims_and_pixel_columns(model, tmp
     markdown = to_markdown(report.model_sweep_section(tmp_path / "model.json", tmp_path))
     assert markdown.startswith("## 2b. The ablations on a saved VidRD")
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
-    assert images == ["sweep_model_prompt_frames.png", "sweep_model_alpha.png", "sweep_model_beta.png"]
+    assert images == ["sweep_model_prompt_frames.png", "sweep_model_alpha.png", "sweep_model_beta.png",
+                      "quality_cost_model.png"]  # the last: the extras and the paper's point against cost
     assert all((tmp_path / name).read_bytes()[:8] == PNG_SIGNATURE for name in images)
     assert (tmp_path / "sweep_model.json").is_file()
     # The five claims of section 2 and the four in pixels; seam-jump 2 / M falls with M, the pixels are flat.
