@@ -31,10 +31,10 @@ from diffusers import DDIMScheduler, FlowMatchEulerDiscreteScheduler, UniPCMulti
 from benchmarks import metrics
 from benchmarks.cost import COST, CountingDenoiser
 from benchmarks.figures import save_figure
-from benchmarks.joint import JOINT_COMBINATIONS, JOINT_METHODS
+from benchmarks.joint import JOINT_COMBINATIONS, JOINT_METHODS, NOISE_TAKERS
 from models import GaussianVideoPrior
 from models.files import atomic_files, atomic_path, check_out_folder, exit_on_sigterm
-from samplers import DSG, PNS, LongVideoSampler, ReconstructionGuidance
+from samplers import DSG, PNS, LatentGuidance, LongVideoSampler, ReconstructionGuidance
 from samplers.registry import parse_strategies
 from samplers.validation import check_int
 
@@ -132,7 +132,7 @@ def run(
     for name, strategies in parsed.items():
         generator, cost = torch.Generator().manual_seed(config.seed), {}
         if isinstance(strategies, Joint):
-            values = score_joint(config, prior, strategies.name, generator, reference, cost)[1]
+            values = score_joint(config, prior, name, generator, reference, cost)[1]
         else:
             values = score_sampler(config, prior, strategies, generator, reference, progress, cost)[1]
         rows.append({"strategies": name, **values, **cost})
@@ -167,16 +167,21 @@ def score_sampler(config: CompareConfig, prior: GaussianVideoPrior, strategies: 
 
 @dataclass(frozen=True)
 class Joint:
-    """A JOINT_COMBINATIONS row: a method that makes the whole long video at once (benchmarks.joint)."""
+    """A JOINT_COMBINATIONS row: a method that makes the whole long video at once (benchmarks.joint), with
+    the initial noise of `noise` (noise initializers, clip by clip) where it takes one (NOISE_TAKERS)."""
 
     name: str
+    noise: tuple[Any, ...] = ()
 
 
 def check_combination(name: str) -> list[Any] | Joint:
-    """A strategy list (samplers.registry), or Joint for JOINT_COMBINATIONS' names; ValueError naming what
-    is allowed otherwise."""
+    """A strategy list (samplers.registry), Joint for JOINT_COMBINATIONS' names, or 'windows:...+<noise
+    initializers>'; ValueError naming what is allowed otherwise."""
     if name in JOINT_METHODS:
         return Joint(name)
+    method, plus, noise = name.partition("+")
+    if plus and method.strip() in JOINT_METHODS:
+        return _joint_with_noise(method.strip(), noise)
     parts = [part.strip() for part in name.split(",")]
     joint = [part for part in parts if part in JOINT_METHODS]
     if joint:
@@ -189,6 +194,19 @@ def check_combination(name: str) -> list[Any] | Joint:
     return parse_strategies(name)
 
 
+def _joint_with_noise(method: str, noise: str) -> Joint:
+    """`method` with the initial noise of the noise initializers named in `noise`."""
+    if method not in NOISE_TAKERS:
+        raise ValueError(f"{method!r} makes its own noise; only {NOISE_TAKERS} take a noise composition "
+                         f"('+{noise}')")  # fmt: skip
+    strategies = parse_strategies(noise)
+    guidances = [s for s in strategies if isinstance(s, LatentGuidance)]  # (a guidance is callable too)
+    if guidances:
+        raise ValueError(f"{method!r} takes noise initializers after '+', not guidances, which act on clips: "
+                         f"got {guidances[0]!r}")  # fmt: skip
+    return Joint(method, tuple(strategies))
+
+
 def score_joint(config: CompareConfig, prior: GaussianVideoPrior, name: str, generator: torch.Generator,
                 reference: torch.Tensor,
                 cost: dict | None = None) -> tuple[int, dict[str, float]]:  # fmt: skip
@@ -198,7 +216,13 @@ def score_joint(config: CompareConfig, prior: GaussianVideoPrior, name: str, gen
     c, h, w = config.frame_shape
     shape = (config.samples, c, config.num_frames * config.num_clips, h, w)
     denoiser = CountingDenoiser(prior.denoiser(scheduler))
-    video = JOINT_METHODS[name](config.num_frames)(denoiser, scheduler, shape, config.steps, generator)
+    joint = check_combination(name)
+    extra = {}
+    if joint.noise:  # the initializers' noise of K clips, end to end
+        clips = LongVideoSampler(list(joint.noise), prompt_frames=config.prompt_frames, progress=False)
+        extra["noise"] = clips.initial_noise(config.clip_shape, config.num_clips, generator)
+    video = JOINT_METHODS[joint.name](config.num_frames)(denoiser, scheduler, shape, config.steps, generator,
+                                                         **extra)  # fmt: skip
     if cost is not None:
         cost.update(denoiser.per_output_frame(video.latents.shape[2]))
     return video.latents.shape[2], evaluate(video.latents, video.clip_starts, config, prior, reference)

@@ -9,6 +9,8 @@ denoiser call:
                                   of N frames every N/4 frames with pyramid fusion (the authors' 16/4);
   fifo:1, fifo:4                  FIFO-Diffusion (samplers.fifo) with 1 or 4 partitions;
   fifo:4:lookahead                and with lookahead denoising (the authors' default configuration).
+Windows also take the initial noise that noise initializers make clip by clip (`windows:pyramid+pns:4`:
+`LongVideoSampler.initial_noise`, `NOISE_TAKERS`); FreeNoise and FIFO make their own noise.
 FIFO steps its own schedule of n N steps (the `steps` given is not used). None of them has clips: their
 `clip_starts`, where the seam metrics are read, are the static windows' first frames (windows, less a
 last one within a stride of the one before; for
@@ -33,8 +35,9 @@ def _windows(fusion: str) -> Callable[[int], Sample]:
     def make(n: int) -> Sample:
         windows = ContextWindows(n, n - max(1, n // 4), "uniform", fusion)
 
-        def sample(denoiser: Any, scheduler: Any, shape, steps: int, generator=None, **cond: Any):
-            video = WindowedSampler(windows).sample(denoiser, scheduler, shape, steps, generator, **cond)
+        def sample(denoiser: Any, scheduler: Any, shape, steps: int, generator=None, noise=None, **cond: Any):
+            video = WindowedSampler(windows).sample(denoiser, scheduler, shape, steps, generator, noise=noise,
+                                                    **cond)  # fmt: skip
             return LongVideo(video.latents, spaced(video.clip_starts, windows.stride))
 
         return sample
@@ -84,3 +87,4 @@ JOINT_METHODS: dict[str, Callable[[int], Sample]] = {
     "fifo:4:lookahead": _fifo(4, True),
 }
 JOINT_COMBINATIONS = tuple(JOINT_METHODS)
+NOISE_TAKERS = ("windows:flat", "windows:pyramid")  # methods whose initial noise initializers may make

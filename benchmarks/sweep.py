@@ -32,7 +32,6 @@ from tqdm.auto import tqdm
 from benchmarks import compare, distributed, sweep_model
 from benchmarks.compare import REFERENCE, SCHEDULERS, CompareConfig
 from benchmarks.cost import COST
-from benchmarks.joint import JOINT_METHODS
 from benchmarks.number_lists import format_numbers, parse_numbers
 from benchmarks.sweep_grid import (
     FIELDS,
@@ -76,7 +75,7 @@ def _analytic(point: GridPoint, backbone: CompareConfig, device) -> tuple[int, d
         frames, values = compare.score_reference(backbone, prior, truth, second)
         return frames, {**values, **dict.fromkeys(COST, 0.0)}
     noise, cost = point_generator(point.seed, 0, device), {}
-    if point.combination in JOINT_METHODS:
+    if _joint(point):
         frames, values = compare.score_joint(backbone, prior, point.combination, noise, truth, cost)
     else:
         strategies = parse_strategies(point.combination)
@@ -91,9 +90,14 @@ def _model(point: GridPoint, backbone: ModelBackbone, device) -> tuple[int, dict
         second = point_generator(point.seed, 2)
         return sweep_model.score_reference(backbone, point.prompt_frames, truth, second, device)
     noise = point_generator(point.seed, 0, device)
-    if point.combination in JOINT_METHODS:
+    if _joint(point):
         return sweep_model.score_joint(point.combination, backbone, point.prompt_frames, truth, noise, device)
     return sweep_model.score_sampler(_sampler(point), backbone, truth, noise, device)
+
+
+def _joint(point: GridPoint) -> bool:
+    """Whether the point's combination makes the whole long video at once (benchmarks.joint)."""
+    return isinstance(compare.check_combination(point.combination), compare.Joint)
 
 
 def _sampler(point: GridPoint) -> LongVideoSampler:

@@ -129,10 +129,14 @@ def score_joint(name: str, backbone: ModelBackbone, prompt_frames: int, truth: t
     captions, true_frames = true_videos(backbone, truth, pipe.vae.vae.config.sample_size)
     denoiser, cond = pipe.batch_conditioning(captions, backbone.guidance)
     counted = CountingDenoiser(denoiser)
-    shape = (*pipe.clip_shape(len(captions), backbone.num_frames)[:2], backbone.length,
-             *pipe.clip_shape(1, 1)[3:])  # fmt: skip
-    video = JOINT_METHODS[name](backbone.num_frames)(counted, pipe.scheduler, shape, backbone.steps, noise,
-                                                     **cond)  # fmt: skip
+    clip_shape = pipe.clip_shape(len(captions), backbone.num_frames)
+    shape = (*clip_shape[:2], backbone.length, *clip_shape[3:])
+    joint = compare.check_combination(name)
+    if joint.noise:  # the initializers' noise of K clips, end to end (compare.score_joint's)
+        clips = LongVideoSampler(list(joint.noise), prompt_frames=prompt_frames, progress=False)
+        cond["noise"] = clips.initial_noise(clip_shape, backbone.num_clips, noise)
+    video = JOINT_METHODS[joint.name](backbone.num_frames)(counted, pipe.scheduler, shape, backbone.steps,
+                                                           noise, **cond)  # fmt: skip
     return _scored(pipe, video, true_frames, backbone, prompt_frames, counted)
 
 

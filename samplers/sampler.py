@@ -236,6 +236,12 @@ class LongVideoSampler:
         for strategy in (*self.initializers, *self.guidances):  # e.g. a guidance that needs exact x0
             hook(strategy, "check_scheduler")(schedule)
         check_generator(generator)
+        shape = self._checked_shape(clip_shape, num_clips)
+        check_int("num_inference_steps", num_inference_steps, 1)
+        return schedule, shape
+
+    def _checked_shape(self, clip_shape, num_clips) -> tuple[int, ...]:
+        """clip_shape as a tuple of 5 positive ints that suits every strategy, and num_clips >= 1."""
         shape = tuple(clip_shape) if isinstance(clip_shape, (tuple, list, torch.Size)) else ()
         if len(shape) != 5 or not all(
             isinstance(d, Integral) and not isinstance(d, bool) and d > 0 for d in shape
@@ -243,8 +249,20 @@ class LongVideoSampler:
             raise ValueError(f"clip_shape must be 5 positive ints (B, C, N, H, W); got {clip_shape!r}")
         self.check_clip(shape[2])
         check_int("num_clips", num_clips, 1)
-        check_int("num_inference_steps", num_inference_steps, 1)
-        return schedule, tuple(int(d) for d in shape)
+        return tuple(int(d) for d in shape)
+
+    def initial_noise(self, clip_shape: Sequence[int], num_clips: int, generator: torch.Generator,
+                      dtype: torch.dtype = torch.float32) -> torch.Tensor:  # fmt: skip
+        """The K clips' initial noises zT[0..K-1] end to end, (B, C, K N, H, W), drawn as `sample` draws
+        them: the noise initializers' long-video noise, for a sampler of the whole video at once (e.g.
+        PNS-style noise for windowed co-denoising). Guidances play no part in it."""
+        shape = self._checked_shape(clip_shape, num_clips)
+        check_generator(generator)
+        noises, previous = [], None
+        for i in range(num_clips):
+            previous = self._initial_noise(i, previous, shape, generator, dtype, generator.device)
+            noises.append(previous)
+        return torch.cat(noises, dim=2)
 
     def _initial_noise(self, i, previous, shape, generator, dtype, device) -> torch.Tensor:
         """zT[i]: fresh N(0, I) noise transformed by the initializers in list order. No fresh candidate is

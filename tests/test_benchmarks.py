@@ -15,7 +15,7 @@ from benchmarks.figures import save_figure
 from benchmarks.number_lists import format_numbers, parse_numbers
 from models.files import atomic_path
 from models.threads import limit_threads
-from samplers import DSG, FNR, PNS, IndependentNoise
+from samplers import DSG, FNR, PNS, IndependentNoise, LongVideoSampler
 from samplers.registry import parse_strategies
 
 
@@ -217,3 +217,33 @@ def test_cost_columns_are_the_hand_counted_frame_evaluations():
     lookahead = (length + s - n) * 2 * 4 * n + n * s
     assert more["fifo:4:lookahead"]["frame_evals"] == pytest.approx(lookahead / length, rel=1e-12)
     assert more["freenoise"]["frame_evals"] == pytest.approx(9 * n * t / length, rel=1e-12)
+
+
+def test_windows_take_the_noise_of_noise_initializers():
+    # 'windows:flat+fnr': the windows denoise the noise FNR makes clip by clip (each clip the previous one
+    # reversed), so the video repeats where plain windows do not; guidances and methods with their own
+    # noise are refused
+    from benchmarks.compare import check_combination
+
+    rows = {r["strategies"]: r for r in run(TINY, ["windows:flat", "windows:flat+fnr"], oracle=False)}
+    assert rows["windows:flat+fnr"]["repetition"] > 0.5 > 0.1 > rows["windows:flat"]["repetition"]
+    with pytest.raises(ValueError, match=r"takes noise initializers after '\+', not guidances"):
+        check_combination("windows:pyramid+dsg:0.4")
+    with pytest.raises(ValueError, match=r"'fifo:4' makes its own noise"):
+        check_combination("fifo:4+pns:4")
+
+
+def test_initial_noise_is_the_noise_sample_draws():
+    from diffusers import DDIMScheduler
+
+    from models import GaussianVideoPrior
+
+    prior = GaussianVideoPrior(num_frames=6, frame_shape=(1, 2, 2), lengthscale=3.0)
+    scheduler, shape = DDIMScheduler(clip_sample=False), (2, 1, 6, 2, 2)
+    sampler = LongVideoSampler([FNR(), PNS(alpha=4)], prompt_frames=2, progress=False)
+    noises = []
+    sampler.sample(prior.denoiser(scheduler), scheduler, shape, 3, 2,
+                   generator=torch.Generator().manual_seed(4),
+                   on_clip=lambda clip: noises.append(clip.initial_noise))  # fmt: skip
+    whole = sampler.initial_noise(shape, 3, torch.Generator().manual_seed(4))
+    assert torch.equal(whole, torch.cat(noises, dim=2))
