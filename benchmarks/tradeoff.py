@@ -89,7 +89,8 @@ def in_band(row: dict[str, Any]) -> bool:
 def best(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The clip-by-clip composition in the band with the smallest autocorrelation error (the reference
     process, the oracle continuation and the methods that are not clip by clip excluded)."""
-    found = [row for row in rows if row["strategies"] not in (REFERENCE, ORACLE, *JOINT_COMBINATIONS)
+    found = [row for row in rows if row["strategies"] not in (REFERENCE, ORACLE)
+             and not isinstance(compare.check_combination(row["strategies"]), compare.Joint)
              and in_band(row)]  # fmt: skip
     return min(found, key=lambda row: row["autocorrelation_error"], default=None)
 

@@ -44,7 +44,8 @@ class ModuleDenoiser:
     """Base adapter of an `nn.Module` backbone; subclasses override `call_model` only.
 
     `call_model(latents, timesteps, context, **kw)` receives latents `(B, C, F, H, W)` already in the model's
-    dtype and device, timesteps `(B,)` on the model's device, `context` the `encoder_hidden_states` (B, S, D)
+    dtype and device, timesteps `(B,)` on the model's device (`(B, F)`, one per frame, from an adapter whose
+    `model_timesteps` reads them: VidRDDenoiser), `context` the `encoder_hidden_states` (B, S, D)
     and any other conditioning `kw`, cast likewise; it may
     return a tensor, a diffusers output with `.sample`, or a tuple whose first item is the output.
     """
@@ -99,20 +100,22 @@ class ModuleDenoiser:
 
 class VidRDDenoiser(ModuleDenoiser):
     """`VidRDUNet`: sample (B, C, F, H, W), encoder_hidden_states (B, S, D), natively. It takes one timestep
-    per frame (`frame_timesteps`): a timestep of more than one element is (F,) or (B, F), one per frame."""
+    per frame (`frame_timesteps`) as (B, F) or (1, F), and as (F,) where F differs from B: a 1-D timestep of
+    B elements is one per video, as every adapter reads it."""
 
     model_type = VidRDUNet
     frame_timesteps = True
 
     def model_timesteps(self, timestep: Tensor | float, latents: Tensor, device: torch.device) -> Tensor:
-        """One number -> (B,); (F,) or (B, F) -> (B, F), one timestep per frame."""
+        """One number or (B,) -> (B,); (B, F), (1, F) or (F,) -> (B, F), one timestep per frame."""
         t = torch.as_tensor(timestep, device=device)
-        if t.numel() == 1:
-            return broadcast_timestep(t, latents.shape[0], device)
         batch, frames = latents.shape[0], latents.shape[2]
+        if t.numel() == 1 or t.shape == (batch,):
+            return broadcast_timestep(t, batch, device)
         if t.shape not in ((frames,), (1, frames), (batch, frames)):
-            raise ValueError(f"timestep must be one number, (F,) or (B, F) = ({batch}, {frames}) for latents "
-                             f"{tuple(latents.shape)}; got shape {tuple(t.shape)}")  # fmt: skip
+            raise ValueError(f"timestep must be one number, (B,) = ({batch},) one per video, or (B, F) = "
+                             f"({batch}, {frames}) one per frame, for latents {tuple(latents.shape)}; got "
+                             f"shape {tuple(t.shape)}")  # fmt: skip
         return t.reshape(-1, frames).expand(batch, frames)
 
     def call_model(self, latents: Tensor, timesteps: Tensor, context: Tensor, **kw: Any) -> Any:

@@ -178,6 +178,8 @@ class ExactDenoiser:
         if rows is None or rows.shape[0] not in (1, batch):
             raise ValueError(f"timestep must be a scalar, (F,) or (B, F) = ({batch}, {frames}) for latents "
                              f"{tuple(latents.shape)}; got shape {tuple(timesteps.shape)}")  # fmt: skip
+        if rows.shape[0] > 1 and bool((rows == rows[:1]).all()):
+            rows = rows[:1]  # every video at the same levels: one solve for the batch
         outputs = []
         for b in range(rows.shape[0]):  # one row for the whole batch, or one per video
             row = rows[b].detach().cpu().double()

@@ -48,8 +48,9 @@ class ClassifierFreeGuidance:
             )
         batch = {k: _stack(uncond[k], cond[k]) for k in cond}
         both = torch.cat([latents, latents], dim=0)  # (2B, C, F, H, W): uncond half first
-        if isinstance(timestep, torch.Tensor) and timestep.ndim == 2:  # (B, F): one per frame of each video
-            timestep = torch.cat([timestep, timestep], dim=0)
+        if isinstance(timestep, torch.Tensor) and timestep.ndim == 2:  # (B, F) or (1, F): one per frame
+            per_video = timestep.expand(latents.shape[0], -1)
+            timestep = torch.cat([per_video, per_video], dim=0)
         out_uncond, out_cond = rearrange(
             self.denoiser(both, timestep, **batch, **shared), "(two b) c f h w -> two b c f h w", two=2
         )

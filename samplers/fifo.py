@@ -37,7 +37,7 @@ from .noise_level import FrameLevels, NoiseLevel, x0_from_output
 from .protocols import check_frame_timesteps
 from .sampler import LongVideo
 from .schedulers import Schedule, as_schedule
-from .validation import check_generator, check_int
+from .validation import check_dtype, check_generator, check_int
 
 
 @dataclass(frozen=True)
@@ -77,9 +77,13 @@ class FIFO:
         schedule = _checked_schedule(scheduler)
         check_frame_timesteps(denoiser, "FIFO")
         check_generator(generator)
-        if len(shape) != 5:
-            raise ValueError(f"shape must be (B, C, L, H, W); got {tuple(shape)}")
-        check_int("L (shape[2])", shape[2], 1)
+        if len(shape) != 5 or not all(isinstance(d, int) and d > 0 for d in shape):
+            raise ValueError(f"shape must be 5 positive ints (B, C, L, H, W); got {tuple(shape)}")
+        check_dtype("dtype", dtype)
+        sigmas = schedule.sigmas
+        if sigmas is not None and len(sigmas) != self.steps:
+            raise ValueError(f"the schedule's {len(sigmas)} sigmas must be num_frames * partitions = "
+                             f"{self.steps}, FIFO's steps")  # fmt: skip
         b, c, length, h, w = (int(d) for d in shape)
         device, f, steps = generator.device, self.num_frames, self.steps
         timesteps = schedule.set_timesteps(steps, device)
@@ -91,7 +95,7 @@ class FIFO:
         outputs = []
         for i in range(length + steps - f):
             queue = self._iterate(run, queue, front)
-            head = queue[:, :, :1]
+            head = queue[:, :, :1].clone()  # a copy: a view would keep every old queue alive
             if i >= steps - f:
                 outputs.append(head)
             if self.lookahead:
@@ -120,17 +124,21 @@ class _Run:
             denoiser, schedule, timesteps, levels, cond)  # fmt: skip
 
     def call(self, latents: torch.Tensor, steps: list[int]) -> torch.Tensor:
-        """The backbone on `latents`, frame j at the timestep of step `steps[j]`."""
+        """The backbone on `latents`, frame j at the timestep of step `steps[j]`: a (B, F) timestep, which
+        no backbone reads as one per video."""
         t = self.timesteps[torch.tensor(steps, device=self.timesteps.device)]
-        return self.denoiser(latents, t, **self.cond)
+        return self.denoiser(latents, t.expand(latents.shape[0], -1), **self.cond)
 
     def step(self, latents: torch.Tensor, output: torch.Tensor, steps: list[int]) -> torch.Tensor:
-        """Frame j from L_{steps[j]} to L_{steps[j] + 1}: a' x0^ + s' eps^, eps^ = (z - a x0^) / s."""
-        now = FrameLevels.of([self.levels[s] for s in steps], latents)
-        after = FrameLevels.of([self.levels[s + 1] for s in steps], latents)
-        x0 = x0_from_output(output, latents, now, self.schedule.prediction_type, self.schedule.inverted)
-        eps = (latents - now.signal * x0) / now.noise
-        return after.signal * x0 + after.noise * eps
+        """Frame j from L_{steps[j]} to L_{steps[j] + 1}: a' x0^ + s' eps^, eps^ = (z - a x0^) / s, computed
+        in float32 at least (half-precision coefficients would round every step), returned in the latents'
+        dtype."""
+        z = latents.to(torch.promote_types(latents.dtype, torch.float32))
+        now = FrameLevels.of([self.levels[s] for s in steps], z)
+        after = FrameLevels.of([self.levels[s + 1] for s in steps], z)
+        x0 = x0_from_output(output.to(z.dtype), z, now, self.schedule.prediction_type, self.schedule.inverted)
+        eps = (z - now.signal * x0) / now.noise
+        return (after.signal * x0 + after.noise * eps).to(latents.dtype)
 
     def clip(self, noise: torch.Tensor) -> torch.Tensor:
         """One clip from `noise` through all S steps, every frame at the same level: the base clip."""

@@ -28,6 +28,7 @@ import torch
 
 from .protocols import NoiseContext
 from .sampler import LongVideo
+from .schedulers import as_schedule
 from .validation import check_generator, check_int
 from .windows import ContextWindows, WindowedSampler
 
@@ -96,15 +97,18 @@ class FreeNoise:
 
     def __post_init__(self) -> None:
         if not isinstance(self.windows, ContextWindows):
-            raise TypeError(f"windows must be a ContextWindows; got {self.windows!r}")
+            raise TypeError(f"windows must be a ContextWindows; got {self.windows!r} (the clip-by-clip "
+                            "noise rule alone is FreeNoiseRescheduling(window, stride))")  # fmt: skip
 
     def sample(self, denoiser: Callable[..., torch.Tensor], scheduler: Any, shape: Sequence[int],
                num_inference_steps: int, generator: torch.Generator | None = None,
                dtype: torch.dtype = torch.float32, **cond: Any) -> LongVideo:  # fmt: skip
         """The long video of `shape` (B, C, L, H, W); `clip_starts` are the windows' first frames."""
         check_generator(generator)
-        if len(shape) != 5:
-            raise ValueError(f"shape must be (B, C, L, H, W); got {tuple(shape)}")
+        as_schedule(scheduler)  # every check before the noise is drawn
+        check_int("num_inference_steps", num_inference_steps, 1)
+        if len(shape) != 5 or not all(isinstance(d, int) and d > 0 for d in shape):
+            raise ValueError(f"shape must be 5 positive ints (B, C, L, H, W); got {tuple(shape)}")
         noise = long_noise(shape, self.windows.size, self.windows.stride, generator, dtype)
         return WindowedSampler(self.windows).sample(denoiser, scheduler, shape, num_inference_steps,
                                                     generator=generator, dtype=dtype, noise=noise,

@@ -253,11 +253,13 @@ class LongVideoSampler:
 
     def initial_noise(self, clip_shape: Sequence[int], num_clips: int, generator: torch.Generator,
                       dtype: torch.dtype = torch.float32) -> torch.Tensor:  # fmt: skip
-        """The K clips' initial noises zT[0..K-1] end to end, (B, C, K N, H, W), drawn as `sample` draws
-        them: the noise initializers' long-video noise, for a sampler of the whole video at once (e.g.
-        PNS-style noise for windowed co-denoising). Guidances play no part in it."""
+        """The K clips' initial noises zT[0..K-1] end to end, (B, C, K N, H, W): the noise initializers'
+        long-video noise, for a sampler of the whole video at once (e.g. PNS-style noise for windowed
+        co-denoising). Guidances play no part in it. They are the noises `sample` draws where its scheduler
+        draws nothing between clips (DDIM, flow Euler; not DDPM or Euler ancestral, whose steps draw)."""
         shape = self._checked_shape(clip_shape, num_clips)
         check_generator(generator)
+        check_dtype("dtype", dtype)
         noises, previous = [], None
         for i in range(num_clips):
             previous = self._initial_noise(i, previous, shape, generator, dtype, generator.device)
@@ -268,7 +270,7 @@ class LongVideoSampler:
         """zT[i]: fresh N(0, I) noise transformed by the initializers in list order. No fresh candidate is
         drawn for clips i >= 1 whose first initializer discards it (StrategyHooks.discards_candidate)."""
         if i > 0 and self.initializers and hook(self.initializers[0], "discards_candidate"):
-            noise = torch.empty(shape, dtype=dtype, device=device)  # never read: FNR, FreeNoise rebuild it
+            noise = torch.empty(shape, dtype=dtype, device=device)  # never read: FNR, FreeNoiseRescheduling
         else:
             noise = torch.randn(shape, generator=generator, dtype=dtype, device=generator.device).to(device)
         context = NoiseContext(

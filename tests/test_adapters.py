@@ -153,8 +153,8 @@ def test_per_sample_timesteps_pass_through_and_a_wrong_count_is_refused(models, 
     timesteps = torch.tensor([100, 900])
     out = denoiser(latents, timesteps, encoder_hidden_states=text)
     torch.testing.assert_close(out, _direct(name, model, latents, timesteps, text), rtol=0, atol=0)
-    with pytest.raises(ValueError, match="timestep"):
-        denoiser(latents, torch.tensor([1, 2, 3]), encoder_hidden_states=text)
+    with pytest.raises(ValueError, match="timestep"):  # 5: neither B = 2 videos nor F = 3 frames
+        denoiser(latents, torch.tensor([1, 2, 3, 4, 5]), encoder_hidden_states=text)
 
 
 @pytest.mark.parametrize("name", FAMILIES)

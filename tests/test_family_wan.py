@@ -263,6 +263,13 @@ def test_wan22_takes_one_timestep_per_frame_through_its_tokens():
     two.boundary = 600.0
     with pytest.raises(ValueError, match=r"straddle Wan 2\.2's expert boundary 600"):
         two(latents, torch.tensor([900.0, 500.0, 100.0]), **COND)
+    # two videos, each frame of each at its own timestep: the (B, F) rows go to their videos' tokens
+    pair = {"prompt_embeds": tiny.prompt_embeds(1, batch=2),
+            "negative_prompt_embeds": tiny.prompt_embeds(2, batch=2)}  # fmt: skip
+    rows = torch.tensor([[900.0, 500.0, 100.0], [1.0, 2.0, 3.0]])
+    with torch.no_grad():
+        denoiser(torch.cat([latents, latents]), rows, **pair)
+    assert seen[-1].tolist() == [[900.0] * 4 + [500.0] * 4 + [100.0] * 4, [1.0] * 4 + [2.0] * 4 + [3.0] * 4]
     video = FIFO(3, 1).sample(denoiser, pipe.scheduler, (1, 16, 5, 2, 2), torch.Generator().manual_seed(0),
                               **COND)  # fmt: skip
     assert video.latents.shape == (1, 16, 5, 2, 2) and torch.isfinite(video.latents).all()

@@ -29,16 +29,23 @@ class FrameLocal:
         self.timesteps = []
 
     def __call__(self, latents, t):
-        t = torch.as_tensor(t).reshape(-1).expand(latents.shape[2])
-        self.timesteps.append(t.tolist())
-        abar = self.alphas[t.long()].to(latents.dtype).reshape(1, 1, -1, 1, 1)
+        b, f = latents.shape[0], latents.shape[2]
+        t = torch.as_tensor(t).reshape(-1, f if torch.as_tensor(t).numel() > 1 else 1).expand(b, f)
+        assert (t == t[:1]).all()  # FIFO moves every video of the batch alike
+        self.timesteps.append(t[0].tolist())
+        abar = self.alphas[t.long()].to(latents.dtype).reshape(b, 1, f, 1, 1)
         return (latents - abar.sqrt() * C * latents) / (1 - abar).sqrt()
 
 
-def trajectory_factor(scheduler, steps: int) -> float:
-    """prod_s [a_{s+1} c + s_{s+1} (1 - a_s c) / s_s] over the S DDIM levels then the clean one."""
+def level_alphas(scheduler, steps: int) -> list[float]:
+    """abar of the S DDIM levels, then the clean one (1), read from the scheduler's own table."""
     scheduler.set_timesteps(steps)
-    abar = [float(scheduler.alphas_cumprod[int(t)]) for t in scheduler.timesteps] + [1.0]
+    return [float(scheduler.alphas_cumprod[int(t)]) for t in scheduler.timesteps] + [1.0]
+
+
+def trajectory_factor(scheduler, steps: int, first: int = 0) -> float:
+    """prod_s [a_{s+1} c + s_{s+1} (1 - a_s c) / s_s] over the DDIM levels from `first` to the clean one."""
+    abar = level_alphas(scheduler, steps)[first:]
     factor = 1.0
     for now, after in itertools.pairwise(abar):
         a, s, a2, s2 = math.sqrt(now), math.sqrt(1 - now), math.sqrt(after), math.sqrt(1 - after)
@@ -64,6 +71,35 @@ def test_every_frame_passes_every_level_once_in_order_and_leaves_in_order(fifo):
     assert out.latents.shape == shape and out.clip_starts == list(range(0, 9, f))
     for k in range(f, 9):
         torch.testing.assert_close(out.latents[:, :, k : k + 1], factor * tails[k - f], rtol=1e-10, atol=0)
+    # Output k < f started at queue position p = S - f + k as base frame k (the base clip: P times its
+    # noise) noised to level L_{S-1-p} with the queue's noise at p, then took the levels' last p + 1 steps.
+    g = torch.Generator().manual_seed(0)
+    base = factor * torch.randn((2, 1, f, 2, 2), generator=g, dtype=torch.float64)
+    queue_noise = torch.randn((2, 1, steps, 2, 2), generator=g, dtype=torch.float64)
+    abar = level_alphas(DDIMScheduler(clip_sample=False), steps)
+    for k in range(f):
+        p = steps - f + k
+        start = abar[steps - 1 - p]
+        noised = math.sqrt(start) * base[:, :, k] + math.sqrt(1 - start) * queue_noise[:, :, p]
+        expected = trajectory_factor(DDIMScheduler(clip_sample=False), steps, first=steps - 1 - p) * noised
+        torch.testing.assert_close(out.latents[:, :, k], expected, rtol=1e-10, atol=0)
+
+
+def test_lookahead_shows_each_window_the_last_outputs_ahead_of_the_queue():
+    # FIFO(4, 1, lookahead): the queue behind f/2 = 2 clean frames; window 0 of iteration i (call 4 + 2i,
+    # after the base clip's 4) sees, ahead of the queue, the outputs of iterations i-2 and i-1
+    scheduler = DDIMScheduler(clip_sample=False)
+    seen = []
+
+    class Recording(FrameLocal):
+        def __call__(self, latents, t):
+            seen.append(latents.clone())
+            return super().__call__(latents, t)
+
+    out = FIFO(4, 1, lookahead=True).sample(Recording(scheduler), scheduler, (1, 1, 7, 1, 1),
+                                            torch.Generator().manual_seed(0), torch.float64)  # fmt: skip
+    for i in range(2, 7):
+        assert torch.equal(seen[4 + 2 * i][:, :, :2], out.latents[:, :, i - 2 : i]), i
 
 
 def test_each_call_gives_each_frame_its_own_timestep():
@@ -117,7 +153,14 @@ def test_refusals_before_any_work():
         FIFO(5, 1, lookahead=True)
     with pytest.raises(ValueError, match=r"partitions must be an integer in \[1, inf\]; got 0"):
         FIFO(4, 0)
-    with pytest.raises(ValueError, match=r"shape must be \(B, C, L, H, W\)"):
-        FIFO(4, 1).sample(prior.denoiser(ddim), ddim, (1, 4, 1, 1), g)
+    for shape in ((1, 4, 1, 1), (0, 1, 4, 1, 1)):
+        with pytest.raises(ValueError, match=r"shape must be 5 positive ints \(B, C, L, H, W\)"):
+            FIFO(4, 1).sample(prior.denoiser(ddim), ddim, shape, g)
+    with pytest.raises(ValueError, match=r"dtype must be a floating torch\.dtype"):
+        FIFO(4, 1).sample(prior.denoiser(ddim), ddim, (1, 1, 4, 1, 1), g, dtype=torch.int64)
+    from samplers import Schedule
+
+    with pytest.raises(ValueError, match=r"the schedule's 3 sigmas must be num_frames \* partitions = 4"):
+        FIFO(4, 1).sample(prior.denoiser(ddim), Schedule(ddim, sigmas=[1.0, 0.5, 0.2]), (1, 1, 4, 1, 1), g)
     with pytest.raises(TypeError, match=r"FIFO makes the whole long video itself: call its .sample"):
         LongVideoSampler([FIFO(4, 1)])

@@ -183,3 +183,15 @@ def test_freenoise_is_its_noise_denoised_over_its_windows():
     assert FreeNoise().windows == ContextWindows(16, 4, "static", "pyramid")  # the authors' defaults
     with pytest.raises(TypeError, match="windows must be a ContextWindows"):
         FreeNoise(windows=16)
+
+
+def test_freenoise_checks_everything_before_it_draws_its_noise():
+    prior = GaussianVideoPrior(num_frames=8, frame_shape=(1, 2, 2), lengthscale=3.0)
+    scheduler, g = DDIMScheduler(clip_sample=False), torch.Generator().manual_seed(0)
+    state = g.get_state()
+    for shape, steps, match in (((2, 1, 20, 2, 2), 0, "num_inference_steps must be an integer"),
+                                ((2, 1, 0, 2, 2), 4, r"shape must be 5 positive ints")):  # fmt: skip
+        with pytest.raises(ValueError, match=match):
+            FreeNoise(ContextWindows(8, 2)).sample(prior.denoiser(scheduler), scheduler, shape, steps,
+                                                   generator=g)  # fmt: skip
+        assert torch.equal(g.get_state(), state)  # nothing drawn

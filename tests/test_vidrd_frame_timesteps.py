@@ -59,10 +59,16 @@ def test_the_adapter_and_cfg_declare_and_pass_frame_timesteps(pipe):
     with torch.no_grad():
         per_video = cfg(latents, torch.tensor([[600] * 4] * 2), cond=cond, uncond=uncond)
         one = cfg(latents, torch.tensor([600] * 4), cond=cond, uncond=uncond)
+        row = cfg(latents, torch.tensor([[600] * 4]), cond=cond, uncond=uncond)  # (1, F) for B = 2 videos
         shared = cfg(latents, torch.tensor(600), cond=cond, uncond=uncond)
-    assert torch.equal(per_video, shared) and torch.equal(one, shared)
-    with pytest.raises(ValueError, match=r"timestep must be one number, \(F,\) or \(B, F\) = \(2, 4\)"):
+    assert torch.equal(per_video, shared) and torch.equal(one, shared) and torch.equal(row, shared)
+    with pytest.raises(ValueError, match=r"timestep must be one number, \(B,\) = \(2,\) one per video, or"):
         denoiser(latents, torch.tensor([1, 2, 3]), encoder_hidden_states=text)
+    # (B,) stays one timestep per video, as every adapter reads it
+    with torch.no_grad():
+        per_video = denoiser(latents, torch.tensor([100, 900]), encoder_hidden_states=text)
+        frames = denoiser(latents, torch.tensor([[100] * 4, [900] * 4]), encoder_hidden_states=text)
+    assert torch.equal(per_video, frames)
 
 
 @torch.no_grad()
