@@ -7,7 +7,7 @@ import pytest
 import torch
 from diffusers import DDIMScheduler
 
-from benchmarks.compare import DEFAULT_COMBINATIONS, PEER_COMBINATIONS
+from benchmarks.compare import DEFAULT_COMBINATIONS, PEER_COMBINATIONS, check_combination
 from benchmarks.sweep_grid import DEFAULT_ABLATIONS, EXTRA_COMBINATIONS, MODEL_EXTRAS
 from models import GaussianVideoPrior
 from samplers import FNR, CompositionWarning, FreeNoiseRescheduling, LongVideoSampler, NoiseContext
@@ -29,9 +29,10 @@ CALLERS_DEFAULTS = sorted(
 
 @pytest.mark.parametrize("text", CALLERS_DEFAULTS)
 def test_the_callers_default_strings_parse_without_a_warning(text):
+    # the benchmarks' names: strategy lists, or methods that make the whole video (benchmarks.joint)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert parse_strategies(text)
+        assert check_combination(text)
 
 
 @pytest.mark.parametrize(
