@@ -280,3 +280,26 @@ def test_markdown_and_html_render_the_same_blocks():
     assert "<pre><code>python -m x --y '&lt;z&gt;'</code></pre>" in page
     with pytest.raises(ValueError, match=r"rows\[0\] must have 2 cells; got 1"):
         Table(("a", "b"), (("1",),))
+
+
+def test_the_cost_paragraph_names_the_closest_method_and_the_best_clip_by_clip_one(tmp_path):
+    # hand-made rows: windows closest by autocorrelation error, the overlap the best clip-by-clip one;
+    # the independent row is out of band and named nowhere
+    from benchmarks.report_sections import cost_paragraphs
+
+    def row(name, jump, acf, frechet, evals, backward=0.0):
+        return {"strategies": name, "seam_jump_ratio": jump, "mirror_correlation": 0.0, "repetition": 0.0,
+                "autocorrelation_error": acf, "frechet_distance": frechet, "frame_evals": evals,
+                "backward_evals": backward}  # fmt: skip
+
+    rows = [row("reference process", 1.0, 0.001, 0.0, 0), row("oracle continuation", 0.97, 0.002, 0.001, 0),
+            row("independent", 18.0, 0.001, 1.0, 50),
+            row("overlap,recon:10", 1.05, 0.011, 0.11, 107.7, 46.15),
+            row("windows:pyramid", 1.04, 0.010, 0.02, 68.75)]  # fmt: skip
+    text = to_markdown(cost_paragraphs(rows, tmp_path))
+    closest = "by autocorrelation error: `windows:pyramid` (seam-jump ratio 1.040, autocorrelation error 0.01"
+    assert closest in text
+    assert "best clip-by-clip composition is `overlap,recon:10`" in text
+    assert "107.7 frame evaluations and 46.15 backward per output frame" in text
+    assert "oracle continuation (each clip an exact draw" in text and "ratio 0.970" in text
+    assert "independent" not in text and (tmp_path / "quality_cost.png").read_bytes()[:8] == PNG_SIGNATURE
