@@ -174,7 +174,7 @@ def cost_paragraphs(rows: list[dict], folder: Path) -> list[Block]:
         if seams is not closest:
             text += f" The smallest Fréchet distance at the seams in band: {stated(seams)}."
     if best is not None:
-        named = "it" if best is closest else stated(best)
+        named = "that one" if best is closest else stated(best)
         text += (f" The best clip-by-clip composition is {named}; the oracle continuation (each clip an "
                  f"exact draw given every frame before it, the ceiling of clip-by-clip methods) has "
                  f"seam-jump ratio {oracle['seam_jump_ratio']:.3f}, autocorrelation error "
