@@ -11,7 +11,8 @@ Several prompts separated by "|" give one prompt per clip (story mode). Writes i
     video.mp4 (or video.gif)   every frame, clip after clip
     contact_sheet.png          one row per clip; the first frame after each seam framed in red
     metrics.json               the parameters, clip starts, latent-space continuity metrics
-                               (benchmarks.metrics), pixel-space centroid metrics (benchmarks.pixel_metrics)
+                               (benchmarks.metrics), pixel-space centroid metrics (benchmarks.pixel_metrics),
+                               VBench-style temporal quality (benchmarks.temporal_quality)
                                and timings
 
 Every argument is checked before any work (ValueError naming it, its value and the allowed range). The
@@ -36,6 +37,7 @@ import torch
 
 from benchmarks.cli_diffusers import check_pipeline_folder, load_long_pipeline, sample_long
 from benchmarks.streaming import ContactSheetClips, FanOutSink, LatentMetrics, PixelMetrics
+from benchmarks.temporal_quality import TemporalQuality
 from models.bundled import BUNDLED, load_pipeline, missing_files
 from models.contact_sheet import save_contact_sheet
 from models.files import atomic_files, check_out_folder, exit_on_sigterm, remove
@@ -268,10 +270,12 @@ def generate(job: GenerateJob) -> GenerateResult:
     try:
         with atomic_files(job.paths) as tmp:
             pixels, sheet = PixelMetrics(), ContactSheetClips(job.clips, max_rows=SHEET_ROWS)
+            quality = TemporalQuality()
             with VideoFileSink(tmp["video"], fps=job.fps, atomic=False) as video:
                 latent = LatentMetrics(job.prompt_frames)
-                output, seconds = _sample(pipe, job, FanOutSink(video, pixels, sheet), latent)
+                output, seconds = _sample(pipe, job, FanOutSink(video, pixels, sheet, quality), latent)
             metrics = collect_metrics(job, latent, pixels, output.clip_starts, seconds)
+            metrics["temporal_quality"] = quality.result() if quality.frames >= 3 else None
             metrics["timing"]["resumed_clips"] = getattr(output, "resumed_clips", 0)
             save_contact_sheet(sheet.frames, sheet.sheet_clip_starts, tmp["contact_sheet"],
                                title=_sheet_title(job, sheet), rows=sheet.rows)  # fmt: skip

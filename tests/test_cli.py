@@ -17,6 +17,7 @@ import torch
 from benchmarks import cli, pixel_metrics
 from benchmarks.metrics import mirror_correlation, seam_jump_ratio
 from benchmarks.streaming import latent_metrics
+from benchmarks.temporal_quality import temporal_quality
 from models.bundled import load_pipeline, save_pipeline
 from models.contact_sheet import CELL_RGB, SEAM_RGB, contact_sheet_array
 from models.text import WordEncoder
@@ -88,6 +89,9 @@ def test_generate_writes_video_contact_sheet_and_metrics(model, tmp_path, capsys
     pixel = metrics["pixel_metrics"]
     assert pixel == json.loads(json.dumps(cli.json_safe(pixel_metrics.summary(frames, [0, 4, 8]))))
     assert len(pixel["centroid_track"]) == 12 and len(pixel["velocity_jump_per_seam"]) == 2
+    # streamed clip by clip, the temporal quality is that of the whole video at once
+    quality = json.loads(json.dumps(cli.json_safe(temporal_quality(frames))))
+    assert metrics["temporal_quality"] == pytest.approx(quality, rel=1e-12)
     timing = metrics["timing"]
     assert timing["seconds_total"] >= timing["seconds_generation"] > 0
     assert timing["frames_per_second"] == 12 / timing["seconds_generation"]
