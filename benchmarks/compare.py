@@ -8,7 +8,10 @@ with Wan 2.1's shift); the reference row applies the same metrics to true videos
 the process cut at the same clip starts. A composition that drops prompt frames (forward overlap) yields
 N - M frames per clip after the first: its autocorrelation error then spans lags 1..L/2 of that shorter
 video, and its seam windows sit at its own clip starts (the process is stationary, so the reference's
-windows anywhere are equivalent).
+windows anywhere are equivalent). Methods that make the whole long video at once (windows, FreeNoise,
+FIFO: benchmarks.joint) are rows too, their seams read where benchmarks.joint says; the oracle
+continuation is the ceiling of clip-by-clip methods; `frame_evals` and `backward_evals` count backbone
+work per output frame (benchmarks.cost).
 Writes `compare.csv` and `compare.png` to --out and prints the table.
 """
 
