@@ -34,7 +34,7 @@ from diffusers import DDIMScheduler, FlowMatchEulerDiscreteScheduler, UniPCMulti
 from benchmarks import metrics
 from benchmarks.cost import COST, CountingDenoiser
 from benchmarks.figures import save_figure
-from benchmarks.joint import JOINT_COMBINATIONS, JOINT_METHODS, NOISE_TAKERS
+from benchmarks.joint import JOINT_COMBINATIONS, JOINT_METHODS, NOISE_TAKERS, Joint
 from models import GaussianVideoPrior
 from models.files import atomic_files, atomic_path, check_out_folder, exit_on_sigterm
 from samplers import DSG, PNS, LatentGuidance, LongVideoSampler, ReconstructionGuidance
@@ -124,6 +124,8 @@ def run(
     """The reference process, the oracle continuation (unless `oracle` is False), then one row per
     combination; the oracle and every combination use the same seed."""
     parsed = {name: check_combination(name) for name in combinations}  # validate all before any work
+    for joint in (p for p in parsed.values() if isinstance(p, Joint)):
+        joint.check_clip(config.num_frames, config.prompt_frames)
     prior = make_prior(config)
     reference = true_videos(config, prior, torch.Generator().manual_seed(config.seed + 1))
     fresh = true_videos(config, prior, torch.Generator().manual_seed(config.seed + 2))
@@ -135,7 +137,7 @@ def run(
     for name, strategies in parsed.items():
         generator, cost = torch.Generator().manual_seed(config.seed), {}
         if isinstance(strategies, Joint):
-            values = score_joint(config, prior, name, generator, reference, cost)[1]
+            values = score_joint(config, prior, strategies, generator, reference, cost)[1]
         else:
             values = score_sampler(config, prior, strategies, generator, reference, progress, cost)[1]
         rows.append({"strategies": name, **values, **cost})
@@ -168,18 +170,10 @@ def score_sampler(config: CompareConfig, prior: GaussianVideoPrior, strategies: 
     return video.latents.shape[2], evaluate(video.latents, video.clip_starts, config, prior, reference)
 
 
-@dataclass(frozen=True)
-class Joint:
-    """A JOINT_COMBINATIONS row: a method that makes the whole long video at once (benchmarks.joint), with
-    the initial noise of `noise` (noise initializers, clip by clip) where it takes one (NOISE_TAKERS)."""
-
-    name: str
-    noise: tuple[Any, ...] = ()
-
-
 def check_combination(name: str) -> list[Any] | Joint:
     """A strategy list (samplers.registry), Joint for JOINT_COMBINATIONS' names, or 'windows:...+<noise
     initializers>'; ValueError naming what is allowed otherwise."""
+    name = name.strip()
     if name in JOINT_METHODS:
         return Joint(name)
     method, plus, noise = name.partition("+")
@@ -202,6 +196,8 @@ def _joint_with_noise(method: str, noise: str) -> Joint:
     if method not in NOISE_TAKERS:
         raise ValueError(f"{method!r} makes its own noise; only {NOISE_TAKERS} take a noise composition "
                          f"('+{noise}')")  # fmt: skip
+    if not noise.strip():
+        raise ValueError(f"'{method}+' must name noise initializers after '+', e.g. '{method}+fnr,pns:4'")
     strategies = parse_strategies(noise)
     guidances = [s for s in strategies if isinstance(s, LatentGuidance)]  # (a guidance is callable too)
     if guidances:
@@ -210,22 +206,15 @@ def _joint_with_noise(method: str, noise: str) -> Joint:
     return Joint(method, tuple(strategies))
 
 
-def score_joint(config: CompareConfig, prior: GaussianVideoPrior, name: str, generator: torch.Generator,
+def score_joint(config: CompareConfig, prior: GaussianVideoPrior, joint: Joint, generator: torch.Generator,
                 reference: torch.Tensor,
                 cost: dict | None = None) -> tuple[int, dict[str, float]]:  # fmt: skip
-    """(frames, METRICS) of the method `name` (JOINT_METHODS) making K N frames at once, seams where
+    """(frames, METRICS) of `joint` (check_combination's) making K N frames at once, seams where
     benchmarks.joint says; `cost`, if given, receives COST."""
     scheduler = SCHEDULERS[config.scheduler]()
-    c, h, w = config.frame_shape
-    shape = (config.samples, c, config.num_frames * config.num_clips, h, w)
     denoiser = CountingDenoiser(prior.denoiser(scheduler))
-    joint = check_combination(name)
-    extra = {}
-    if joint.noise:  # the initializers' noise of K clips, end to end
-        clips = LongVideoSampler(list(joint.noise), prompt_frames=config.prompt_frames, progress=False)
-        extra["noise"] = clips.initial_noise(config.clip_shape, config.num_clips, generator)
-    video = JOINT_METHODS[joint.name](config.num_frames)(denoiser, scheduler, shape, config.steps, generator,
-                                                         **extra)  # fmt: skip
+    video = joint.sample(denoiser, scheduler, config.clip_shape, config.num_clips, config.steps, generator,
+                         config.prompt_frames)  # fmt: skip
     if cost is not None:
         cost.update(denoiser.per_output_frame(video.latents.shape[2]))
     return video.latents.shape[2], evaluate(video.latents, video.clip_starts, config, prior, reference)

@@ -21,8 +21,10 @@ partition boundaries move with the queue).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from samplers import LongVideoSampler
 from samplers.fifo import FIFO
 from samplers.freenoise import FreeNoise
 from samplers.sampler import LongVideo
@@ -88,3 +90,26 @@ JOINT_METHODS: dict[str, Callable[[int], Sample]] = {
 }
 JOINT_COMBINATIONS = tuple(JOINT_METHODS)
 NOISE_TAKERS = ("windows:flat", "windows:pyramid")  # methods whose initial noise initializers may make
+
+
+@dataclass(frozen=True)
+class Joint:
+    """A method of JOINT_METHODS, with the initial noise of the noise initializers `noise` (clip by clip,
+    end to end) where it takes one (NOISE_TAKERS); benchmarks.compare.check_combination parses its names."""
+
+    name: str
+    noise: tuple[Any, ...] = ()
+
+    def check_clip(self, num_frames: int, prompt_frames: int) -> None:
+        """ValueError, before any work, unless the noise initializers suit clips of `num_frames`."""
+        if self.noise:
+            LongVideoSampler(list(self.noise), prompt_frames=prompt_frames).check_clip(num_frames)
+
+    def sample(self, denoiser: Any, scheduler: Any, clip_shape, num_clips: int, steps: int, generator,
+               prompt_frames: int, **cond: Any) -> LongVideo:  # fmt: skip
+        """The long video of `num_clips` clips of `clip_shape` (B, C, N, H, W), made at once."""
+        shape = (*clip_shape[:2], clip_shape[2] * num_clips, *clip_shape[3:])
+        if self.noise:
+            clips = LongVideoSampler(list(self.noise), prompt_frames=prompt_frames, progress=False)
+            cond["noise"] = clips.initial_noise(clip_shape, num_clips, generator)
+        return JOINT_METHODS[self.name](clip_shape[2])(denoiser, scheduler, shape, steps, generator, **cond)

@@ -128,6 +128,8 @@ def measure_in_child(backbone: str, num_clips: int, steps: int, repeats: int, al
                      threads: int | None = None) -> dict:  # fmt: skip
     """`measure` in a fresh process, under the allocator named (ALLOCATORS), on `threads` threads (None:
     torch's default)."""
+    if allocator not in ALLOCATORS:
+        raise ValueError(f"allocator must be one of {ALLOCATORS}; got {allocator!r}")
     env = {**os.environ, **(ALLOCATOR_ENV if allocator == "kept" else {})}
     if allocator == "system":
         env = {k: v for k, v in env.items() if k not in ALLOCATOR_ENV}

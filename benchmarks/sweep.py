@@ -75,8 +75,9 @@ def _analytic(point: GridPoint, backbone: CompareConfig, device) -> tuple[int, d
         frames, values = compare.score_reference(backbone, prior, truth, second)
         return frames, {**values, **dict.fromkeys(COST, 0.0)}
     noise, cost = point_generator(point.seed, 0, device), {}
-    if _joint(point):
-        frames, values = compare.score_joint(backbone, prior, point.combination, noise, truth, cost)
+    joint = _joint(point)
+    if joint is not None:
+        frames, values = compare.score_joint(backbone, prior, joint, noise, truth, cost)
     else:
         strategies = parse_strategies(point.combination)
         frames, values = compare.score_sampler(backbone, prior, strategies, noise, truth, cost=cost)
@@ -89,15 +90,16 @@ def _model(point: GridPoint, backbone: ModelBackbone, device) -> tuple[int, dict
     if point.template == REFERENCE:
         second = point_generator(point.seed, 2)
         return sweep_model.score_reference(backbone, point.prompt_frames, truth, second, device)
-    noise = point_generator(point.seed, 0, device)
-    if _joint(point):
-        return sweep_model.score_joint(point.combination, backbone, point.prompt_frames, truth, noise, device)
+    noise, joint = point_generator(point.seed, 0, device), _joint(point)
+    if joint is not None:
+        return sweep_model.score_joint(joint, backbone, point.prompt_frames, truth, noise, device)
     return sweep_model.score_sampler(_sampler(point), backbone, truth, noise, device)
 
 
-def _joint(point: GridPoint) -> bool:
-    """Whether the point's combination makes the whole long video at once (benchmarks.joint)."""
-    return isinstance(compare.check_combination(point.combination), compare.Joint)
+def _joint(point: GridPoint) -> compare.Joint | None:
+    """The point's combination if it makes the whole long video at once (benchmarks.joint), else None."""
+    parsed = compare.check_combination(point.combination)
+    return parsed if isinstance(parsed, compare.Joint) else None
 
 
 def _sampler(point: GridPoint) -> LongVideoSampler:

@@ -135,7 +135,9 @@ class SweepConfig:
         for point in self.points():  # every template, value and seed checked before any work
             check_int("prompt_frames", point.prompt_frames, 1, self.backbone.num_frames - 1)
             if point.template != REFERENCE:
-                check_combination(point.combination)
+                parsed = check_combination(point.combination)
+                if hasattr(parsed, "check_clip"):  # a whole-video method with initializers' noise
+                    parsed.check_clip(self.backbone.num_frames, point.prompt_frames)
 
     @property
     def metrics(self) -> tuple[str, ...]:

@@ -24,7 +24,7 @@ import torch
 
 from benchmarks import compare, metrics, pixel_metrics
 from benchmarks.cost import COST, CountingDenoiser
-from benchmarks.joint import JOINT_METHODS
+from benchmarks.joint import Joint
 from benchmarks.model_quality import decode_clips
 from models.bundled import BUNDLED, load_pipeline
 from models.data.shapes import ShapesConfig, caption, frames_to_tensor, render, sample_spec, tensor_to_frames
@@ -121,7 +121,7 @@ def score_sampler(sampler: LongVideoSampler, backbone: ModelBackbone, truth: tor
 
 
 @torch.no_grad()
-def score_joint(name: str, backbone: ModelBackbone, prompt_frames: int, truth: torch.Generator,
+def score_joint(joint: Joint, backbone: ModelBackbone, prompt_frames: int, truth: torch.Generator,
                 noise: torch.Generator, device: str = "cpu") -> tuple[int, dict[str, float]]:  # fmt: skip
     """`score_sampler` for a method that makes the whole long video at once (benchmarks.joint); the
     guided model takes one timestep per frame where the method needs it (FIFO)."""
@@ -130,13 +130,8 @@ def score_joint(name: str, backbone: ModelBackbone, prompt_frames: int, truth: t
     denoiser, cond = pipe.batch_conditioning(captions, backbone.guidance)
     counted = CountingDenoiser(denoiser)
     clip_shape = pipe.clip_shape(len(captions), backbone.num_frames)
-    shape = (*clip_shape[:2], backbone.length, *clip_shape[3:])
-    joint = compare.check_combination(name)
-    if joint.noise:  # the initializers' noise of K clips, end to end (compare.score_joint's)
-        clips = LongVideoSampler(list(joint.noise), prompt_frames=prompt_frames, progress=False)
-        cond["noise"] = clips.initial_noise(clip_shape, backbone.num_clips, noise)
-    video = JOINT_METHODS[joint.name](backbone.num_frames)(counted, pipe.scheduler, shape, backbone.steps,
-                                                           noise, **cond)  # fmt: skip
+    video = joint.sample(counted, pipe.scheduler, clip_shape, backbone.num_clips, backbone.steps, noise,
+                         prompt_frames, **cond)  # fmt: skip
     return _scored(pipe, video, true_frames, backbone, prompt_frames, counted)
 
 

@@ -35,7 +35,7 @@ class TemporalQuality:
         self.threshold = check_real("threshold", threshold, 0.0, 255.0)
         self.frames = 0
         self._last: list[np.ndarray] = []  # the last two frames (float64), for differences across chunks
-        self._first: np.ndarray | None = None
+        self._shape: tuple[int, ...] | None = None  # (H, W, 3) of the first frame
         self._background: np.ndarray | None = None  # the median colour of the first frame
         self._flicker = self._smooth = 0.0  # sums of per-frame mean absolute errors
         self._centroids: list[np.ndarray | None] = []
@@ -51,14 +51,14 @@ class TemporalQuality:
             what = getattr(frames, "dtype", type(frames).__name__)
             raise ValueError(f"frames must be a uint8 array (F, H, W, 3); got {what} of shape "
                              f"{getattr(frames, 'shape', None)}")  # fmt: skip
-        if self._first is not None and frames.shape[1:] != self._first.shape:
-            raise ValueError(f"frames must keep the video's size {self._first.shape}; got {frames.shape[1:]}")
+        if self._shape is not None and frames.shape[1:] != self._shape:
+            raise ValueError(f"frames must keep the video's size {self._shape}; got {frames.shape[1:]}")
         for frame in frames.astype(np.float64):
             self._add(frame)
 
     def _add(self, frame: np.ndarray) -> None:
-        if self._first is None:
-            self._first = frame
+        if self._shape is None:
+            self._shape = frame.shape
             self._background = np.median(frame.reshape(-1, 3), axis=0)
         if self._last:
             self._flicker += float(np.abs(frame - self._last[-1]).mean())

@@ -191,11 +191,16 @@ class ExactDenoiser:
         return torch.cat(outputs, dim=0)
 
     def _frame_matrix(self, levels: list[NoiseLevel]) -> torch.Tensor:
-        """K A (A K A + S^2)^-1 for the levels of frames 0..F-1 (float64), by a linear solve."""
-        k = self.prior.covariance(len(levels))
-        a = np.diag([level.signal for level in levels])
-        s2 = np.diag([level.noise**2 for level in levels])
-        return torch.from_numpy(np.linalg.solve(a @ k @ a + s2, a @ k).T)
+        """K A (A K A + S^2)^-1 for the levels of frames 0..F-1 (float64), by a linear solve; kept per
+        levels, as samplers that move frames at their own levels repeat them (FIFO: every iteration)."""
+        key = tuple((level.signal, level.noise) for level in levels)
+        cache = self.__dict__.setdefault("_frame_matrices", {})
+        if key not in cache:
+            k = self.prior.covariance(len(levels))
+            a = np.diag([level.signal for level in levels])
+            s2 = np.diag([level.noise**2 for level in levels])
+            cache[key] = torch.from_numpy(np.linalg.solve(a @ k @ a + s2, a @ k).T)
+        return cache[key]
 
     def level(self, timestep: torch.Tensor | float) -> NoiseLevel:
         """The noise level of the model input at `timestep` (Schedule.level_at, then model_level)."""

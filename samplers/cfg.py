@@ -48,13 +48,22 @@ class ClassifierFreeGuidance:
             )
         batch = {k: _stack(uncond[k], cond[k]) for k in cond}
         both = torch.cat([latents, latents], dim=0)  # (2B, C, F, H, W): uncond half first
-        if isinstance(timestep, torch.Tensor) and timestep.ndim == 2:  # (B, F) or (1, F): one per frame
-            per_video = timestep.expand(latents.shape[0], -1)
-            timestep = torch.cat([per_video, per_video], dim=0)
+        timestep = _doubled(timestep, latents.shape[0], latents.shape[2])
         out_uncond, out_cond = rearrange(
             self.denoiser(both, timestep, **batch, **shared), "(two b) c f h w -> two b c f h w", two=2
         )
         return out_uncond + self.scale * (out_cond - out_uncond)
+
+
+def _doubled(timestep: Any, batch: int, frames: int) -> Any:
+    """The timestep for the doubled batch [uncond, cond]: one number as is; (B,) one per video, repeated;
+    (F,), (1, F) or (B, F) one per frame, as (2B, F), so that no backbone reads it as one per video."""
+    if not isinstance(timestep, torch.Tensor) or timestep.numel() == 1:
+        return timestep
+    if timestep.shape == (batch,):
+        return torch.cat([timestep, timestep])
+    per_video = timestep.reshape(-1, frames).expand(batch, frames)
+    return torch.cat([per_video, per_video], dim=0)
 
 
 def _stack(negative: Any, positive: Any) -> Any:

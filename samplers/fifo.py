@@ -122,20 +122,28 @@ class _Run:
     def __init__(self, denoiser, schedule: Schedule, timesteps, levels: list[NoiseLevel], cond) -> None:
         self.denoiser, self.schedule, self.timesteps, self.levels, self.cond = (
             denoiser, schedule, timesteps, levels, cond)  # fmt: skip
+        # a queue position keeps its step index for good: what depends on the steps alone is made once
+        self._timesteps: dict[tuple[int, ...], torch.Tensor] = {}
+        self._levels: dict[tuple, tuple[FrameLevels, FrameLevels]] = {}
 
     def call(self, latents: torch.Tensor, steps: list[int]) -> torch.Tensor:
         """The backbone on `latents`, frame j at the timestep of step `steps[j]`: a (B, F) timestep, which
         no backbone reads as one per video."""
-        t = self.timesteps[torch.tensor(steps, device=self.timesteps.device)]
-        return self.denoiser(latents, t.expand(latents.shape[0], -1), **self.cond)
+        key = tuple(steps)
+        if key not in self._timesteps:
+            self._timesteps[key] = self.timesteps[torch.tensor(steps, device=self.timesteps.device)]
+        return self.denoiser(latents, self._timesteps[key].expand(latents.shape[0], -1), **self.cond)
 
     def step(self, latents: torch.Tensor, output: torch.Tensor, steps: list[int]) -> torch.Tensor:
         """Frame j from L_{steps[j]} to L_{steps[j] + 1}: a' x0^ + s' eps^, eps^ = (z - a x0^) / s, computed
         in float32 at least (half-precision coefficients would round every step), returned in the latents'
         dtype."""
         z = latents.to(torch.promote_types(latents.dtype, torch.float32))
-        now = FrameLevels.of([self.levels[s] for s in steps], z)
-        after = FrameLevels.of([self.levels[s + 1] for s in steps], z)
+        key = (tuple(steps), z.dtype, z.device)
+        if key not in self._levels:
+            self._levels[key] = (FrameLevels.of([self.levels[s] for s in steps], z),
+                                 FrameLevels.of([self.levels[s + 1] for s in steps], z))  # fmt: skip
+        now, after = self._levels[key]
         x0 = x0_from_output(output.to(z.dtype), z, now, self.schedule.prediction_type, self.schedule.inverted)
         eps = (z - now.signal * x0) / now.noise
         return (after.signal * x0 + after.noise * eps).to(latents.dtype)

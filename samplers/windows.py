@@ -52,13 +52,12 @@ class ContextWindows:
         """First frames of the windows at `step` (frame indices mod `length` for `looped`)."""
         if length <= self.size:
             return [0]
+        offset = (step * math.ceil(self.stride / 2)) % self.stride  # looped and uniform move by it
         if self.schedule == "looped":
-            offset = (step * math.ceil(self.stride / 2)) % self.stride
             return list(range(offset, length + offset, self.stride))[: math.ceil(length / self.stride)]
         static = [*list(range(0, length - self.size, self.stride)), length - self.size]
         if self.schedule == "static":
             return static
-        offset = (step * math.ceil(self.stride / 2)) % self.stride
         shifted = [min(max(s - offset, 0), length - self.size) for s in static]
         return sorted(set(shifted) | {0, length - self.size})
 

@@ -84,3 +84,18 @@ def test_fifo_and_windows_run_on_the_model(pipe):
                                                            **cond)  # fmt: skip
     for video in (fifo, windows):
         assert video.latents.shape == shape and torch.isfinite(video.latents).all()
+
+
+def test_cfg_doubles_a_frame_timestep_whose_length_is_the_doubled_batch(pipe):
+    # one video of F = 2 frames: CFG's doubled batch is 2 = F, so an (F,) timestep passed on as is would be
+    # read as one timestep per video; it must reach the model as (2B, F)
+    denoiser = VidRDDenoiser(pipe.unet)
+    cfg = ClassifierFreeGuidance(denoiser, 7.5)
+    latents = torch.randn(pipe.clip_shape(1, 2), generator=torch.Generator().manual_seed(1))
+    cond = {"encoder_hidden_states": pipe.text_encoder.encode(["a red circle moving right"])}
+    uncond = {"encoder_hidden_states": pipe.text_encoder.encode([""])}
+    with torch.no_grad():
+        flat = cfg(latents, torch.tensor([900, 100]), cond=cond, uncond=uncond)
+        rows = cfg(latents, torch.tensor([[900, 100]]), cond=cond, uncond=uncond)
+        per_video = cfg(latents, torch.tensor([900]), cond=cond, uncond=uncond)
+    assert torch.equal(flat, rows) and not torch.equal(flat, per_video)
