@@ -10,6 +10,7 @@ from typing import Any
 
 from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 
+from .data.worlds import SHAPES_WORDS
 from .pipeline import VidRDPipeline
 from .seeding import seeded
 from .temporal_vae import TemporalVAE
@@ -39,9 +40,7 @@ TINY_VAE: dict[str, Any] = {
     "norm_num_groups": 8,
     "sample_size": 32,
 }
-# Every word of the synthetic shapes captions (models.data.shapes).
-TINY_WORDS = ["a", "and", "moving", "red", "green", "blue", "yellow", "circle", "square", "triangle"]
-TINY_WORDS += ["left", "right", "up", "down"]
+TINY_WORDS = SHAPES_WORDS  # every word of the clip world's captions (models.data.shapes)
 TINY_SCHEDULER: dict[str, Any] = {  # Stable Diffusion's noise schedule, for training and DDIM sampling
     "beta_schedule": "scaled_linear",
     "beta_start": 0.00085,

@@ -21,6 +21,7 @@ import torch
 from diffusers import DDIMScheduler
 
 from .bundled import save_pipeline
+from .data.worlds import WORLDS
 from .files import exit_on_sigterm
 from .loading import DamagedCheckpointError
 from .pipeline import VidRDPipeline
@@ -157,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated, of {list(STAGES)}")
     parser.add_argument("--bundle", type=Path, help="write the assembled pipeline here when all stages ran")
     parser.add_argument("--seed", type=int_at_least(0), default=0)
+    parser.add_argument("--world", choices=tuple(WORLDS), default=RecipeConfig.world,
+                        help="long (bouncing, panning; the bundle's) or shapes (one crossing)")
     parser.add_argument("--steps-scale", type=positive_real, default=1.0)
     parser.add_argument("--no-pseudo-videos", action="store_true", help="temporal stage on real videos only")
     parser.add_argument("--train-text-encoder", action="store_true", help="temporal stage also trains it")
@@ -192,7 +195,8 @@ def main(argv=None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
     stages, loops = check_args(parser, args)
-    recipe = RecipeConfig(out=args.out, seed=args.seed, pseudo_videos=not args.no_pseudo_videos,
+    recipe = RecipeConfig(out=args.out, seed=args.seed, world=args.world,
+                          pseudo_videos=not args.no_pseudo_videos,
                           train_text_encoder=args.train_text_encoder, device=args.device,
                           temporal_text_attention=args.temporal_text_attention,
                           progress=not args.no_progress)  # fmt: skip

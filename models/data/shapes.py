@@ -42,9 +42,11 @@ __all__ = [
     "drawn_centres",
     "frames_to_tensor",
     "labels",
+    "reflect",
     "render",
     "render_still",
     "sample_spec",
+    "shape_mask",
     "still_caption",
     "tensor_to_frames",
     "trajectory",
@@ -206,7 +208,7 @@ def sample_spec(config: ShapesConfig, generator: torch.Generator) -> ShapeSpec:
 # ---------------------------------------------------------------------------------------------- rendering
 
 
-def _reflect(position: np.ndarray, low: float, high: float) -> np.ndarray:
+def reflect(position: np.ndarray, low: float, high: float) -> np.ndarray:
     """Fold an unbounded straight path into [low, high] by reflecting off both ends."""
     span = high - low
     if span <= 0:
@@ -222,11 +224,11 @@ def trajectory(spec: ShapeSpec, config: ShapesConfig) -> np.ndarray:
     xs, ys = spec.x + dx * steps, spec.y + dy * steps
     if config.bounce:
         low, high = spec.size, config.size - 1 - spec.size
-        xs, ys = _reflect(xs, low, high), _reflect(ys, low, high)
+        xs, ys = reflect(xs, low, high), reflect(ys, low, high)
     return np.stack([xs, ys], axis=1)
 
 
-def _mask(shape: str, radius: float, centres: np.ndarray, side: int) -> np.ndarray:
+def shape_mask(shape: str, radius: float, centres: np.ndarray, side: int) -> np.ndarray:
     """Boolean (F, H, W): the pixels covered by the shape centred at each row of `centres`."""
     cols = np.arange(side, dtype=np.float64)[None, None, :] - centres[:, 0, None, None]
     rows = np.arange(side, dtype=np.float64)[None, :, None] - centres[:, 1, None, None]
@@ -250,7 +252,8 @@ def render(spec: ShapeSpec, config: ShapesConfig = ShapesConfig()) -> np.ndarray
     frames[...] = BACKGROUNDS[spec.background]
     for part in (spec, spec.second):
         if part is not None:
-            frames[_mask(part.shape, part.size, drawn_centres(part, config), side)] = COLOURS[part.colour]
+            mask = shape_mask(part.shape, part.size, drawn_centres(part, config), side)
+            frames[mask] = COLOURS[part.colour]
     return frames
 
 

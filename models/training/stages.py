@@ -26,12 +26,12 @@ from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 from torch import nn
 
 from ..data.pseudo_video import ZoomPan
-from ..data.shapes import ShapesConfig, caption, frames_to_tensor, render, sample_spec, still_caption
+from ..data.worlds import WORLDS, World, make_world
 from ..files import atomic_folder
 from ..loading import load_folder
 from ..temporal_vae import TemporalVAE
 from ..text import WordEncoder
-from ..tiny import TINY_SCHEDULER, TINY_UNET2D, TINY_WORDS, tiny_unet2d, tiny_vae
+from ..tiny import TINY_SCHEDULER, TINY_UNET2D, tiny_unet2d, tiny_vae
 from ..vidrd_unet import VidRDUNet
 from .loop import LoopConfig, plot_losses, train
 
@@ -41,6 +41,7 @@ class RecipeConfig:
     out: Path  # run folder: one sub-folder per stage
     seed: int = 0  # seeds every stage (offset per stage)
     num_frames: int = 8  # N: frames per training clip
+    world: str = "long"  # the training world, a key of models.data.worlds.WORLDS ("shapes": the old one)
     pseudo_videos: bool = True  # mix pseudo-videos into the temporal stage (Table 3: with vs without)
     pseudo_fraction: float = 0.25  # share of pseudo-videos in a temporal batch when enabled
     cfg_dropout: float = 0.1  # share of empty captions in t2i and temporal batches
@@ -49,6 +50,10 @@ class RecipeConfig:
     device: str = "cuda" if torch.cuda.is_available() else "cpu"  # models and batches live here; the
     # generator stays on the CPU, so a run draws the same numbers on either device
     progress: bool = True  # tqdm bars
+
+    def __post_init__(self) -> None:
+        if self.world not in WORLDS:
+            raise ValueError(f"world must be one of {tuple(WORLDS)}; got {self.world!r}")
 
 
 # steps, batch, learning rate, checkpoint interval of each stage
@@ -66,11 +71,11 @@ MAKES = {"vae": ("vae/vae",), "t2i": ("t2i/unet", "t2i/text_encoder"), "temporal
          "temporal_vae": ("temporal_vae/vae",)}  # fmt: skip
 # The RecipeConfig fields that shape each stage's training: a checkpoint resumes only where they are equal.
 IDENTITY = {
-    "vae": ("seed", "num_frames"),
-    "t2i": ("seed", "num_frames", "cfg_dropout"),
-    "temporal": ("seed", "num_frames", "pseudo_videos", "pseudo_fraction", "cfg_dropout",
+    "vae": ("seed", "num_frames", "world"),
+    "t2i": ("seed", "num_frames", "world", "cfg_dropout"),
+    "temporal": ("seed", "num_frames", "world", "pseudo_videos", "pseudo_fraction", "cfg_dropout",
                  "train_text_encoder", "temporal_text_attention"),
-    "temporal_vae": ("seed", "num_frames"),
+    "temporal_vae": ("seed", "num_frames", "world"),
 }  # fmt: skip
 
 
@@ -86,26 +91,8 @@ def save_model(model, folder: Path) -> Path:
     return folder
 
 
-def shapes_config(recipe: RecipeConfig) -> ShapesConfig:
-    return ShapesConfig(num_frames=recipe.num_frames)
-
-
-def still_batch(
-    n: int, config: ShapesConfig, g: torch.Generator, full_captions: float = 0.0
-) -> tuple[torch.Tensor, list[str]]:
-    """n still shapes (n, 3, H, W) in [-1, 1]: the first frames of moving-shapes clips, captioned as stills
-    ("a red circle") or, with probability `full_captions`, with the clip's caption ("... moving right")."""
-    specs = [sample_spec(config, g) for _ in range(n)]
-    frames = [frames_to_tensor(render(s, config)[:1]) for s in specs]  # (3, 1, H, W) each
-    full = (torch.rand(n, generator=g) < full_captions).tolist()
-    captions = [caption(s) if f else still_caption(s) for s, f in zip(specs, full, strict=True)]
-    return torch.stack(frames)[:, :, 0], captions
-
-
-def video_batch(n: int, config: ShapesConfig, g: torch.Generator) -> tuple[torch.Tensor, list[str]]:
-    """n moving-shapes clips (n, 3, F, H, W) in [-1, 1] and their captions."""
-    specs = [sample_spec(config, g) for _ in range(n)]
-    return torch.stack([frames_to_tensor(render(s, config)) for s in specs]), [caption(s) for s in specs]
+def recipe_world(recipe: RecipeConfig) -> World:
+    return make_world(recipe.world, recipe.num_frames)
 
 
 def drop_captions(captions: list[str], share: float, g: torch.Generator) -> list[str]:
@@ -130,11 +117,11 @@ def noise_and_target(latents: torch.Tensor, scheduler, g: torch.Generator):
 
 
 def train_vae(recipe: RecipeConfig, loop: LoopConfig) -> Path:
-    config, out = shapes_config(recipe), recipe.out / "vae"
+    world, out = recipe_world(recipe), recipe.out / "vae"
     vae = tiny_vae(recipe.seed).to(recipe.device)
 
     def loss(g: torch.Generator) -> torch.Tensor:
-        images = still_batch(BATCH["vae"], config, g)[0].to(recipe.device)
+        images = world.stills(BATCH["vae"], g)[0].to(recipe.device)
         posterior = vae.encode(images).latent_dist
         eps = torch.randn(posterior.mean.shape, generator=g).to(recipe.device)
         recon = vae.decode(posterior.mean + posterior.std * eps).sample
@@ -142,7 +129,7 @@ def train_vae(recipe: RecipeConfig, loop: LoopConfig) -> Path:
 
     losses = train("vae", vae, loss, loop, out, progress=recipe.progress, identity=identity(recipe, "vae"))
     with torch.no_grad():  # unit-variance latents for the diffusion stages
-        images, _ = still_batch(256, config, torch.Generator().manual_seed(recipe.seed + 99))
+        images, _ = world.stills(256, torch.Generator().manual_seed(recipe.seed + 99))
         std = vae.encode(images.to(recipe.device)).latent_dist.mode().std().item()
     vae.register_to_config(scaling_factor=1.0 / std)
     save_model(vae, out / "vae")
@@ -156,16 +143,16 @@ def _frozen_vae(recipe: RecipeConfig) -> AutoencoderKL:
 
 
 def train_t2i(recipe: RecipeConfig, loop: LoopConfig) -> Path:
-    config, out = shapes_config(recipe), recipe.out / "t2i"
+    world, out = recipe_world(recipe), recipe.out / "t2i"
     vae, scheduler = _frozen_vae(recipe), DDPMScheduler(**_ddpm_config())
-    text = WordEncoder(vocabulary=TINY_WORDS, dim=TINY_UNET2D["cross_attention_dim"], seed=recipe.seed)
+    text = WordEncoder(vocabulary=world.words, dim=TINY_UNET2D["cross_attention_dim"], seed=recipe.seed)
     model = nn.ModuleDict({"unet": tiny_unet2d(recipe.seed), "text_encoder": text}).to(recipe.device)
     scale = vae.config.scaling_factor
 
     def loss(g: torch.Generator) -> torch.Tensor:
         # Half the captions name the direction, so that the text encoder learns every word: a clip's first
         # frame sits where its motion has room, so the image model learns where "moving right" starts.
-        images, captions = still_batch(BATCH["t2i"], config, g, full_captions=0.5)
+        images, captions = world.stills(BATCH["t2i"], g, full_captions=0.5)
         with torch.no_grad():
             latents = vae.encode(images.to(recipe.device)).latent_dist.mode() * scale
         noisy, t, target = noise_and_target(latents, scheduler, g)
@@ -184,20 +171,20 @@ def _ddpm_config() -> dict:
     return {k: v for k, v in TINY_SCHEDULER.items() if k != "set_alpha_to_one"}
 
 
-def temporal_batch(recipe: RecipeConfig, config: ShapesConfig, g: torch.Generator):
+def temporal_batch(recipe: RecipeConfig, world: World, g: torch.Generator):
     """Videos, with a share replaced by pseudo-videos (zoom/pan of a still, captioned as the still)."""
     n = BATCH["temporal"]
     n_pseudo = round(n * recipe.pseudo_fraction) if recipe.pseudo_videos else 0
-    videos, captions = video_batch(n - n_pseudo, config, g)
+    videos, captions = world.clips(n - n_pseudo, g)
     if n_pseudo:
-        stills, still_captions = still_batch(n_pseudo, config, g)
+        stills, still_captions = world.stills(n_pseudo, g)
         pseudo = ZoomPan(num_frames=recipe.num_frames)(stills, g)
         videos, captions = torch.cat([videos, pseudo]), captions + still_captions
     return videos, captions
 
 
 def train_temporal(recipe: RecipeConfig, loop: LoopConfig, out_name: str = "temporal") -> Path:
-    config, out = shapes_config(recipe), recipe.out / out_name
+    world, out = recipe_world(recipe), recipe.out / out_name
     vae, scheduler = TemporalVAE.from_vae(_frozen_vae(recipe)).eval(), DDPMScheduler(**_ddpm_config())
     unet2d = load_folder(UNet2DConditionModel, recipe.out / "t2i" / "unet")
     text = WordEncoder.from_pretrained(recipe.out / "t2i" / "text_encoder")
@@ -211,7 +198,7 @@ def train_temporal(recipe: RecipeConfig, loop: LoopConfig, out_name: str = "temp
                            "text_encoder": text}).to(recipe.device)  # fmt: skip
 
     def loss(g: torch.Generator) -> torch.Tensor:
-        videos, captions = temporal_batch(recipe, config, g)
+        videos, captions = temporal_batch(recipe, world, g)
         with torch.no_grad():
             latents = vae.encode(videos.to(recipe.device))  # (B, C, F, h, w), scaled
         context = text.encode(drop_captions(captions, recipe.cfg_dropout, g))
@@ -229,12 +216,12 @@ def train_temporal(recipe: RecipeConfig, loop: LoopConfig, out_name: str = "temp
 
 
 def train_temporal_vae(recipe: RecipeConfig, loop: LoopConfig) -> Path:
-    config, out = shapes_config(recipe), recipe.out / "temporal_vae"
+    world, out = recipe_world(recipe), recipe.out / "temporal_vae"
     vae = TemporalVAE.from_vae(_frozen_vae(recipe)).freeze_spatial()
     vae.vae.eval()  # no dropout/batch statistics in the frozen image VAE
 
     def loss(g: torch.Generator) -> torch.Tensor:
-        videos = video_batch(BATCH["temporal_vae"], config, g)[0].to(recipe.device)
+        videos = world.clips(BATCH["temporal_vae"], g)[0].to(recipe.device)
         with torch.no_grad():
             latents = vae.encode(videos)
         return F.mse_loss(vae.decode(latents), videos)
