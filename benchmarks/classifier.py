@@ -1,13 +1,15 @@
-"""A small 3-D CNN reading the synthetic moving-shapes clips: shape, colour and direction (issue 4, item 6).
+"""A small 3-D CNN reading the kit's synthetic worlds: the long world's shape, colour and motion (of the
+first shape a caption names), or the clip world's shape, colour and direction (issue 4, item 6; issue 13).
 
 It scores generated clips for caption consistency and an IS-style score, and its penultimate layer is the
 feature extractor of a Fréchet video distance with our own features (`benchmarks.video_scores`).
 
-    python -m benchmarks.classifier --out benchmarks/weights/shapes-classifier
+    python -m benchmarks.classifier                   # the long world -> benchmarks/weights/world-classifier
+    python -m benchmarks.classifier --world shapes    # the clip world -> benchmarks/weights/shapes-classifier
 
-trains it on `MovingShapes` (a fresh, seeded batch every step), prints held-out accuracies and saves
-`model.safetensors` + `config.json`. Training adds mild gaussian noise and blur so that it still reads
-imperfect generated videos.
+trains it on `LongShapes` or `MovingShapes` (a fresh, seeded batch every step), prints held-out
+accuracies and saves `model.safetensors` + `config.json`. Training adds mild gaussian noise and blur so
+that it still reads imperfect generated videos.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from einops import rearrange, reduce
 from safetensors.torch import save_file
 from torch import nn
 
+from models.data.long_world import MOTIONS, LongShapes, WorldConfig
 from models.data.shapes import COLOURS, DIRECTIONS, SHAPES, MovingShapes, ShapesConfig
 from models.files import atomic_files
 from models.loading import (
@@ -43,31 +46,42 @@ from models.seeding import seeded
 from models.threads import limit_threads
 from samplers.validation import check_int, check_real
 
-HEADS = ("shape", "colour", "direction")
+HEADS = ("shape", "colour", "direction")  # the shapes world's heads
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 
 
+Heads = tuple[tuple[str, tuple[str, ...]], ...]  # (head name, its class names) in order
+SHAPES_HEADS: Heads = (("shape", SHAPES), ("colour", tuple(COLOURS)), ("direction", tuple(DIRECTIONS)))
+WORLD_HEADS: Heads = (("shape", SHAPES), ("colour", tuple(COLOURS)), ("motion", tuple(MOTIONS)))
+HEADS_OF = {"shapes": SHAPES_HEADS, "long": WORLD_HEADS}  # per training world (models.data.worlds)
+_WEIGHTS = Path(__file__).resolve().parent / "weights"
+CLASSIFIERS = {"shapes": _WEIGHTS / "shapes-classifier", "long": _WEIGHTS / "world-classifier"}
+
+
 @dataclass(frozen=True)
 class ClassifierConfig:
-    """Input geometry, class names per head and layer widths."""
+    """Input geometry, the heads (name and class names of each) and layer widths."""
 
     num_frames: int = 8
     size: int = 32
-    shapes: tuple[str, ...] = SHAPES
-    colours: tuple[str, ...] = tuple(COLOURS)
-    directions: tuple[str, ...] = tuple(DIRECTIONS)
+    heads: Heads = SHAPES_HEADS
     channels: tuple[int, ...] = (8, 16, 32, 64)
     feature_dim: int = 96
 
     def __post_init__(self) -> None:
         for name in ("num_frames", "size", "feature_dim"):
             check_int(name, getattr(self, name), 1, 4096)
-        for name in ("shapes", "colours", "directions"):
-            names = getattr(self, name)
+        try:
+            heads = tuple((str(h), tuple(str(n) for n in names)) for h, names in self.heads)
+        except (TypeError, ValueError):
+            raise ValueError(f"heads must be (name, class names) pairs; got {self.heads!r}") from None
+        if not heads or len({h for h, _ in heads}) != len(heads) or "shape" not in dict(heads):
+            raise ValueError(f"heads must be distinct names, 'shape' among them; got {self.heads!r}")
+        for head, names in heads:
             if len(names) < 2 or len(set(names)) != len(names):
-                raise ValueError(f"{name} must hold at least 2 distinct class names; got {names!r}")
-            object.__setattr__(self, name, tuple(str(n) for n in names))
+                raise ValueError(f"heads[{head!r}] must hold at least 2 distinct class names; got {names!r}")
+        object.__setattr__(self, "heads", heads)
         if not self.channels:
             raise ValueError(f"channels must hold at least one width in [1, 1024]; got {self.channels!r}")
         for width in self.channels:
@@ -76,7 +90,7 @@ class ClassifierConfig:
 
     @property
     def num_classes(self) -> dict[str, int]:
-        return {"shape": len(self.shapes), "colour": len(self.colours), "direction": len(self.directions)}
+        return {head: len(names) for head, names in self.heads}
 
 
 @dataclass(frozen=True)
@@ -103,7 +117,8 @@ def _block(c_in: int, c_out: int, pool: tuple[int, int, int]) -> nn.Sequential:
 
 
 class ShapesClassifier(nn.Module):
-    """3-D CNN over clips (B, 3, F, H, W) in [-1, 1] with a shape, a colour and a direction head."""
+    """3-D CNN over clips (B, 3, F, H, W) in [-1, 1] with one head per `config.heads` (the shapes world:
+    shape, colour, direction; the long world: shape, colour, motion of its first shape)."""
 
     def __init__(self, config: ClassifierConfig | None = None) -> None:
         super().__init__()
@@ -125,7 +140,7 @@ class ShapesClassifier(nn.Module):
         return self.project(reduce(self.body(x), "b c f h w -> b c", "mean"))
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Logits per head: {"shape": (B, 3), "colour": (B, 4), "direction": (B, 4)}."""
+        """Logits per head, e.g. {"shape": (B, 3), "colour": (B, 4), "direction": (B, 4)}."""
         feats = self.features(x)
         return {name: head(feats) for name, head in self.heads.items()}
 
@@ -145,11 +160,13 @@ def build_classifier(config: ClassifierConfig | None = None, seed: int = 0) -> S
 # --- data -----------------------------------------------------------------------------------------------
 
 
-def shapes_batch(dataset: MovingShapes, indices: range) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def shapes_batch(
+    dataset: MovingShapes | LongShapes, indices: range, heads: tuple[str, ...] = HEADS
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Clips (B, 3, F, H, W) and labels {head: (B,)} of dataset items `indices`."""
     items = [dataset[i] for i in indices]
     videos = torch.stack([item["video"] for item in items]).float()
-    labels = {h: torch.tensor([int(item["labels"][h]) for item in items]) for h in HEADS}
+    labels = {h: torch.tensor([int(item["labels"][h]) for item in items]) for h in heads}
     return videos, labels
 
 
@@ -192,22 +209,30 @@ def augment(videos: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator
 # --- training and evaluation ----------------------------------------------------------------------------
 
 
+def world_dataset(config: ShapesConfig | WorldConfig | None, length: int, seed: int):
+    """(dataset, heads) of a world: `MovingShapes` with SHAPES_HEADS, or `LongShapes` with WORLD_HEADS."""
+    if isinstance(config, WorldConfig):
+        return LongShapes(length, config, seed=seed), WORLD_HEADS
+    return MovingShapes(length, config=config or ShapesConfig(), seed=seed), SHAPES_HEADS
+
+
 def _loss(model: ShapesClassifier, videos: torch.Tensor, labels: dict[str, torch.Tensor]) -> torch.Tensor:
     logits = model(videos)
-    return sum(F.cross_entropy(logits[h], labels[h]) for h in HEADS)
+    return sum(F.cross_entropy(logits[h], labels[h]) for h in labels)
 
 
 def train_classifier(
     steps: int = 500,
     batch: int = 32,
     seed: int = 0,
-    config: ShapesConfig | None = None,
+    config: ShapesConfig | WorldConfig | None = None,
     lr: float = 3e-3,
     augmentation: AugmentConfig | None = None,
     threads: int = 1,
     log_every: int = 0,
 ) -> ShapesClassifier:
-    """Train a `ShapesClassifier` on `MovingShapes(seed=seed)`: step k reads items [k*batch, (k+1)*batch).
+    """Train a `ShapesClassifier` on `MovingShapes(seed=seed)` (or `LongShapes` for a `WorldConfig`):
+    step k reads items [k*batch, (k+1)*batch).
 
     Adam with a one-cycle learning-rate schedule peaking at `lr`, on `threads` intra-op threads (the
     caller's count is restored). Deterministic from `seed`: initialisation, data and augmentation.
@@ -217,16 +242,17 @@ def train_classifier(
     check_int("seed", seed, 0, 2**31 - 1)
     check_real("lr", lr, 1e-12, 1.0)
     check_int("threads", threads, 1, 256)
-    shapes, augmentation = config or ShapesConfig(), augmentation or AugmentConfig()
-    model = build_classifier(ClassifierConfig(num_frames=shapes.num_frames, size=shapes.size), seed)
-    dataset = MovingShapes(max(steps * batch, 1), config=shapes, seed=seed)
+    augmentation = augmentation or AugmentConfig()
+    dataset, heads = world_dataset(config, max(steps * batch, 1), seed)
+    geometry = {"num_frames": dataset.config.num_frames, "size": dataset.config.size}
+    model = build_classifier(ClassifierConfig(**geometry, heads=heads), seed)
     generator = torch.Generator().manual_seed(seed)
-    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+    optimiser, names = torch.optim.Adam(model.parameters(), lr=lr), tuple(dict(heads))
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=lr, total_steps=max(steps, 1))
     model.train()
     with limit_threads(threads):
         for step in range(steps):
-            videos, labels = shapes_batch(dataset, range(step * batch, (step + 1) * batch))
+            videos, labels = shapes_batch(dataset, range(step * batch, (step + 1) * batch), names)
             loss = _loss(model, augment(videos, augmentation, generator), labels)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
@@ -242,21 +268,24 @@ def evaluate_classifier(
     model: ShapesClassifier,
     length: int = 512,
     seed: int = 1,
-    config: ShapesConfig | None = None,
+    config: ShapesConfig | WorldConfig | None = None,
     degrade: AugmentConfig | None = None,
 ) -> dict[str, float]:
-    """Accuracy per head on `length` clips of `MovingShapes(seed=seed)` (use a seed not trained on),
-    optionally degraded by `degrade` (noise and blur drawn from a generator seeded with `seed`)."""
+    """Accuracy per head on `length` clips of `MovingShapes(seed=seed)` (or `LongShapes` for a
+    `WorldConfig`; use a seed not trained on), optionally degraded by `degrade` (noise and blur drawn from
+    a generator seeded with `seed`)."""
     check_int("length", length, 1, 10**7)
-    dataset = MovingShapes(length, config=config or ShapesConfig(), seed=seed)
-    generator = torch.Generator().manual_seed(seed)
-    correct = dict.fromkeys(HEADS, 0)
+    dataset, heads = world_dataset(config, length, seed)
+    if dict(heads).keys() != dict(model.config.heads).keys():
+        raise ValueError(f"the classifier's heads {model.config.heads} do not read this world's {heads}")
+    generator, names = torch.Generator().manual_seed(seed), tuple(dict(heads))
+    correct = dict.fromkeys(names, 0)
     for start in range(0, length, 128):
-        videos, labels = shapes_batch(dataset, range(start, min(start + 128, length)))
+        videos, labels = shapes_batch(dataset, range(start, min(start + 128, length)), names)
         logits = model.eval()(videos if degrade is None else augment(videos, degrade, generator))
-        for h in HEADS:
+        for h in names:
             correct[h] += int((logits[h].argmax(dim=1) == labels[h]).sum())
-    return {h: correct[h] / length for h in HEADS}
+    return {h: correct[h] / length for h in names}
 
 
 # --- saving and loading ---------------------------------------------------------------------------------
@@ -322,7 +351,8 @@ def _format(accuracy: dict[str, float]) -> str:
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default="benchmarks/weights/shapes-classifier", help="output folder")
+    parser.add_argument("--world", choices=tuple(HEADS_OF), default="long", help="the world it reads")
+    parser.add_argument("--out", help="output folder (default: the world's bundled classifier folder)")
     parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
@@ -336,13 +366,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--eval-clips", type=int, default=1024)
     args = parser.parse_args(argv)
     wall, cpu = time.perf_counter(), time.process_time()
-    model = train_classifier(args.steps, args.batch, args.seed, threads=args.threads, log_every=50)
+    world = WorldConfig() if args.world == "long" else ShapesConfig()
+    model = train_classifier(args.steps, args.batch, args.seed, world, threads=args.threads, log_every=50)
     print(f"trained in {time.perf_counter() - wall:.1f} s wall, {time.process_time() - cpu:.1f} s CPU")
-    accuracy = evaluate_classifier(model, length=args.eval_clips, seed=args.eval_seed)
-    print("held-out accuracy: " + _format(accuracy))
-    degraded = evaluate_classifier(model, length=args.eval_clips, seed=args.eval_seed, degrade=DEGRADED)
+    held_out = {"length": args.eval_clips, "seed": args.eval_seed, "config": world}
+    print("held-out accuracy: " + _format(accuracy := evaluate_classifier(model, **held_out)))
+    degraded = evaluate_classifier(model, degrade=DEGRADED, **held_out)
     print(f"held-out accuracy, degraded ({DEGRADED}): " + _format(degraded))
-    print(f"saved to {save_classifier(model, args.out)}")
+    print(f"saved to {save_classifier(model, args.out or CLASSIFIERS[args.world])}")
     return accuracy
 
 

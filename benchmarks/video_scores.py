@@ -1,7 +1,8 @@
 """Scoring generated shapes videos the paper's way, with our own classifier (issue 4, item 6).
 
-- `caption_consistency`: how often the classifier reads the captioned shape, colour and direction.
-- `inception_style_score` of `joint_probs`: exp(E_x KL(p(y|x) || p(y))) over the joint label
+- `caption_consistency`: how often the classifier reads the captioned shape, colour and direction (the
+  clip world) or motion (the long world).
+- `inception_style_score` of `joint_probs`: exp(E_x KL(p(y|x) || p(y))) over the joint label, e.g.
   (shape, colour, direction), 3 * 4 * 4 = 48 classes; 1 is the minimum, 48 the maximum.
 - `frechet_video_distance` between `video_features` of two sets of clips (the FVD recipe): the features
   are the classifier's penultimate layer, or those of an I3D network that a user has as a local TorchScript
@@ -24,9 +25,8 @@ import torch.nn.functional as F
 from einops import einsum, rearrange, reduce
 from torch import nn
 
-from benchmarks.classifier import HEADS
+from benchmarks.classifier import SHAPES_HEADS, Heads
 from benchmarks.metrics import frechet_distance_from_stats
-from models.data.shapes import COLOURS, DIRECTIONS, SHAPES
 from samplers.validation import check_int
 
 I3D_SIZE = 224  # I3D convention: clips (B, 3, F, 224, 224) in [-1, 1]
@@ -68,16 +68,17 @@ def _batched(fn: Callable[[torch.Tensor], object], videos: torch.Tensor, batch_s
 def classifier_logits(
     classifier: nn.Module | Classifier, videos: torch.Tensor, batch_size: int = 64
 ) -> dict[str, torch.Tensor]:
-    """The classifier's logits per head, {"shape": (B, 3), "colour": (B, 4), "direction": (B, 4)}."""
+    """The classifier's logits per head, e.g. {"shape": (B, 3), "colour": (B, 4), "direction": (B, 4)}."""
     videos = _for_classifier(classifier, _clips(videos))
     parts = _batched(classifier, videos, batch_size)
-    return {h: torch.cat([p[h] for p in parts]).float() for h in HEADS}
+    return {h: torch.cat([p[h] for p in parts]).float() for h in parts[0]}
 
 
-def caption_labels(captions: Sequence[str]) -> dict[str, torch.Tensor]:
-    """Labels {head: (B,)} of the (first) shape named in captions like "a red circle moving right"."""
-    vocab = {"shape": list(SHAPES), "colour": list(COLOURS), "direction": list(DIRECTIONS)}
-    out: dict[str, list[int]] = {h: [] for h in HEADS}
+def caption_labels(captions: Sequence[str], heads: Heads = SHAPES_HEADS) -> dict[str, torch.Tensor]:
+    """Labels {head: (B,)}: per head, the first of its class names a caption uses ("a red circle moving
+    right" with the shapes world's heads; "a red circle bouncing around and ..." with the long world's)."""
+    vocab = {head: list(names) for head, names in heads}
+    out: dict[str, list[int]] = {h: [] for h in vocab}
     for text in captions:
         words = str(text).lower().replace(",", " ").split()
         for head, names in vocab.items():
@@ -88,10 +89,10 @@ def caption_labels(captions: Sequence[str]) -> dict[str, torch.Tensor]:
     return {h: torch.tensor(v, dtype=torch.long) for h, v in out.items()}
 
 
-def _labels(labels: dict[str, torch.Tensor], batch: int) -> dict[str, torch.Tensor]:
-    if not isinstance(labels, dict) or set(HEADS) - set(labels):
-        raise ValueError(f"labels must be a dict with keys {HEADS}; got {labels!r:.200}")
-    out = {h: torch.as_tensor(labels[h]).long().reshape(-1) for h in HEADS}
+def _labels(labels: dict[str, torch.Tensor], batch: int, heads) -> dict[str, torch.Tensor]:
+    if not isinstance(labels, dict) or set(heads) - set(labels):
+        raise ValueError(f"labels must be a dict with keys {tuple(heads)}; got {labels!r:.200}")
+    out = {h: torch.as_tensor(labels[h]).long().reshape(-1) for h in heads}
     for head, value in out.items():
         if value.shape != (batch,):
             raise ValueError(
@@ -106,27 +107,30 @@ def caption_consistency(
     labels: dict[str, torch.Tensor],
     batch_size: int = 64,
 ) -> dict[str, float]:
-    """Fraction of clips whose predicted shape / colour / direction is the caption's, and
-    "shape_and_colour": both right. `labels` holds class indices (B,) per head (see `caption_labels`)."""
+    """Fraction of clips whose predicted class is the caption's, per head of the classifier;
+    "shape_and_colour": both right; "all": every head right. `labels` holds class indices (B,) per head
+    (see `caption_labels`)."""
     logits = classifier_logits(classifier, videos, batch_size)
-    labels = _labels(labels, len(videos))
-    hits = {h: logits[h].argmax(dim=1) == labels[h] for h in HEADS}
-    scores = {h: hits[h].float().mean().item() for h in HEADS}
+    labels = _labels(labels, len(videos), logits)
+    hits = {h: logits[h].argmax(dim=1) == labels[h] for h in logits}
+    scores = {h: hits[h].float().mean().item() for h in logits}
     scores["shape_and_colour"] = (hits["shape"] & hits["colour"]).float().mean().item()
+    scores["all"] = torch.stack(list(hits.values())).all(dim=0).float().mean().item()
     return scores
 
 
 def joint_probs(
     classifier: nn.Module | Classifier, videos: torch.Tensor, batch_size: int = 64
 ) -> torch.Tensor:
-    """p(shape, colour, direction | clip) as the product of the heads' softmaxes: (B, 3 * 4 * 4).
-
-    Column s * (4 * 4) + c * 4 + d is shape s, colour c, direction d.
-    """
+    """p(joint label | clip) as the product of the heads' softmaxes: (B, prod of class counts), e.g.
+    (B, 3 * 4 * 4) for shape, colour, direction, where column s * (4 * 4) + c * 4 + d is shape s, colour
+    c, direction d (the heads in the classifier's order, the last varying fastest)."""
     logits = classifier_logits(classifier, videos, batch_size)
-    shape, colour, direction = (logits[h].double().softmax(dim=1) for h in HEADS)
-    joint = einsum(shape, colour, direction, "b s, b c, b d -> b s c d")
-    return rearrange(joint, "b s c d -> b (s c d)")
+    probs = [p.double().softmax(dim=1) for p in logits.values()]
+    joint = probs[0]
+    for p in probs[1:]:
+        joint = rearrange(einsum(joint, p, "b j, b k -> b j k"), "b j k -> b (j k)")
+    return joint
 
 
 def inception_style_score(probs: torch.Tensor | np.ndarray) -> float:

@@ -30,7 +30,8 @@ def test_a_still_shape_and_a_missing_colour():
     assert agrees(judge_clip(still), "a red square bouncing sideways over black") == {
         "colour": True, "shape": True, "motion": False, "all": False}  # fmt: skip
     assert not agrees(judge_clip(still), "a green square bouncing sideways over black")["colour"]
-    assert judge_clip(_clip(Mover("square", "red", "sideways", 0.0, 0.6, 15.0, 15.0))) == {}  # 1 px < MIN_AREA
+    speck = Mover("square", "red", "sideways", 0.0, 0.6, 15.0, 15.0)  # 1 px < MIN_AREA
+    assert judge_clip(_clip(speck)) == {}
 
 
 def test_slowest_shape_turning_mid_clip_still_moves():
@@ -50,8 +51,9 @@ def test_a_shape_passing_in_front_does_not_move_the_other():
 
 
 def test_caption_parsing_and_refusals():
-    assert caption_movers("a red circle bouncing around and a blue square bouncing vertically over black") == {
-        "red": Sighting("circle", "around"), "blue": Sighting("square", "vertically")}  # fmt: skip
+    text = "a red circle bouncing around and a blue square bouncing vertically over black"
+    wanted = {"red": Sighting("circle", "around"), "blue": Sighting("square", "vertically")}
+    assert caption_movers(text) == wanted
     for bad in ("a red circle moving right", "a pink circle bouncing around over black"):
         with pytest.raises(ValueError, match="caption"):
             caption_movers(bad)

@@ -13,6 +13,7 @@ import benchmarks.video_scores as vs
 from benchmarks.classifier import (
     CONFIG_FILE,
     WEIGHTS_FILE,
+    WORLD_HEADS,
     AugmentConfig,
     ClassifierConfig,
     augment,
@@ -23,6 +24,7 @@ from benchmarks.classifier import (
     save_classifier,
     train_classifier,
 )
+from models.data.long_world import WorldConfig
 from models.data.shapes import MovingShapes
 
 BUNDLED = Path(__file__).resolve().parents[1] / "benchmarks" / "weights" / "shapes-classifier"
@@ -52,8 +54,12 @@ def test_classifier_shapes_and_features():
 def test_classifier_config_validation():
     with pytest.raises(ValueError, match=r"feature_dim.*\[1, 4096\].*0"):
         ClassifierConfig(feature_dim=0)
-    with pytest.raises(ValueError, match="shapes"):
-        ClassifierConfig(shapes=("circle",))
+    with pytest.raises(ValueError, match=r"heads\['shape'\].*2 distinct"):
+        ClassifierConfig(heads=(("shape", ("circle",)), ("colour", ("red", "blue"))))
+    with pytest.raises(ValueError, match="'shape' among them"):
+        ClassifierConfig(heads=(("colour", ("red", "blue")),))
+    with pytest.raises(ValueError, match="pairs"):
+        ClassifierConfig(heads=(("shape",),))
     with pytest.raises(ValueError, match="noise_std"):
         AugmentConfig(noise_std=-0.1)
 
@@ -141,7 +147,7 @@ def test_caption_consistency_counts_matches():
         "direction": torch.tensor([3, 2, 1, 1]),
     }
     scores = vs.caption_consistency(stub, _ids(4), labels, batch_size=3)
-    assert scores == {"shape": 0.75, "colour": 0.75, "direction": 0.75, "shape_and_colour": 0.5}
+    assert scores == {"shape": 0.75, "colour": 0.75, "direction": 0.75, "shape_and_colour": 0.5, "all": 0.25}
     with pytest.raises(ValueError, match="labels"):
         vs.caption_consistency(stub, _ids(4), {"shape": labels["shape"]})
     with pytest.raises(ValueError, match=r"labels\['colour'\].*B=4"):
@@ -157,6 +163,11 @@ def test_caption_labels_parse_captions():
     }
     with pytest.raises(ValueError, match="colour"):
         vs.caption_labels(["a circle moving left"])
+    world = vs.caption_labels(
+        ["a blue square bouncing vertically and a red circle bouncing around over stripes drifting left"],
+        WORLD_HEADS,
+    )
+    assert {h: v.tolist() for h, v in world.items()} == {"shape": [1], "colour": [2], "motion": [2]}
 
 
 def test_inception_style_score_known_values():
@@ -270,3 +281,12 @@ def test_load_i3d_and_its_features(tmp_path, pooled):
 def test_load_i3d_missing_file_names_it(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"no-i3d\.pt"):
         vs.load_i3d(tmp_path / "no-i3d.pt")
+
+
+def test_the_long_world_classifier_reads_motion():
+    model = train_classifier(steps=1, batch=2, seed=0, config=WorldConfig(num_frames=4))
+    assert dict(model.config.heads)["motion"] == ("around", "sideways", "vertically")
+    accuracy = evaluate_classifier(model, length=3, seed=5, config=WorldConfig(num_frames=4))
+    assert set(accuracy) == {"shape", "colour", "motion"}
+    with pytest.raises(ValueError, match="heads"):
+        evaluate_classifier(model, length=3, seed=5)  # the clip world has no motion head
