@@ -1,12 +1,14 @@
-"""Measuring a text-to-video model the paper's way, on the synthetic shapes world.
+"""Measuring a text-to-video model the paper's way, on the kit's synthetic worlds.
 
     python -m benchmarks.model_quality                  # the bundled model, every caption twice
+    python -m benchmarks.model_quality --world shapes --model runs/old/bundle   # a clip-world model
 
-Generates one clip per caption for every (shape, colour, direction) caption of the shapes world, in one
-batched sampler run, and scores them with the trained shapes classifier: the share of clips whose
-shape, colour and direction are the caption's (caption consistency), an IS-style score over the joint
-label, and a Fréchet video distance between classifier features of the generated clips and of real
-clips of the world.
+Generates one clip per caption, in one batched sampler run, for every caption of the world: (shape,
+colour, motion) with the backdrops taken in turn for the long world, (shape, colour, direction) for the
+clip world. Scores them with the world's trained classifier: the share of clips whose classes are the
+caption's (caption consistency), an IS-style score over the joint label, and a Fréchet video distance
+between classifier features of the generated clips and of real clips of the world. On the long world the
+hand-written judge (`benchmarks.judge`, no weights) scores the same clips too ("judge_*").
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from benchmarks.classifier import load_classifier
+from benchmarks.classifier import CLASSIFIERS, HEADS_OF, ONE_SHAPE_WORLD, load_classifier
+from benchmarks.judge import judge_videos
 from benchmarks.video_scores import (
     caption_consistency,
     caption_labels,
@@ -28,17 +32,35 @@ from benchmarks.video_scores import (
     video_features,
 )
 from models.bundled import BUNDLED, load_pipeline
-from models.data.shapes import COLOURS, DIRECTIONS, SHAPES, MovingShapes, ShapesConfig, collate
+from models.data.long_world import DRIFTS, MOTIONS, TEXTURED, LongShapes
+from models.data.shapes import (
+    COLOURS,
+    DIRECTIONS,
+    SHAPES,
+    MovingShapes,
+    ShapesConfig,
+    collate,
+    tensor_to_frames,
+)
 from samplers import LongVideoSampler
 from samplers.validation import check_int
 
-CLASSIFIER = Path(__file__).resolve().parent / "weights" / "shapes-classifier"
+CLASSIFIER = CLASSIFIERS["long"]
 
 
-def all_captions(repeats: int = 1) -> list[str]:
-    """Every caption of the world ("a red circle moving right", ...), `repeats` times each."""
-    combos = itertools.product(COLOURS, SHAPES, DIRECTIONS)
-    return [f"a {c} {s} moving {d}" for c, s, d in combos for _ in range(repeats)]
+def all_captions(repeats: int = 1, world: str = "long") -> list[str]:
+    """Every caption of the world, `repeats` times each: the long world's (shape, colour, motion) over
+    the backdrops in turn ("a red circle bouncing around over black", ..., "... over stripes drifting
+    left"); the clip world's (shape, colour, direction) ("a red circle moving right")."""
+    if world == "shapes":
+        combos = itertools.product(COLOURS, SHAPES, DIRECTIONS)
+        return [f"a {c} {s} moving {d}" for c, s, d in combos for _ in range(repeats)]
+    backdrops = ["over black", "over gray"] + [
+        f"over {'a ' * (b == 'gradient')}{b} drifting {d}" for b in TEXTURED for d in DRIFTS
+    ]
+    combos = list(itertools.product(COLOURS, SHAPES, MOTIONS))
+    return [f"a {c} {s} bouncing {m} {backdrops[(i + r) % len(backdrops)]}"
+            for i, (c, s, m) in enumerate(combos) for r in range(repeats)]  # fmt: skip
 
 
 def decode_clips(pipe, latents: torch.Tensor, clip_starts: list[int]) -> torch.Tensor:
@@ -66,18 +88,28 @@ def generate_clips(
     return decode_clips(pipe, video.latents, video.clip_starts)
 
 
-def real_clips(count: int, num_frames: int, seed: int = 12345) -> torch.Tensor:
-    """`count` true clips of the world (the FVD reference)."""
-    data = MovingShapes(count, ShapesConfig(num_frames=num_frames), seed=seed)
+def real_clips(count: int, num_frames: int, seed: int = 12345, world: str = "long") -> torch.Tensor:
+    """`count` true clips of the world (the FVD reference; one shape each in the long world, as the
+    captions of `all_captions`)."""
+    if world == "shapes":
+        data = MovingShapes(count, ShapesConfig(num_frames=num_frames), seed=seed)
+    else:
+        data = LongShapes(count, replace(ONE_SHAPE_WORLD, num_frames=num_frames), seed=seed)
     return collate([data[i] for i in range(count)])["video"]
 
 
-def score(classifier, videos: torch.Tensor, captions: list[str], reference: torch.Tensor) -> dict[str, float]:
-    """Caption consistency per head, IS-style score, FVD (classifier features) against `reference`."""
-    result = caption_consistency(classifier, videos, caption_labels(captions))
+def score(
+    classifier, videos: torch.Tensor, captions: list[str], reference: torch.Tensor, world: str = "long"
+) -> dict[str, float]:
+    """Caption consistency per head, IS-style score, FVD (classifier features) against `reference`; on
+    the long world the judge's agreement per attribute too ("judge_shape", ..., "judge_all")."""
+    result = caption_consistency(classifier, videos, caption_labels(captions, HEADS_OF[world]))
     result["is_style"] = inception_style_score(joint_probs(classifier, videos))
     result["fvd_style"] = frechet_video_distance(video_features(classifier, videos),
                                                  video_features(classifier, reference))  # fmt: skip
+    if world == "long":
+        judged = judge_videos(tensor_to_frames(videos), captions, clip_frames=videos.shape[2])
+        result.update({f"judge_{k}": v for k, v in judged.items()})
     return result
 
 
@@ -86,18 +118,21 @@ def main(argv=None) -> dict[str, float]:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", type=Path, default=BUNDLED)
-    parser.add_argument("--classifier", type=Path, default=CLASSIFIER)
-    parser.add_argument("--repeats", type=int, default=2, help="clips per caption (48 captions)")
+    parser.add_argument("--world", choices=tuple(HEADS_OF), default="long", help="the model's world")
+    parser.add_argument("--classifier", type=Path, help="default: the world's bundled classifier")
+    parser.add_argument("--repeats", type=int, default=2, help="clips per caption (36 or 48 captions)")
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--guidance", type=float, default=7.5)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     check_int("repeats", args.repeats, 1)
-    pipe, classifier = load_pipeline(args.model), load_classifier(args.classifier)
-    captions = all_captions(args.repeats)
+    pipe = load_pipeline(args.model)
+    classifier = load_classifier(args.classifier or CLASSIFIERS[args.world])
+    captions = all_captions(args.repeats, args.world)
     videos = generate_clips(pipe, captions, args.frames, args.steps, args.guidance, args.seed)
-    result = score(classifier, videos, captions, real_clips(len(captions), args.frames))
+    reference = real_clips(len(captions), args.frames, world=args.world)
+    result = score(classifier, videos, captions, reference, args.world)
     setting = f"{args.steps} DDIM steps, guidance {args.guidance}"
     print(f"{len(captions)} clips ({args.repeats} per caption), {setting}:")
     print(json.dumps({k: round(v, 4) for k, v in result.items()}, indent=2))

@@ -9,7 +9,10 @@ A video is frames (L, H, W, 3) (uint8, or floats on the same scale as `threshold
 - Velocities v[f] = c[f+1] - c[f] in px/frame. The pair (f, f+1) is *inside* a clip unless f+1 is a
   seam; the pair (b-1, b) of seam b is the seam velocity.
 - Velocity jump at seam b: |v_seam - v_around|, with v_around the mean inside velocity of the two clips
-  beside the seam; a continuous motion gives ~0, a jump back or a cut gives a large value.
+  beside the seam; a continuous motion gives ~0, a jump back or a cut gives a large value. Its yardstick
+  inside clips: the frame-to-frame velocity change |v[f+1] - v[f]| over pairs where nothing is cut.
+- With `saturation`, only pixels whose channel spread reaches it belong to the object (the long world's
+  textured backgrounds differ from their median but are dull; its shapes are pure primaries).
 - Direction reversal at seam b: on the dominant axis (the larger of |v_before| + |v_after| per axis,
   v_before / v_after the mean inside velocities of the clip before / after), the two have opposite
   signs — the ping-pong signature. Undetermined (nan) unless both move at least `min_speed` on it.
@@ -29,6 +32,7 @@ from .metrics import check_clip_starts
 
 DEFAULT_THRESHOLD = 40.0  # uint8 levels: well above VAE noise, well below a shape's contrast
 DEFAULT_MIN_SPEED = 0.25  # px/frame: slower than this on the dominant axis has no clear direction
+SHAPE_SATURATION = 80.0  # channel spread of the worlds' shapes (255) vs their backgrounds (<= 20)
 
 
 def _frames(frames: np.ndarray) -> np.ndarray:
@@ -61,17 +65,26 @@ def background_colour(frames: np.ndarray) -> np.ndarray:
     return np.median(rearrange(x, "l h w c -> l (h w) c"), axis=1)
 
 
-def foreground_mask(frames: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:
-    """(L, H, W) bool: pixels differing from their frame's background by > threshold in some channel."""
+def foreground_mask(
+    frames: np.ndarray, threshold: float = DEFAULT_THRESHOLD, saturation: float | None = None
+) -> np.ndarray:
+    """(L, H, W) bool: pixels differing from their frame's background by > threshold in some channel and,
+    with `saturation`, whose channel spread (max - min) is at least `saturation`: the shapes of the long
+    world (pure primaries) and not its striped or gradient backgrounds (spread <= 20)."""
     x = _frames(frames)
     threshold = _nonnegative("threshold", threshold)
     background = background_colour(x)[:, None, None, :]
-    return (np.abs(x - background) > threshold).any(axis=-1)
+    mask = (np.abs(x - background) > threshold).any(axis=-1)
+    if saturation is not None:
+        mask &= np.ptp(x, axis=-1) >= _nonnegative("saturation", saturation)
+    return mask
 
 
-def centroid_track(frames: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:
+def centroid_track(
+    frames: np.ndarray, threshold: float = DEFAULT_THRESHOLD, saturation: float | None = None
+) -> np.ndarray:
     """(L, 2): the (x, y) centroid of every frame's object in pixels; nan where there is none."""
-    mask = foreground_mask(frames, threshold).astype(np.float64)
+    mask = foreground_mask(frames, threshold, saturation).astype(np.float64)
     ys, xs = np.indices(mask.shape[1:], dtype=np.float64)
     count = mask.sum(axis=(1, 2))
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -109,6 +122,17 @@ def mean_inside_speed(track: np.ndarray, clip_starts: Sequence[int]) -> float:
     speed = np.linalg.norm(np.diff(c, axis=0)[inside], axis=1)
     speed = speed[np.isfinite(speed)]
     return float(speed.mean()) if speed.size else float("nan")
+
+
+def velocity_changes(track: np.ndarray, clip_starts: Sequence[int]) -> np.ndarray:
+    """|v[f+1] - v[f]| for every two consecutive pairs inside one clip with all three centroids: how much
+    the motion changes from one frame to the next where nothing is cut."""
+    c = _track(track)
+    inside = _inside_pairs(len(c), check_clip_starts(clip_starts, len(c), min_clips=1))
+    v = np.diff(c, axis=0)
+    both = inside[:-1] & inside[1:]
+    change = np.linalg.norm(np.diff(v, axis=0)[both], axis=1)
+    return change[np.isfinite(change)]
 
 
 def seam_velocities(track: np.ndarray, clip_starts: Sequence[int]) -> np.ndarray:
@@ -161,9 +185,11 @@ def summary(
     clip_starts: Sequence[int],
     threshold: float = DEFAULT_THRESHOLD,
     min_speed: float = DEFAULT_MIN_SPEED,
+    saturation: float | None = None,
 ) -> dict:
     """Every pixel metric of a video as plain Python values (nan where undefined)."""
-    return track_summary(centroid_track(frames, threshold), clip_starts, threshold, min_speed)
+    track = centroid_track(frames, threshold, saturation)
+    return track_summary(track, clip_starts, threshold, min_speed, saturation)
 
 
 def track_summary(
@@ -171,8 +197,10 @@ def track_summary(
     clip_starts: Sequence[int],
     threshold: float = DEFAULT_THRESHOLD,
     min_speed: float = DEFAULT_MIN_SPEED,
+    saturation: float | None = None,
 ) -> dict:
-    """`summary` of the video whose centroid track (L, 2) is `track` (found with `threshold`)."""
+    """`summary` of the video whose centroid track (L, 2) is `track` (found with `threshold` and
+    `saturation`, which are recorded)."""
     track = _track(track)
     starts = check_clip_starts(clip_starts, len(track), min_clips=1)
     speed = mean_inside_speed(track, starts)
@@ -181,6 +209,7 @@ def track_summary(
     mean_jump = finite_mean(jumps)
     return {
         "threshold": float(threshold),
+        "saturation": None if saturation is None else float(saturation),
         "min_speed": float(min_speed),
         "centroid_track": track.tolist(),
         "frames_without_object": int(np.isnan(track).any(axis=1).sum()),
@@ -189,6 +218,7 @@ def track_summary(
         "seam_velocities": seam_velocities(track, starts).tolist(),
         "velocity_jump_per_seam": jumps.tolist(),
         "mean_velocity_jump": mean_jump,
+        "mean_velocity_change_inside": finite_mean(velocity_changes(track, starts)),
         "jump_to_speed_ratio": mean_jump / speed if speed > 0 else float("nan"),
         "direction_reversal_per_seam": reversals.tolist(),
         "direction_reversals": int(np.nansum(reversals)),

@@ -241,21 +241,23 @@ class _FrameClips(_Clips):
 
 
 class PixelMetrics(_FrameClips):
-    """Streaming `pixel_metrics.summary(frames, clip_starts, threshold, min_speed)`: update(frames of a clip
-    (n, H, W, 3), start), then result() -> the same dict."""
+    """Streaming `pixel_metrics.summary(frames, clip_starts, threshold, min_speed, saturation)`:
+    update(frames of a clip (n, H, W, 3), start), then result() -> the same dict."""
 
     def __init__(
         self,
         threshold: float = pixel_metrics.DEFAULT_THRESHOLD,
         min_speed: float = pixel_metrics.DEFAULT_MIN_SPEED,
+        saturation: float | None = None,
     ) -> None:
         super().__init__()
         self.threshold = pixel_metrics._nonnegative("threshold", threshold)
         self.min_speed = pixel_metrics._nonnegative("min_speed", min_speed)
+        self.saturation = None if saturation is None else pixel_metrics._nonnegative("saturation", saturation)
         self._tracks: list[np.ndarray] = []  # (n, 2) centroids per clip
 
     def update(self, frames: np.ndarray, start: int) -> None:
-        track = pixel_metrics.centroid_track(frames, self.threshold)  # checks the frames are finite
+        track = pixel_metrics.centroid_track(frames, self.threshold, self.saturation)  # checks finiteness
         self._accept(frames, start)
         self._tracks.append(track)
 
@@ -263,7 +265,9 @@ class PixelMetrics(_FrameClips):
         if not self._tracks:
             raise ValueError("frames must be an array (L, H, W, 3) with L >= 1; got no clip")
         track = np.concatenate(self._tracks)
-        return pixel_metrics.track_summary(track, self.clip_starts, self.threshold, self.min_speed)
+        return pixel_metrics.track_summary(
+            track, self.clip_starts, self.threshold, self.min_speed, self.saturation
+        )
 
 
 def sheet_rows(num_clips: int, max_rows: int | None) -> list[int]:

@@ -5,19 +5,36 @@ import itertools
 import pytest
 import torch
 
+from benchmarks.judge import caption_movers
 from benchmarks.model_quality import all_captions, decode_clips, generate_clips
 from benchmarks.video_scores import caption_labels
+from models.data.long_world import MOTIONS, world_words
 from models.data.shapes import COLOURS, DIRECTIONS, SHAPES
+from models.text import WordEncoder
 from models.tiny import tiny_pipeline
 from samplers import DSG, FNR, PNS, LongVideoSampler
 
 
 def test_every_caption_of_the_world_once_per_repeat():
-    captions = all_captions(repeats=2)
+    captions = all_captions(repeats=2, world="shapes")
     assert len(captions) == 2 * 48 and len(set(captions)) == 48
     labels = caption_labels(captions)  # every caption names one shape, colour and direction
     combos = set(zip(*(labels[h].tolist() for h in ("shape", "colour", "direction")), strict=True))
     assert combos == set(itertools.product(range(len(SHAPES)), range(len(COLOURS)), range(len(DIRECTIONS))))
+
+
+def test_every_caption_of_the_long_world_with_every_backdrop():
+    captions = all_captions(repeats=2)
+    assert len(captions) == 72 and len(set(captions)) == 72  # the two repeats take different backdrops
+    movers = [caption_movers(c) for c in captions]  # each names one shape with colour and motion
+    assert {(c, m.shape, m.motion) for x in movers for c, m in x.items()} == set(
+        itertools.product(COLOURS, SHAPES, MOTIONS)
+    )
+    endings = {c.split(" over ")[1] for c in captions}
+    assert endings == {"black", "gray", "stripes drifting left", "stripes drifting right",
+                       "a gradient drifting left", "a gradient drifting right"}  # fmt: skip
+    encoder = WordEncoder(vocabulary=world_words())
+    assert not any(encoder.tokenizer.ignored_words(c) for c in captions)
 
 
 def test_generate_clips_is_one_batched_clip_per_caption():

@@ -19,6 +19,7 @@ from benchmarks.pixel_metrics import (
     seam_velocity_jumps,
     summary,
     track_summary,
+    velocity_changes,
 )
 
 BACKGROUND = (20, 40, 60)
@@ -170,3 +171,24 @@ def test_summary_is_the_track_summary_of_the_centroid_track(starts, threshold):
 def test_bad_arguments_name_the_parameter(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_saturation_keeps_the_shape_and_drops_dull_stripes():
+    video = square_video([(3, 7), (10, 2)], background=(30, 30, 40))
+    stripes = np.zeros(video.shape[:3], bool)
+    stripes[:, :, ::4] = True
+    video[stripes & (video != RED).any(-1)] = (90, 90, 100)  # dull stripes, 60 levels from the median
+    assert foreground_mask(video).sum() > 32  # without saturation the stripes count as object
+    mask = foreground_mask(video, saturation=80)
+    assert mask.sum() == 32 and mask[0, 7:11, 3:7].all() and mask[1, 2:6, 10:14].all()
+    np.testing.assert_array_equal(centroid_track(video, saturation=80), [[4.5, 8.5], [11.5, 3.5]])
+    assert summary(video, [0], saturation=80)["saturation"] == 80.0
+    with pytest.raises(ValueError, match="saturation"):
+        foreground_mask(video, saturation=-1)
+
+
+def test_velocity_changes_by_hand():
+    xs = [0.0, 1.0, 3.0, 6.0, 6.0, 7.0, 9.0]  # v = 1, 2, 3 | 0 (the seam) | 1, 2
+    track = np.stack([xs, np.zeros(7)], axis=1)
+    np.testing.assert_array_equal(velocity_changes(track, [0, 4]), [1.0, 1.0, 1.0])
+    assert summary(square_video([(int(x), 3) for x in xs]), [0, 4])["mean_velocity_change_inside"] == 1.0
