@@ -12,8 +12,9 @@ Several prompts separated by "|" give one prompt per clip (story mode). Writes i
     contact_sheet.png          one row per clip; the first frame after each seam framed in red
     metrics.json               the parameters, clip starts, latent-space continuity metrics
                                (benchmarks.metrics), pixel-space centroid metrics (benchmarks.pixel_metrics),
-                               VBench-style temporal quality (benchmarks.temporal_quality)
-                               and timings
+                               VBench-style temporal quality (benchmarks.temporal_quality),
+                               the same metrics of true long videos of a long-world caption
+                               (benchmarks.true_reference) and timings
 
 Every argument is checked before any work (ValueError naming it, its value and the allowed range). The
 three files are written to temporary files beside their targets and renamed into place only once all
@@ -36,10 +37,13 @@ import numpy as np
 import torch
 
 from benchmarks.cli_diffusers import check_pipeline_folder, load_long_pipeline, sample_long
+from benchmarks.pixel_metrics import SHAPE_SATURATION
 from benchmarks.streaming import ContactSheetClips, FanOutSink, LatentMetrics, PixelMetrics
 from benchmarks.temporal_quality import TemporalQuality
+from benchmarks.true_reference import true_reference
 from models.bundled import BUNDLED, load_pipeline, missing_files
 from models.contact_sheet import save_contact_sheet
+from models.data.long_world import parse_caption
 from models.files import atomic_files, check_out_folder, exit_on_sigterm, remove
 from models.loading import DamagedCheckpointError
 from models.long_pipeline import PipelineInputError
@@ -269,7 +273,9 @@ def generate(job: GenerateJob) -> GenerateResult:
     created = _missing_folders(job.out)
     try:
         with atomic_files(job.paths) as tmp:
-            pixels, sheet = PixelMetrics(), ContactSheetClips(job.clips, max_rows=SHEET_ROWS)
+            saturation = SHAPE_SATURATION if job.pipeline is None else None  # the worlds' shapes
+            pixels = PixelMetrics(saturation=saturation)
+            sheet = ContactSheetClips(job.clips, max_rows=SHEET_ROWS)
             quality = TemporalQuality()
             with VideoFileSink(tmp["video"], fps=job.fps, atomic=False) as video:
                 latent = LatentMetrics(job.prompt_frames)
@@ -277,6 +283,7 @@ def generate(job: GenerateJob) -> GenerateResult:
             metrics = collect_metrics(job, latent, pixels, output.clip_starts, seconds)
             metrics["temporal_quality"] = quality.result() if quality.frames >= 3 else None
             metrics["timing"]["resumed_clips"] = getattr(output, "resumed_clips", 0)
+            metrics["true_videos"] = _true_videos(job, metrics)
             save_contact_sheet(sheet.frames, sheet.sheet_clip_starts, tmp["contact_sheet"],
                                title=_sheet_title(job, sheet), rows=sheet.rows)  # fmt: skip
             metrics["timing"]["seconds_total"] = time.perf_counter() - start
@@ -289,6 +296,18 @@ def generate(job: GenerateJob) -> GenerateResult:
         raise
     ClipStore(job.out / RESUME_FOLDER, {}).clear()  # only now: the outputs are in place
     return GenerateResult(paths=job.paths, metrics=metrics)
+
+
+def _true_videos(job: GenerateJob, metrics: dict) -> dict | None:
+    """The reference of the pixel metrics: true long videos of the caption, cut at the same clip starts,
+    where the bundled model makes one video of one long-world caption; None otherwise."""
+    if job.pipeline is not None or len(job.prompts) != 1:
+        return None
+    try:
+        parse_caption(job.prompts[0])
+    except ValueError:
+        return None
+    return true_reference(job.prompts[0], metrics["num_frames"], metrics["clip_starts"], seed=job.seed)
 
 
 def _missing_folders(path: Path) -> list[Path]:
@@ -382,7 +401,21 @@ def summary_lines(result: GenerateResult) -> list[str]:
         f"pixels: speed inside clips {_fmt(pixel['mean_speed_inside'])} px/frame, velocity jump at seams "
         f"{_fmt(pixel['mean_velocity_jump'])} px/frame, direction reversals {pixel['direction_reversals']} "
         f"of {seams} seams",
+        *_true_lines(m.get("true_videos")),
         *(f"wrote {path}" for path in result.paths.values()),
+    ]
+
+
+def _true_lines(true: dict | None) -> list[str]:
+    if true is None:
+        return []
+    pixel = true["pixel_metrics"]
+    return [
+        f"true videos of the caption ({true['videos']}, same clip starts): speed "
+        f"{_fmt(pixel['mean_speed_inside'])} px/frame, velocity jump at the same seams "
+        f"{_fmt(pixel['mean_velocity_jump'])}, frame-to-frame velocity change "
+        f"{_fmt(pixel['mean_velocity_change_inside'])}, reversals per seam "
+        f"{_fmt(pixel['reversals_per_seam'])}"
     ]
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.data.long_world import MOTIONS
+from models.data.long_world import MOTIONS, parse_caption
 from models.data.shapes import COLOURS, SHAPES
 from samplers.validation import check_int
 
@@ -110,17 +110,8 @@ def judge_clip(frames: np.ndarray) -> dict[str, Sighting]:
 
 def caption_movers(caption: str) -> dict[str, Sighting]:
     """What a long-world caption asks for: {"red": Sighting("circle", "around"), ...}."""
-    head = caption.split(" over ")[0]
-    movers = {}
-    for part in head.split(" and "):
-        words = part.split()
-        if len(words) != 5 or words[0] != "a" or words[3] != "bouncing":
-            raise ValueError(f"caption must read 'a <colour> <shape> bouncing <motion> ...'; got {caption!r}")
-        colour, shape, motion = words[1], words[2], words[4]
-        if colour not in COLOURS or shape not in SHAPES or motion not in MOTIONS:
-            raise ValueError(f"caption names an unknown colour, shape or motion: {part!r}")
-        movers[colour] = Sighting(shape, motion)
-    return movers
+    movers, _, _ = parse_caption(caption)
+    return {colour: Sighting(shape, motion) for colour, shape, motion in movers}
 
 
 def agrees(verdict: dict[str, Sighting], caption: str) -> dict[str, bool]:

@@ -18,6 +18,7 @@ from benchmarks import cli, pixel_metrics
 from benchmarks.metrics import mirror_correlation, seam_jump_ratio
 from benchmarks.streaming import latent_metrics
 from benchmarks.temporal_quality import temporal_quality
+from benchmarks.true_reference import true_reference
 from models.bundled import load_pipeline, save_pipeline
 from models.contact_sheet import CELL_RGB, SEAM_RGB, contact_sheet_array
 from models.text import WordEncoder
@@ -87,7 +88,8 @@ def test_generate_writes_video_contact_sheet_and_metrics(model, tmp_path, capsys
     assert abs(skipped) > 1e-3  # skip matters on these latents: metrics.json's value tells which was used
     assert latent["mirror_correlation_skip"] == 2 and latent["reasons"] == {}
     pixel = metrics["pixel_metrics"]
-    assert pixel == json.loads(json.dumps(cli.json_safe(pixel_metrics.summary(frames, [0, 4, 8]))))
+    expected = pixel_metrics.summary(frames, [0, 4, 8], saturation=pixel_metrics.SHAPE_SATURATION)
+    assert pixel == json.loads(json.dumps(cli.json_safe(expected)))
     assert len(pixel["centroid_track"]) == 12 and len(pixel["velocity_jump_per_seam"]) == 2
     # streamed clip by clip, the temporal quality is that of the whole video at once
     quality = json.loads(json.dumps(cli.json_safe(temporal_quality(frames))))
@@ -97,6 +99,16 @@ def test_generate_writes_video_contact_sheet_and_metrics(model, tmp_path, capsys
     assert timing["frames_per_second"] == 12 / timing["seconds_generation"]
     printed = capsys.readouterr().out
     assert all(str(out / name) in printed for name in OUTPUTS) and "seam-jump ratio" in printed
+
+
+def test_a_long_world_caption_gets_its_true_videos_as_reference(model, tmp_path):
+    caption = "a red circle bouncing sideways over stripes drifting left"
+    generate(model, tmp_path / "world", prompt=caption)
+    metrics = json.loads((tmp_path / "world" / "metrics.json").read_text())
+    expected = true_reference(caption, 12, [0, 4, 8], seed=0)
+    assert metrics["true_videos"] == json.loads(json.dumps(cli.json_safe(expected)))
+    generate(model, tmp_path / "clip", prompt="a red circle moving right")  # not a long-world caption
+    assert json.loads((tmp_path / "clip" / "metrics.json").read_text())["true_videos"] is None
 
 
 def test_same_seed_same_video_and_gif_with_dropped_prompt_frames(model, tmp_path):

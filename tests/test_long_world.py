@@ -182,3 +182,15 @@ def test_worlds_draw_seeded_batches():
         encoder = WordEncoder(vocabulary=world.words)
         assert not any(encoder.tokenizer.ignored_words(t) for t in captions + texts)
     assert isinstance(make_world("shapes"), ShapesWorld)
+
+
+def test_a_caption_gives_back_a_world_it_describes():
+    for seed in range(60):
+        text = world_caption(_spec(seed, two_shapes_probability=0.5))
+        spec = lw.spec_for_caption(text, CONFIG, torch.Generator().manual_seed(seed))
+        assert world_caption(spec) == text
+    bad = ["a red circle moving right", "a red circle bouncing around", "a red blob bouncing around over black",
+           "a red circle bouncing around over stripes", "a red circle bouncing around over black drifting left"]
+    for text in bad:
+        with pytest.raises(ValueError, match="caption"):
+            lw.parse_caption(text)

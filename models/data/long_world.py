@@ -45,8 +45,10 @@ __all__ = [
     "WorldSpec",
     "centres",
     "drawn_positions",
+    "parse_caption",
     "render_world",
     "sample_world",
+    "spec_for_caption",
     "world_caption",
     "world_labels",
     "world_still_caption",
@@ -265,6 +267,44 @@ def world_still_caption(spec: WorldSpec) -> str:
     movers = " and ".join(f"a {m.colour} {m.shape}" for m in spec.movers)
     article = "a " if spec.backdrop == "gradient" else ""
     return f"{movers} over {article}{spec.backdrop}"
+
+
+def parse_caption(caption: str) -> tuple[tuple[tuple[str, str, str], ...], str, str | None]:
+    """The inverse of `world_caption` up to numbers: ((colour, shape, motion) per shape, backdrop, drift).
+    ValueError naming the caption where it is not one of this world's."""
+    head, sep, tail = caption.partition(" over ")
+    back = tail.split()
+    if back[:1] == ["a"]:
+        back = back[1:]
+    drift = back[2] if len(back) == 3 and back[1] == "drifting" else None
+    backdrop = back[0] if len(back) in (1, 3) else ""
+    parts = [part.split() for part in head.split(" and ")]
+    movers = tuple((w[1], w[2], w[4]) for w in parts if len(w) == 5 and w[0] == "a" and w[3] == "bouncing")
+    try:
+        if not sep or len(movers) != len(parts):
+            raise ValueError("not 'a <colour> <shape> bouncing <motion> [and ...] over <backdrop>'")
+        WorldSpec(tuple(Mover(s, c, m, 0.0, 1.0, 0.0, 0.0) for c, s, m in movers), backdrop, drift)
+    except ValueError as err:
+        raise ValueError(f"caption is not a caption of the long world ({err}); got {caption!r}") from None
+    return movers, backdrop, drift
+
+
+def spec_for_caption(caption: str, config: WorldConfig, generator: torch.Generator) -> WorldSpec:
+    """A world the caption describes: its shapes, colours, motions, backdrop and drift, with sizes,
+    speeds, starts and phase drawn as `sample_world` draws them."""
+    movers, backdrop, drift = parse_caption(caption)
+    check_generator(generator)
+    drawn = []
+    for colour, shape, motion in movers:
+        size = _uniform(generator, *config.radius)
+        speed = _uniform(generator, *config.speed)
+        x, y = (_uniform(generator, size, config.size - 1 - size) for _ in range(2))
+        sx, sy = (1 if _index(generator, 2) else -1 for _ in range(2))
+        drawn.append(Mover(shape, colour, motion, speed, size, x, y, sx, sy))
+    if drift is None:
+        return WorldSpec(tuple(drawn), backdrop)
+    speed, phase = _uniform(generator, *config.drift_speed), _uniform(generator, 0, STRIPE_PERIOD)
+    return WorldSpec(tuple(drawn), backdrop, drift, speed, phase)
 
 
 def world_words() -> list[str]:
