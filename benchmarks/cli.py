@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmarks.cli_compare import COMPARED, run_compare, table_lines
 from benchmarks.cli_diffusers import check_pipeline_folder, load_long_pipeline, sample_long
 from benchmarks.pixel_metrics import SHAPE_SATURATION
 from benchmarks.streaming import ContactSheetClips, FanOutSink, LatentMetrics, PixelMetrics
@@ -51,7 +52,7 @@ from models.resume import ClipStore, ResumeError
 from models.threads import limit_threads
 from models.video_io import MAX_FPS, FrameSink, VideoFileSink
 from samplers import Clip, LongVideoSampler
-from samplers.registry import STRATEGIES, parse_strategies
+from samplers.registry import KIT_DEFAULT, PAPER, STRATEGIES, parse_strategies
 from samplers.validation import check_int, check_real
 
 PROMPT_SEPARATOR = "|"
@@ -128,7 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gen.add_argument("prompt", help='the text; "a | b | c" gives one prompt per clip (story mode)')
     gen.add_argument("--clips", type=int, default=8, help="number of clips K (default 8)")
-    gen.add_argument("--strategies", default="fnr,pns:4,dsg:0.4", help=f"from {sorted(STRATEGIES)}")
+    gen.add_argument("--strategies", default=KIT_DEFAULT,
+                     help=f"from {sorted(STRATEGIES)} (default {KIT_DEFAULT}; the paper's: {PAPER})")
+    gen.add_argument("--compare", action="store_true",
+                     help=f"also run {', '.join(COMPARED.values())}: one seam sheet, one table (compare.*)")
     gen.add_argument("--out", type=Path, default=Path("out"), help="output folder (default out/)")
     gen.add_argument("--frames", type=int, default=None,
                      help=f"frames per clip N (default {VIDRD_FRAMES}; with --pipeline: pixel frames, of the "
@@ -263,9 +267,10 @@ def job_from_args(args: argparse.Namespace) -> GenerateJob:
 # The job
 
 
-def generate(job: GenerateJob) -> GenerateResult:
+def generate(job: GenerateJob, streams: tuple = ()) -> GenerateResult:
     """Sample the video, then write the video file, the contact sheet and the metrics: the three replace
-    the old ones together or not at all. A failure (or SIGTERM under `exit_on_sigterm`) leaves no
+    the old ones together or not at all. `streams` are fed every clip's frames too (`update(frames,
+    start)`). A failure (or SIGTERM under `exit_on_sigterm`) leaves no
     temporary file, nor an --out folder that this run created and left empty."""
     start = time.perf_counter()
     # a damaged model fails here, before anything is written
@@ -279,7 +284,8 @@ def generate(job: GenerateJob) -> GenerateResult:
             quality = TemporalQuality()
             with VideoFileSink(tmp["video"], fps=job.fps, atomic=False) as video:
                 latent = LatentMetrics(job.prompt_frames)
-                output, seconds = _sample(pipe, job, FanOutSink(video, pixels, sheet, quality), latent)
+                sink = FanOutSink(video, pixels, sheet, quality, *streams)
+                output, seconds = _sample(pipe, job, sink, latent)
             metrics = collect_metrics(job, latent, pixels, output.clip_starts, seconds)
             metrics["temporal_quality"] = quality.result() if quality.frames >= 3 else None
             metrics["timing"]["resumed_clips"] = getattr(output, "resumed_clips", 0)
@@ -428,8 +434,14 @@ def main(argv: list[str] | None = None) -> None:
             job = job_from_args(args)
         except (TypeError, ValueError) as error:  # a usage error: argparse's message and exit status 2
             parser.error(str(error))
+        if args.compare and args.resume:
+            parser.error("--resume continues one run; got it with --compare")
         try:  # with several threads, OpenMP barriers on a busy machine cost ~100x
             with exit_on_sigterm(), limit_threads(args.threads):
+                if args.compare:
+                    rows, paths = run_compare(job, generate)
+                    print("\n".join([*table_lines(rows), *(f"wrote {p}" for p in paths.values())]))
+                    return
                 result = generate(job)
         except ResumeError as error:  # --resume with other arguments or another model: a usage error
             parser.error(str(error))

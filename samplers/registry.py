@@ -32,6 +32,9 @@ from .overlap import ForwardOverlap
 from .pyoco import PYoCoMixed, PYoCoProgressive
 from .reconstruction import ReconstructionGuidance
 
+PAPER = "fnr,pns:4,dsg:0.4"  # the paper's composition (VidRD: FNR, PNS alpha 4, DSG beta 0.4)
+KIT_DEFAULT = PAPER  # the kit's default composition (vidrd generate)
+
 STRATEGIES: dict[str, type] = {
     "independent": IndependentNoise,
     "fnr": FNR,

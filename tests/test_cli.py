@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from benchmarks import cli, pixel_metrics
+from benchmarks.cli_compare import SeamFrames
 from benchmarks.metrics import mirror_correlation, seam_jump_ratio
 from benchmarks.streaming import latent_metrics
 from benchmarks.temporal_quality import temporal_quality
@@ -291,3 +292,28 @@ def test_a_strategy_that_does_not_fit_the_clip_is_refused_before_loading_the_mod
     args = build_parser().parse_args(["generate", "x", *flags])
     with pytest.raises(ValueError, match=r"window must be an integer in \[4, 8\]; got 16"):
         job_from_args(args)  # FreeNoise's default window 16 > N = 8: refused before the model is looked at
+
+
+def test_seam_frames_keep_both_sides_of_every_seam():
+    video = np.arange(11)[:, None, None, None] * np.ones((11, 2, 2, 3), np.uint8)  # frame f is all f
+    seams = SeamFrames(window=2)
+    for a, b in ((0, 4), (4, 8), (8, 11)):
+        seams.update(video[a:b], a)
+    frames, firsts = seams.strip()
+    assert frames[:, 0, 0, 0].tolist() == [2, 3, 4, 5, 6, 7, 8, 9] and firsts == [2, 6]
+
+
+def test_compare_runs_each_composition_and_tabulates_their_metrics(model, tmp_path, capsys):
+    caption = "a red circle bouncing sideways over black"
+    generate(model, tmp_path / "cmp", "--compare", "--strategies", "overlap", prompt=caption)
+    table = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    assert [r["run"] for r in table] == ["independent", "paper", "overlap", "true videos (16)"]
+    for row, folder in zip(table, ("independent", "paper", "overlap"), strict=False):
+        metrics = json.loads((tmp_path / "cmp" / folder / "metrics.json").read_text())
+        assert metrics["parameters"]["seed"] == 0 and metrics["parameters"]["clips"] == 3
+        assert row["velocity_jump"] == metrics["pixel_metrics"]["mean_velocity_jump"]
+        assert row["mirror_correlation"] == metrics["latent_metrics"]["mirror_correlation"]
+    assert table[1]["run"] == "paper" and table[-1]["velocity_jump"] == pytest.approx(
+        true_reference(caption, 12, [0, 4, 8])["pixel_metrics"]["mean_velocity_jump"], rel=1e-12)  # fmt: skip
+    assert (tmp_path / "cmp" / "compare.png").read_bytes()[:8] == PNG_SIGNATURE
+    assert "true videos" in capsys.readouterr().out
