@@ -189,7 +189,7 @@ def test_a_caption_gives_back_a_world_it_describes():
         text = world_caption(_spec(seed, two_shapes_probability=0.5))
         spec = lw.spec_for_caption(text, CONFIG, torch.Generator().manual_seed(seed))
         assert world_caption(spec) == text
-    bad = ["a red circle bouncing around", "a red blob bouncing around over gray", "a red circle moving right",
+    bad = ["a red circle bouncing around", "a red blob bouncing around over gray", "a red circle moving up",
            "a red circle bouncing around over stripes", "a red circle bouncing around over gray drifting up"]
     for text in bad:
         with pytest.raises(ValueError, match="caption"):
