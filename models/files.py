@@ -77,6 +77,9 @@ def atomic_files(paths: Mapping[str, str | os.PathLike]) -> Iterator[dict[str, P
         for key, target in targets.items():
             temporaries[key] = temporary_sibling(target)
         yield dict(temporaries)
+        for tmp in temporaries.values():  # a writer may have replaced the file (safetensors: mode 0o600)
+            if tmp.is_file() and not tmp.is_symlink():
+                os.chmod(tmp, 0o666 & ~umask())
         move_into_place([(temporaries[key], targets[key]) for key in targets])
     finally:
         for tmp in temporaries.values():

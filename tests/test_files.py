@@ -7,6 +7,7 @@ import signal
 import stat
 
 import pytest
+import torch
 
 from models import files
 from models.files import atomic_files, atomic_folder, atomic_path, exit_on_sigterm
@@ -94,3 +95,11 @@ def test_sigterm_unwinds_so_temporaries_are_removed(tmp_path):
     assert exit_info.value.code == 128 + signal.SIGTERM
     assert list(tmp_path.iterdir()) == []
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the previous handler is back
+
+
+def test_a_writer_that_replaces_the_temporary_still_gets_the_umask_mode(tmp_path, umask):
+    from safetensors.torch import save_file
+
+    with atomic_files({"w": tmp_path / "w.safetensors"}) as tmp:
+        save_file({"x": torch.zeros(2)}, str(tmp["w"]))  # writes its own file, mode 0o600
+    assert stat.S_IMODE((tmp_path / "w.safetensors").stat().st_mode) == 0o644
