@@ -1,0 +1,137 @@
+"""Continuity and looping of clip-by-clip compositions on the bundled model, with error bars (issue 13).
+
+    python -m benchmarks.model_continuity                    # every composition, 3 seeds x 16 captions
+    python -m benchmarks.model_continuity --seeds 1 --captions 4 --clips 4    # a quick look
+
+For each composition (`COMPOSITIONS`, or `--compositions "a;b"`), each seed and each caption of the long
+world (`model_quality.all_captions`, the first `--captions`, spread over shapes, motions and backdrops) the
+bundled model makes one long video (one batch per seed, the same seeds for every composition), and each
+video is scored with the pixel metrics (shapes found by saturation) against the true long videos of its
+caption cut at the same clip starts (`true_reference`):
+
+- continuity: `jump_excess` = velocity jump at the seams minus the true videos' at the same seams
+  (px/frame; 0 is as continuous as the truth), and reversals per seam minus the true ones;
+- looping: the latent mirror correlation (skip = M), 0 for unrelated clips and 1 for a palindrome.
+
+Each number is a mean over all videos with a 95% interval (1.96 standard errors over the videos), and
+the per-seed means. `--out` writes the table as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmarks.metrics import mirror_correlation
+from benchmarks.model_quality import all_captions, decode_clips
+from benchmarks.pixel_metrics import SHAPE_SATURATION, summary
+from benchmarks.true_reference import true_reference
+from models.bundled import BUNDLED, load_pipeline
+from models.data.shapes import tensor_to_frames
+from models.files import atomic_path
+from models.threads import limit_threads
+from samplers import LongVideoSampler
+from samplers.registry import PAPER, parse_strategies
+from samplers.validation import check_int
+
+__all__ = ["COMPOSITIONS", "score_composition", "summarise"]
+
+# The paper's strategies alone and together, and the kit's candidates.
+COMPOSITIONS = ("independent", "fnr", "pns:4", "dsg:0.4", "fnr,pns:4", PAPER, "overlap", "overlap,recon:10")
+PROMPT_FRAMES = 2  # M for the bundled model's 8-frame clips
+
+
+def _video_scores(frames: np.ndarray, latents: torch.Tensor, starts: list[int], true: dict) -> dict:
+    pixel = summary(frames, starts, saturation=SHAPE_SATURATION)
+    reference = true["pixel_metrics"]
+    return {
+        "jump_excess": pixel["mean_velocity_jump"] - reference["mean_velocity_jump"],
+        "velocity_jump": pixel["mean_velocity_jump"],
+        "reversal_excess": pixel["reversals_per_seam"] - reference["reversals_per_seam"],
+        "speed_inside": pixel["mean_speed_inside"],
+        "mirror_correlation": mirror_correlation(latents[None], starts, skip=PROMPT_FRAMES),
+    }
+
+
+@torch.no_grad()
+def score_composition(pipe, strategies: str, captions: list[str], seeds: list[int], clips: int,
+                      steps: int = 25, references: dict | None = None) -> list[list[dict]]:  # fmt: skip
+    """Per seed, per caption: the scores of one long video (see the module docstring)."""
+    sampler = LongVideoSampler(parse_strategies(strategies), PROMPT_FRAMES, progress=False)
+    per_seed = []
+    for seed in seeds:
+        video = pipe.sample_batch(captions, torch.Generator().manual_seed(seed), sampler, 8, clips, steps)
+        frames = tensor_to_frames(decode_clips(pipe, video.latents, video.clip_starts))  # (B, L, H, W, 3)
+        length, starts = frames.shape[1], list(video.clip_starts)
+        rows = []
+        for i, caption in enumerate(captions):
+            key = (caption, length, tuple(starts))
+            if references is None or key not in references:
+                true = true_reference(caption, length, starts)
+                if references is not None:
+                    references[key] = true
+            else:
+                true = references[key]
+            rows.append(_video_scores(frames[i], video.latents[i].float(), starts, true))
+        per_seed.append(rows)
+    return per_seed
+
+
+def summarise(per_seed: list[list[dict]]) -> dict:
+    """{metric: {"mean", "ci95", "per_seed"}} over every video (nan-free values only)."""
+    out = {}
+    for key in per_seed[0][0]:
+        values = np.array([r[key] for rows in per_seed for r in rows], dtype=np.float64)
+        values = values[np.isfinite(values)]
+        sem = values.std(ddof=1) / math.sqrt(len(values)) if len(values) > 1 else float("nan")
+        seeds = [float(np.nanmean([r[key] for r in rows])) for rows in per_seed]
+        out[key] = {"mean": float(values.mean()) if len(values) else float("nan"), "ci95": 1.96 * sem,
+                    "per_seed": seeds, "videos": len(values)}  # fmt: skip
+    return out
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", type=Path, default=BUNDLED)
+    parser.add_argument("--compositions", help=f"';'-separated (default: {'; '.join(COMPOSITIONS)})")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--captions", type=int, default=16)
+    parser.add_argument("--clips", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, help="write the table here as JSON")
+    args = parser.parse_args(argv)
+    for name in ("seeds", "captions", "clips", "steps", "threads"):
+        check_int(name, getattr(args, name), 1)
+    compositions = args.compositions.split(";") if args.compositions else list(COMPOSITIONS)
+    for text in compositions:
+        parse_strategies(text)  # every name checked before any work
+    captions = all_captions(1)
+    captions = [captions[round(i * len(captions) / args.captions)] for i in range(args.captions)]
+    table, references = {}, {}
+    with limit_threads(args.threads):
+        pipe = load_pipeline(args.model)
+        for text in compositions:
+            seeds = list(range(args.seeds))
+            per_seed = score_composition(pipe, text, captions, seeds, args.clips, args.steps, references)
+            table[text] = summarise(per_seed)
+            row = table[text]
+            print(f"{text:<22} " + "  ".join(
+                f"{k} {row[k]['mean']:+.3f} ± {row[k]['ci95']:.3f}"
+                for k in ("jump_excess", "reversal_excess", "mirror_correlation")), flush=True)  # fmt: skip
+    if args.out is not None:
+        with atomic_path(args.out) as tmp:
+            tmp.write_text(json.dumps({"captions": captions, "seeds": args.seeds, "clips": args.clips,
+                                       "table": table}, indent=2) + "\n")  # fmt: skip
+    return table
+
+
+if __name__ == "__main__":
+    main()

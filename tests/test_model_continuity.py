@@ -1,0 +1,42 @@
+"""The model-side continuity study (benchmarks.model_continuity) on the tiny untrained pipeline."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from benchmarks.metrics import mirror_correlation
+from benchmarks.model_continuity import score_composition, summarise
+from benchmarks.model_quality import decode_clips
+from benchmarks.pixel_metrics import SHAPE_SATURATION, summary
+from benchmarks.true_reference import true_reference
+from models.data.shapes import tensor_to_frames
+from models.tiny import tiny_pipeline
+from samplers import LongVideoSampler
+from samplers.registry import parse_strategies
+
+
+def test_scores_are_each_videos_metrics_against_its_true_videos():
+    pipe, captions = tiny_pipeline(seed=0), ["a red circle bouncing around over black",
+                                            "a blue square bouncing vertically over stripes drifting left"]
+    per_seed = score_composition(pipe, "fnr,pns:4", captions, [5], clips=3, steps=2)
+    sampler = LongVideoSampler(parse_strategies("fnr,pns:4"), 2, progress=False)
+    video = pipe.sample_batch(captions, torch.Generator().manual_seed(5), sampler, 8, 3, 2)
+    frames = tensor_to_frames(decode_clips(pipe, video.latents, video.clip_starts))
+    starts = list(video.clip_starts)
+    for i, caption in enumerate(captions):
+        pixel = summary(frames[i], starts, saturation=SHAPE_SATURATION)
+        true = true_reference(caption, 24, starts)["pixel_metrics"]
+        row = per_seed[0][i]
+        assert row["jump_excess"] == pytest.approx(pixel["mean_velocity_jump"] - true["mean_velocity_jump"])
+        mirror = mirror_correlation(video.latents[i : i + 1].float(), starts, skip=2)
+        assert row["mirror_correlation"] == pytest.approx(mirror, rel=1e-9)
+
+
+def test_summarise_by_hand():
+    per_seed = [[{"x": 1.0}, {"x": 3.0}], [{"x": 5.0}, {"x": float("nan")}]]
+    result = summarise(per_seed)["x"]
+    assert result["mean"] == 3.0 and result["videos"] == 3 and result["per_seed"] == [2.0, 5.0]
+    assert result["ci95"] == pytest.approx(1.96 * 2.0 / math.sqrt(3))
