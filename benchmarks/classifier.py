@@ -76,11 +76,14 @@ class ClassifierConfig:
         for name in ("num_frames", "size", "feature_dim"):
             check_int(name, getattr(self, name), 1, 4096)
         try:
+            if any(isinstance(names, str) for _, names in self.heads):
+                raise TypeError("class names must be a sequence of strings, not one string")
             heads = tuple((str(h), tuple(str(n) for n in names)) for h, names in self.heads)
         except (TypeError, ValueError):
             raise ValueError(f"heads must be (name, class names) pairs; got {self.heads!r}") from None
-        if not heads or len({h for h, _ in heads}) != len(heads) or "shape" not in dict(heads):
-            raise ValueError(f"heads must be distinct names, 'shape' among them; got {self.heads!r}")
+        names_of = dict(heads)
+        if len(names_of) != len(heads) or not {"shape", "colour"} <= set(names_of):
+            raise ValueError(f"heads must have distinct names, 'shape' and 'colour' among them: {heads!r}")
         for head, names in heads:
             if len(names) < 2 or len(set(names)) != len(names):
                 raise ValueError(f"heads[{head!r}] must hold at least 2 distinct class names; got {names!r}")
@@ -279,7 +282,7 @@ def evaluate_classifier(
     a generator seeded with `seed`)."""
     check_int("length", length, 1, 10**7)
     dataset, heads = world_dataset(config, length, seed)
-    if dict(heads).keys() != dict(model.config.heads).keys():
+    if dict(heads) != dict(model.config.heads):
         raise ValueError(f"the classifier's heads {model.config.heads} do not read this world's {heads}")
     generator, names = torch.Generator().manual_seed(seed), tuple(dict(heads))
     correct = dict.fromkeys(names, 0)
@@ -323,7 +326,9 @@ def load_classifier(path: str | os.PathLike) -> ShapesClassifier:
         if not (root / name).is_file():
             raise FileNotFoundError(f"the saved shapes classifier at {root} lacks {root / name}")
     if (root / MANIFEST).is_file():
-        verify_manifest(root, f"restore it, or retrain it: python -m benchmarks.classifier --out {root}")
+        world = {v: k for k, v in CLASSIFIERS.items()}.get(root.resolve(), "long or shapes")
+        hint = f"restore it, or retrain it: python -m benchmarks.classifier --world {world} --out {root}"
+        verify_manifest(root, hint)
     config = _read_classifier_config(root / CONFIG_FILE)
     state = read_weights(root / WEIGHTS_FILE)
     model = ShapesClassifier(config)

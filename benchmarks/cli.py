@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks.cli_compare import COMPARED, run_compare, table_lines
+from benchmarks.cli_compare import COMPARED, compare_jobs, run_compare, table_lines
 from benchmarks.cli_diffusers import check_pipeline_folder, load_long_pipeline, sample_long
 from benchmarks.pixel_metrics import SHAPE_SATURATION
 from benchmarks.streaming import ContactSheetClips, FanOutSink, LatentMetrics, PixelMetrics
@@ -436,10 +436,14 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(str(error))
         if args.compare and args.resume:
             parser.error("--resume continues one run; got it with --compare")
+        try:
+            runs = compare_jobs(job) if args.compare else None
+        except (TypeError, ValueError) as error:  # a compared composition that does not fit the clip
+            parser.error(str(error))
         try:  # with several threads, OpenMP barriers on a busy machine cost ~100x
             with exit_on_sigterm(), limit_threads(args.threads):
-                if args.compare:
-                    rows, paths = run_compare(job, generate)
+                if runs is not None:
+                    rows, paths = run_compare(job, runs, generate)
                     print("\n".join([*table_lines(rows), *(f"wrote {p}" for p in paths.values())]))
                     return
                 result = generate(job)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from models.contact_sheet import CELL_RGB, SEAM_RGB
-from models.data.long_world import WorldConfig, parse_caption, render_world, spec_for_caption
+from models.data.long_world import WorldConfig, render_world, spec_for_caption
 from models.files import atomic_files
 from samplers import LongVideoSampler
 from samplers.registry import PAPER, parse_strategies
@@ -56,57 +56,65 @@ class SeamFrames:
 
 
 def compare_jobs(job) -> dict[str, Any]:
-    """{name: GenerateJob}: `COMPARED` and the job's own composition (named by its --strategies, run once
-    if it is one of them), each into its own sub-folder of --out, all with the job's seed and settings."""
-    runs = dict(COMPARED)
-    if job.strategies not in runs.values():  # the paper's, when asked for, runs once
-        runs[job.strategies] = job.strategies
+    """{name: GenerateJob}: `COMPARED` (each with the prompt-frame rule of its own strategies) and the job
+    itself (named by its --strategies, its sampler and prompt-frame choice as given; run once if it is one
+    of `COMPARED`), each into its own sub-folder of --out, all with the job's seed and settings. Every
+    composition is checked against the clip here, before any work."""
     jobs = {}
-    for name, text in runs.items():
+    for name, text in COMPARED.items():
+        if text == job.strategies:  # the job's own composition runs once, under this name
+            jobs[name] = dataclasses.replace(job, out=job.out / name)
+            continue
         sampler = LongVideoSampler(parse_strategies(text), job.prompt_frames, None, progress=job.progress)
-        sampler.check_clip(job.frames)
-        folder = job.out / name.replace(":", "-").replace(",", "+")
-        jobs[name] = dataclasses.replace(job, strategies=text, sampler=sampler, out=folder,
+        if job.frames is not None:
+            sampler.check_clip(job.frames)
+        jobs[name] = dataclasses.replace(job, strategies=text, sampler=sampler, out=job.out / name,
                                          drop_prompt_frames=sampler.drop_prompt_frames)  # fmt: skip
+    if job.strategies not in COMPARED.values():
+        folder = job.strategies.replace(":", "-").replace(",", "+")
+        jobs[job.strategies] = dataclasses.replace(job, out=job.out / folder)
     return jobs
 
 
 def _row(name: str, metrics: dict) -> dict[str, Any]:
-    pixel, latent, quality = metrics["pixel_metrics"], metrics["latent_metrics"], metrics["temporal_quality"]
+    pixel, latent = metrics["pixel_metrics"], metrics["latent_metrics"]
+    quality = metrics["temporal_quality"] or {}
+    true = (metrics.get("true_videos") or {}).get("pixel_metrics", {})
     return {
         "run": name,
         "velocity_jump": pixel["mean_velocity_jump"],
+        "true_velocity_jump": true.get("mean_velocity_jump"),  # true videos cut at this run's starts
         "reversals_per_seam": pixel["reversals_per_seam"],
+        "true_reversals_per_seam": true.get("reversals_per_seam"),
         "speed_inside": pixel["mean_speed_inside"],
-        "velocity_change_inside": pixel["mean_velocity_change_inside"],
         "mirror_correlation": latent["mirror_correlation"],
-        "temporal_flickering": quality and quality["temporal_flickering"],
-        "motion_smoothness": quality and quality["motion_smoothness"],
+        "temporal_flickering": quality.get("temporal_flickering"),
+        "motion_smoothness": quality.get("motion_smoothness"),
     }
 
 
 def compare_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """The table: one row per run, then the true videos' row (where the caption is a long-world one)."""
+    """The table: one row per run, each beside the true videos of the caption cut at that run's own clip
+    starts (strategies that drop prompt frames cut elsewhere); then the true videos' own row where every
+    run has the same starts."""
     rows = [_row(name, result.metrics) for name, result in results.items()]
-    true = next(iter(results.values())).metrics.get("true_videos")
-    if true is not None:
-        pixel, quality = true["pixel_metrics"], true["temporal_quality"]
-        rows.append({
-            "run": f"true videos ({true['videos']})", "velocity_jump": pixel["mean_velocity_jump"],
-            "reversals_per_seam": pixel["reversals_per_seam"], "speed_inside": pixel["mean_speed_inside"],
-            "velocity_change_inside": pixel["mean_velocity_change_inside"], "mirror_correlation": None,
-            "temporal_flickering": quality["temporal_flickering"],
-            "motion_smoothness": quality["motion_smoothness"],
-        })  # fmt: skip
+    metrics = [result.metrics for result in results.values()]
+    true = metrics[0].get("true_videos")
+    if true is None or any(m["clip_starts"] != metrics[0]["clip_starts"] for m in metrics):
+        return rows
+    pixel, quality = true["pixel_metrics"], true["temporal_quality"]
+    rows.append({
+        "run": f"true videos ({true['videos']})", "velocity_jump": pixel["mean_velocity_jump"],
+        "true_velocity_jump": None, "reversals_per_seam": pixel["reversals_per_seam"],
+        "true_reversals_per_seam": None, "speed_inside": pixel["mean_speed_inside"],
+        "mirror_correlation": None, "temporal_flickering": quality.get("temporal_flickering"),
+        "motion_smoothness": quality.get("motion_smoothness"),
+    })  # fmt: skip
     return rows
 
 
-def _true_strip(caption: str, length: int, starts: list[int], seed: int, size: int):
-    try:
-        parse_caption(caption)
-    except ValueError:
-        return None
-    config = WorldConfig(size=size)
+def _true_strip(caption: str, length: int, starts: list[int], seed: int):
+    config = WorldConfig()
     spec = spec_for_caption(caption, config, torch.Generator().manual_seed(seed))
     video = render_world(spec, config, 0, length)
     seams = SeamFrames()
@@ -141,10 +149,9 @@ def _sheet(strips: dict[str, tuple[np.ndarray, list[int]]], path: Path, title: s
     fig.savefig(path, format="png")
 
 
-def run_compare(job, generate) -> tuple[list[dict[str, Any]], dict[str, Path]]:
-    """Every run of `compare_jobs(job)` through `generate(job, extra_streams)`, then compare.png and
-    compare.json (together). Returns the table and the two paths."""
-    jobs = compare_jobs(job)
+def run_compare(job, jobs: dict[str, Any], generate) -> tuple[list[dict[str, Any]], dict[str, Path]]:
+    """Every run of `jobs` (`compare_jobs(job)`) through `generate(job, extra_streams)`, then compare.png
+    and compare.json (together). Returns the table and the two paths."""
     results, strips = {}, {}
     for name, run in jobs.items():
         seams = SeamFrames()
@@ -152,8 +159,9 @@ def run_compare(job, generate) -> tuple[list[dict[str, Any]], dict[str, Path]]:
         strips[name] = seams.strip() if seams.seams else None
     rows = compare_rows(results)
     metrics = next(iter(results.values())).metrics
-    true = _true_strip(job.prompts[0], metrics["num_frames"], metrics["clip_starts"], job.seed,
-                       metrics["frame_shape"][0]) if len(job.prompts) == 1 else None  # fmt: skip
+    true = None
+    if metrics.get("true_videos") is not None:  # the first run's starts (the sheet shows seams only)
+        true = _true_strip(job.prompts[0], metrics["num_frames"], metrics["clip_starts"], job.seed)
     paths = {"sheet": job.out / "compare.png", "table": job.out / "compare.json"}
     with atomic_files(paths) as tmp:
         if all(s is not None for s in strips.values()):

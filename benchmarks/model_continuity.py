@@ -4,7 +4,8 @@
     python -m benchmarks.model_continuity --seeds 1 --captions 4 --clips 4    # a quick look
 
 For each composition (`COMPOSITIONS`, or `--compositions "a;b"`), each seed and each caption of the long
-world (`model_quality.all_captions`, the first `--captions`, spread over shapes, motions and backdrops) the
+world (`--captions` of `model_quality.all_captions`, evenly spaced over its 36, so spread over colours,
+shapes, motions and backdrops) the
 bundled model makes one long video (one batch per seed, the same seeds for every composition), and each
 video is scored with the pixel metrics (shapes found by saturation) against the true long videos of its
 caption cut at the same clip starts (`true_reference`):
@@ -108,8 +109,10 @@ def main(argv=None) -> dict:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, help="write the table here as JSON")
     args = parser.parse_args(argv)
-    for name in ("seeds", "captions", "clips", "steps", "threads"):
+    for name in ("seeds", "steps", "threads"):
         check_int(name, getattr(args, name), 1)
+    check_int("captions", args.captions, 1, len(all_captions(1)))
+    check_int("clips", args.clips, 2)
     compositions = args.compositions.split(";") if args.compositions else list(COMPOSITIONS)
     for text in compositions:
         parse_strategies(text)  # every name checked before any work

@@ -32,7 +32,7 @@ from benchmarks.video_scores import (
     video_features,
 )
 from models.bundled import BUNDLED, load_pipeline
-from models.data.long_world import DRIFTS, MOTIONS, TEXTURED, LongShapes
+from models.data.long_world import BACKDROPS, DRIFTS, MOTIONS, TEXTURED, LongShapes, backdrop_phrase
 from models.data.shapes import (
     COLOURS,
     DIRECTIONS,
@@ -55,9 +55,8 @@ def all_captions(repeats: int = 1, world: str = "long") -> list[str]:
     if world == "shapes":
         combos = itertools.product(COLOURS, SHAPES, DIRECTIONS)
         return [f"a {c} {s} moving {d}" for c, s, d in combos for _ in range(repeats)]
-    backdrops = ["over black", "over gray"] + [
-        f"over {'a ' * (b == 'gradient')}{b} drifting {d}" for b in TEXTURED for d in DRIFTS
-    ]
+    backdrops = [backdrop_phrase(b, None) for b in BACKDROPS if b not in TEXTURED]
+    backdrops += [backdrop_phrase(b, d) for b in TEXTURED for d in DRIFTS]
     combos = list(itertools.product(COLOURS, SHAPES, MOTIONS))
     return [f"a {c} {s} bouncing {m} {backdrops[(i + r) % len(backdrops)]}"
             for i, (c, s, m) in enumerate(combos) for r in range(repeats)]  # fmt: skip

@@ -103,6 +103,9 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
     tmp = temporary_sibling(target, folder=True)
     try:
         yield tmp
+        for path in tmp.rglob("*"):  # writers that replace their files (safetensors) leave 0o600
+            if not path.is_symlink():
+                os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask())
         move_into_place([(tmp, target)])
     finally:
         remove(tmp)

@@ -40,7 +40,7 @@ TINY_VAE: dict[str, Any] = {
     "norm_num_groups": 8,
     "sample_size": 32,
 }
-TINY_WORDS = SHAPES_WORDS  # every word of the clip world's captions (models.data.shapes)
+TINY_WORDS = list(SHAPES_WORDS)  # every word of the clip world's captions (models.data.shapes)
 TINY_SCHEDULER: dict[str, Any] = {  # Stable Diffusion's noise schedule, for training and DDIM sampling
     "beta_schedule": "scaled_linear",
     "beta_start": 0.00085,

@@ -250,3 +250,15 @@ def test_a_mismatched_checkpoint_stops_the_command_with_its_message(tmp_path, ca
     err = capsys.readouterr().err
     assert exit_info.value.code == 1 and str(tmp_path / "run" / "vae" / CHECKPOINT) in err
     assert "seed = 0" in err and "seed = 1" in err and "Traceback" not in err
+
+
+def test_a_t2i_encoder_of_another_world_is_refused(tmp_path):
+    from models.data.worlds import SHAPES_WORDS, make_world
+    from models.text import WordEncoder
+
+    recipe = stages.RecipeConfig(out=tmp_path, world="long", progress=False)
+    with pytest.raises(ValueError, match=r"world='long'.*'bouncing'.*--world long"):
+        stages.check_vocabulary(WordEncoder(vocabulary=list(SHAPES_WORDS)), make_world("long"), recipe)
+    stages.check_vocabulary(WordEncoder(vocabulary=make_world("long").words), make_world("long"), recipe)
+    with pytest.raises(ValueError, match="world must be one of"):
+        stages.RecipeConfig(out=tmp_path, world="moon")

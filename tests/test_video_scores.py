@@ -58,8 +58,10 @@ def test_classifier_config_validation():
         ClassifierConfig(feature_dim=0)
     with pytest.raises(ValueError, match=r"heads\['shape'\].*2 distinct"):
         ClassifierConfig(heads=(("shape", ("circle",)), ("colour", ("red", "blue"))))
-    with pytest.raises(ValueError, match="'shape' among them"):
+    with pytest.raises(ValueError, match="'shape' and 'colour' among them"):
         ClassifierConfig(heads=(("colour", ("red", "blue")),))
+    with pytest.raises(ValueError, match="pairs"):
+        ClassifierConfig(heads=(("shape", "abc"), ("colour", ("red", "blue"))))
     with pytest.raises(ValueError, match="pairs"):
         ClassifierConfig(heads=(("shape",),))
     with pytest.raises(ValueError, match="noise_std"):

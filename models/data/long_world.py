@@ -16,7 +16,7 @@ is the straight path x0 + vx t folded into that interval (`centres`), and the sp
 x0 + round(centre - x0): whole pixels, within 0.5 px of the true path, the same rule as the clip world.
 
 The background is plain ("black", "gray") or textured ("stripes": vertical bands `STRIPE_PERIOD` px per
-period; "gradient": a smooth periodic ramp of period `size`); a textured background drifts left or right
+period; "gradient": a smooth periodic ramp of period 32 px); a textured background drifts left or right
 at `drift_speed` px/frame (a camera pan), drawn shifted by round(phase + drift_speed * t) whole pixels.
 Background colours are dull (channel spread <= 60) and the shapes' are pure primaries, so a pixel-level
 judge can tell them apart. Frames t..t+F-1 rendered alone equal those frames of any longer rendering:
@@ -43,6 +43,7 @@ __all__ = [
     "Mover",
     "WorldConfig",
     "WorldSpec",
+    "backdrop_phrase",
     "centres",
     "drawn_positions",
     "parse_caption",
@@ -89,7 +90,7 @@ class Mover:
         check_real("x", self.x, -1e6, 1e6)
         check_real("y", self.y, -1e6, 1e6)
         for field in ("sx", "sy"):
-            if getattr(self, field) not in (-1, 1):
+            if type(getattr(self, field)) is not int or getattr(self, field) not in (-1, 1):
                 raise ValueError(f"{field} must be -1 or 1; got {getattr(self, field)!r}")
 
     @property
@@ -164,6 +165,11 @@ def _mover(config: WorldConfig, generator: torch.Generator, colours: tuple[str, 
     shape = SHAPES[_index(generator, len(SHAPES))]
     colour = colours[_index(generator, len(colours))]
     motion = config.motions[_index(generator, len(config.motions))]
+    return _placed(config, generator, shape, colour, motion)
+
+
+def _placed(config: WorldConfig, generator: torch.Generator, shape: str, colour: str, motion: str) -> Mover:
+    """A mover of this look and motion with its size, speed, start and first direction drawn."""
     size = _uniform(generator, *config.radius)
     speed = _uniform(generator, *config.speed)
     x, y = (_uniform(generator, size, config.size - 1 - size) for _ in range(2))
@@ -183,7 +189,11 @@ def sample_world(config: WorldConfig, generator: torch.Generator) -> WorldSpec:
     backdrop = config.backdrops[_index(generator, len(config.backdrops))]
     if backdrop not in TEXTURED:
         return WorldSpec(movers, backdrop)
-    drift = tuple(DRIFTS)[_index(generator, len(DRIFTS))]
+    return _drifting(config, generator, movers, backdrop, tuple(DRIFTS)[_index(generator, len(DRIFTS))])
+
+
+def _drifting(config: WorldConfig, generator, movers: tuple[Mover, ...], backdrop: str, drift: str):
+    """A textured backdrop drifting `drift`, its speed and phase (in [0, STRIPE_PERIOD) px) drawn."""
     speed, phase = _uniform(generator, *config.drift_speed), _uniform(generator, 0, STRIPE_PERIOD)
     return WorldSpec(movers, backdrop, drift, speed, phase)
 
@@ -248,18 +258,11 @@ def render_world(
 # ------------------------------------------------------------------------------------- captions and labels
 
 
-def _backdrop_words(spec: WorldSpec) -> str:
-    if spec.backdrop not in TEXTURED:
-        return f"over {spec.backdrop}"
-    article = "" if spec.backdrop == "stripes" else "a "
-    return f"over {article}{spec.backdrop} drifting {spec.drift}"
-
-
 def world_caption(spec: WorldSpec) -> str:
     """The long video's caption: "a red circle bouncing around over black", "a red circle bouncing
     sideways and a blue square bouncing vertically over stripes drifting left" (at most 16 words)."""
     movers = " and ".join(f"a {m.colour} {m.shape} bouncing {m.motion}" for m in spec.movers)
-    return f"{movers} {_backdrop_words(spec)}"
+    return f"{movers} {backdrop_phrase(spec.backdrop, spec.drift)}"
 
 
 def world_still_caption(spec: WorldSpec) -> str:
@@ -269,23 +272,33 @@ def world_still_caption(spec: WorldSpec) -> str:
     return f"{movers} over {article}{spec.backdrop}"
 
 
+def backdrop_phrase(backdrop: str, drift: str | None) -> str:
+    """How a caption names the backdrop: "over black", "over stripes drifting left", "over a gradient
+    drifting right"."""
+    if backdrop not in TEXTURED:
+        return f"over {backdrop}"
+    article = "" if backdrop == "stripes" else "a "
+    return f"over {article}{backdrop} drifting {drift}"
+
+
 def parse_caption(caption: str) -> tuple[tuple[tuple[str, str, str], ...], str, str | None]:
     """The inverse of `world_caption` up to numbers: ((colour, shape, motion) per shape, backdrop, drift).
-    ValueError naming the caption where it is not one of this world's."""
-    head, sep, tail = caption.partition(" over ")
-    back = tail.split()
-    if back[:1] == ["a"]:
-        back = back[1:]
-    drift = back[2] if len(back) == 3 and back[1] == "drifting" else None
-    backdrop = back[0] if len(back) in (1, 3) else ""
+    ValueError naming the caption where it is not exactly one of this world's captions."""
+    head, _, tail = caption.partition(" over ")
+    words = tail.split()
+    drift = words[-1] if len(words) >= 3 and words[-2] == "drifting" else None
+    backdrop = words[1] if words[:1] == ["a"] and len(words) > 1 else (words[0] if words else "")
     parts = [part.split() for part in head.split(" and ")]
-    movers = tuple((w[1], w[2], w[4]) for w in parts if len(w) == 5 and w[0] == "a" and w[3] == "bouncing")
+    movers = tuple((w[1], w[2], w[4]) for w in parts if len(w) == 5)
     try:
-        if not sep or len(movers) != len(parts):
-            raise ValueError("not 'a <colour> <shape> bouncing <motion> [and ...] over <backdrop>'")
-        WorldSpec(tuple(Mover(s, c, m, 0.0, 1.0, 0.0, 0.0) for c, s, m in movers), backdrop, drift)
+        spec = WorldSpec(tuple(Mover(s, c, m, 0.0, 1.0, 0.0, 0.0) for c, s, m in movers), backdrop, drift)
     except ValueError as err:
         raise ValueError(f"caption is not a caption of the long world ({err}); got {caption!r}") from None
+    if world_caption(spec) != caption:
+        raise ValueError(
+            f"caption must read exactly 'a <colour> <shape> bouncing <motion> [and a ...] over <backdrop>' "
+            f"as the world writes it (e.g. {world_caption(spec)!r}); got {caption!r}"
+        )
     return movers, backdrop, drift
 
 
@@ -294,17 +307,10 @@ def spec_for_caption(caption: str, config: WorldConfig, generator: torch.Generat
     speeds, starts and phase drawn as `sample_world` draws them."""
     movers, backdrop, drift = parse_caption(caption)
     check_generator(generator)
-    drawn = []
-    for colour, shape, motion in movers:
-        size = _uniform(generator, *config.radius)
-        speed = _uniform(generator, *config.speed)
-        x, y = (_uniform(generator, size, config.size - 1 - size) for _ in range(2))
-        sx, sy = (1 if _index(generator, 2) else -1 for _ in range(2))
-        drawn.append(Mover(shape, colour, motion, speed, size, x, y, sx, sy))
+    drawn = tuple(_placed(config, generator, shape, colour, motion) for colour, shape, motion in movers)
     if drift is None:
-        return WorldSpec(tuple(drawn), backdrop)
-    speed, phase = _uniform(generator, *config.drift_speed), _uniform(generator, 0, STRIPE_PERIOD)
-    return WorldSpec(tuple(drawn), backdrop, drift, speed, phase)
+        return WorldSpec(drawn, backdrop)
+    return _drifting(config, generator, drawn, backdrop, drift)
 
 
 def world_words() -> list[str]:

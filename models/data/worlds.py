@@ -32,8 +32,8 @@ from .shapes import ShapesConfig, caption, frames_to_tensor, render, sample_spec
 __all__ = ["WORLDS", "LongWorld", "ShapesWorld", "World", "make_world"]
 
 # The clip world's caption words (its bundled text encoder was built with exactly these, in this order).
-SHAPES_WORDS = ["a", "and", "moving", "red", "green", "blue", "yellow", "circle", "square", "triangle",
-                "left", "right", "up", "down"]  # fmt: skip
+SHAPES_WORDS = ("a", "and", "moving", "red", "green", "blue", "yellow", "circle", "square", "triangle",
+                "left", "right", "up", "down")  # fmt: skip
 
 
 class World(Protocol):

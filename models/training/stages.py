@@ -95,6 +95,17 @@ def recipe_world(recipe: RecipeConfig) -> World:
     return make_world(recipe.world, recipe.num_frames)
 
 
+def check_vocabulary(text: WordEncoder, world: World, recipe: RecipeConfig) -> None:
+    """ValueError unless the stage-1 text encoder knows every word of the world's captions (a run whose
+    t2i stage was trained on another world)."""
+    missing = sorted(set(world.words) - set(text.tokenizer.vocabulary))
+    if missing:
+        raise ValueError(
+            f"world={recipe.world!r}: the text encoder of {recipe.out / 't2i'} does not know {missing}; it "
+            f"was trained on another world: train t2i again with --world {recipe.world} or use that world"
+        )
+
+
 def drop_captions(captions: list[str], share: float, g: torch.Generator) -> list[str]:
     keep = torch.rand(len(captions), generator=g) >= share
     return [c if k else "" for c, k in zip(captions, keep.tolist(), strict=True)]
@@ -188,6 +199,7 @@ def train_temporal(recipe: RecipeConfig, loop: LoopConfig, out_name: str = "temp
     vae, scheduler = TemporalVAE.from_vae(_frozen_vae(recipe)).eval(), DDPMScheduler(**_ddpm_config())
     unet2d = load_folder(UNet2DConditionModel, recipe.out / "t2i" / "unet")
     text = WordEncoder.from_pretrained(recipe.out / "t2i" / "text_encoder")
+    check_vocabulary(text, world, recipe)
     text.requires_grad_(recipe.train_text_encoder)
     # The paper freezes CLIP. Our word encoder only ever saw stills, where a direction word can at most
     # hint at a position; with `train_text_encoder` it learns in this stage what the words mean for
