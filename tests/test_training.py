@@ -8,6 +8,7 @@ from torch import nn
 
 from models.bundled import BUNDLED, REQUIRED, load_pipeline, save_pipeline
 from models.tiny import tiny_pipeline
+from models.training import stages
 from models.training.loop import CHECKPOINT, LoopConfig, train
 
 
