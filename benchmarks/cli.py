@@ -13,6 +13,8 @@ Several prompts separated by "|" give one prompt per clip (story mode). Writes i
     metrics.json               the parameters, clip starts, latent-space continuity metrics
                                (benchmarks.metrics), pixel-space centroid metrics (benchmarks.pixel_metrics),
                                VBench-style temporal quality (benchmarks.temporal_quality),
+                               subject consistency across clips from the world's classifier
+                               (benchmarks.subject_consistency),
                                the same metrics of true long videos of a long-world caption
                                (benchmarks.true_reference) and timings
 
@@ -36,10 +38,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmarks.classifier import CLASSIFIERS, load_classifier
 from benchmarks.cli_compare import COMPARED, compare_jobs, run_compare, table_lines
 from benchmarks.cli_diffusers import check_pipeline_folder, load_long_pipeline, sample_long
 from benchmarks.pixel_metrics import SHAPE_SATURATION
 from benchmarks.streaming import ContactSheetClips, FanOutSink, LatentMetrics, PixelMetrics
+from benchmarks.subject_consistency import SubjectConsistency
 from benchmarks.temporal_quality import TemporalQuality
 from benchmarks.true_reference import true_reference
 from models.bundled import BUNDLED, load_pipeline, missing_files
@@ -282,6 +286,8 @@ def generate(job: GenerateJob, streams: tuple = ()) -> GenerateResult:
             pixels = PixelMetrics(saturation=saturation)
             sheet = ContactSheetClips(job.clips, max_rows=SHEET_ROWS)
             quality = TemporalQuality()
+            subject = _subject_stream(job)
+            streams = (*streams, *([] if subject is None else [subject]))
             with VideoFileSink(tmp["video"], fps=job.fps, atomic=False) as video:
                 latent = LatentMetrics(job.prompt_frames)
                 sink = FanOutSink(video, pixels, sheet, quality, *streams)
@@ -290,6 +296,8 @@ def generate(job: GenerateJob, streams: tuple = ()) -> GenerateResult:
             metrics["temporal_quality"] = quality.result() if quality.frames >= 3 else None
             metrics["timing"]["resumed_clips"] = getattr(output, "resumed_clips", 0)
             metrics["true_videos"] = _true_videos(job, metrics)
+            metrics["subject_consistency"] = None if subject is None else {
+                "value": subject.result(), "classifier": _world_of(job.prompts[0])}  # fmt: skip
             save_contact_sheet(sheet.frames, sheet.sheet_clip_starts, tmp["contact_sheet"],
                                title=_sheet_title(job, sheet), rows=sheet.rows)  # fmt: skip
             metrics["timing"]["seconds_total"] = time.perf_counter() - start
@@ -304,14 +312,27 @@ def generate(job: GenerateJob, streams: tuple = ()) -> GenerateResult:
     return GenerateResult(paths=job.paths, metrics=metrics)
 
 
+def _world_of(prompt: str) -> str:
+    """'long' for a caption of the long world, else 'shapes' (the clip world)."""
+    try:
+        parse_caption(prompt)
+    except ValueError:
+        return "shapes"
+    return "long"
+
+
+def _subject_stream(job: GenerateJob) -> SubjectConsistency | None:
+    """Subject consistency from the world's classifier, for the bundled kind of model (None with
+    --pipeline: the classifiers read the kit's worlds only)."""
+    if job.pipeline is not None:
+        return None
+    return SubjectConsistency(load_classifier(CLASSIFIERS[_world_of(job.prompts[0])]))
+
+
 def _true_videos(job: GenerateJob, metrics: dict) -> dict | None:
     """The reference of the pixel metrics: true long videos of the caption, cut at the same clip starts,
     where the bundled model makes one video of one long-world caption; None otherwise."""
-    if job.pipeline is not None or len(job.prompts) != 1:
-        return None
-    try:
-        parse_caption(job.prompts[0])
-    except ValueError:
+    if job.pipeline is not None or len(job.prompts) != 1 or _world_of(job.prompts[0]) != "long":
         return None
     return true_reference(job.prompts[0], metrics["num_frames"], metrics["clip_starts"], seed=job.seed)
 

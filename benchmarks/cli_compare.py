@@ -5,8 +5,8 @@ Each composition is a full `vidrd generate` run into `--out/<name>/` (video, con
 Then `--out/compare.png` shows, one row per run and one for a true video of the caption, the frames around
 every seam (`SEAM_WINDOW` before and after, the first frame after the seam framed in red), and
 `--out/compare.json` holds the table that is printed: per run its velocity jump at the seams, direction
-reversals per seam, speed inside clips, mirror correlation (looping) and temporal quality, beside the true
-videos' values. The two files are replaced together or not at all.
+reversals per seam, speed inside clips, mirror correlation (looping), temporal quality and subject
+consistency, beside the true videos' values. The two files are replaced together or not at all.
 """
 
 from __future__ import annotations
@@ -90,6 +90,7 @@ def _row(name: str, metrics: dict) -> dict[str, Any]:
         "mirror_correlation": latent["mirror_correlation"],
         "temporal_flickering": quality.get("temporal_flickering"),
         "motion_smoothness": quality.get("motion_smoothness"),
+        "subject_consistency": (metrics.get("subject_consistency") or {}).get("value"),
     }
 
 
@@ -108,7 +109,7 @@ def compare_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         "true_velocity_jump": None, "reversals_per_seam": pixel["reversals_per_seam"],
         "true_reversals_per_seam": None, "speed_inside": pixel["mean_speed_inside"],
         "mirror_correlation": None, "temporal_flickering": quality.get("temporal_flickering"),
-        "motion_smoothness": quality.get("motion_smoothness"),
+        "motion_smoothness": quality.get("motion_smoothness"), "subject_consistency": None,
     })  # fmt: skip
     return rows
 

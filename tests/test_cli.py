@@ -15,9 +15,11 @@ import pytest
 import torch
 
 from benchmarks import cli, pixel_metrics
+from benchmarks.classifier import CLASSIFIERS, load_classifier
 from benchmarks.cli_compare import SeamFrames
 from benchmarks.metrics import mirror_correlation, seam_jump_ratio
 from benchmarks.streaming import latent_metrics
+from benchmarks.subject_consistency import SubjectConsistency
 from benchmarks.temporal_quality import temporal_quality
 from benchmarks.true_reference import true_reference
 from models.bundled import load_pipeline, save_pipeline
@@ -95,6 +97,11 @@ def test_generate_writes_video_contact_sheet_and_metrics(model, tmp_path, capsys
     # streamed clip by clip, the temporal quality is that of the whole video at once
     quality = json.loads(json.dumps(cli.json_safe(temporal_quality(frames))))
     assert metrics["temporal_quality"] == pytest.approx(quality, rel=1e-12)
+    subject = SubjectConsistency(load_classifier(CLASSIFIERS["shapes"]))  # the clip world's caption
+    for start in (0, 4, 8):
+        subject.update(frames[start : start + 4], start)
+    assert metrics["subject_consistency"] == {"value": pytest.approx(subject.result(), rel=1e-9),
+                                              "classifier": "shapes"}  # fmt: skip
     timing = metrics["timing"]
     assert timing["seconds_total"] >= timing["seconds_generation"] > 0
     assert timing["frames_per_second"] == 12 / timing["seconds_generation"]
