@@ -4,7 +4,7 @@ first shape a caption names), or the clip world's shape, colour and direction (i
 It scores generated clips for caption consistency and an IS-style score, and its penultimate layer is the
 feature extractor of a Fréchet video distance with our own features (`benchmarks.video_scores`).
 
-    python -m benchmarks.classifier                   # the long world -> benchmarks/weights/world-classifier
+    python -m benchmarks.classifier --world long      # the long world -> benchmarks/weights/world-classifier
     python -m benchmarks.classifier --world shapes    # the clip world -> benchmarks/weights/shapes-classifier
 
 trains it on `LongShapes` or `MovingShapes` (a fresh, seeded batch every step), prints held-out
@@ -28,6 +28,7 @@ from einops import rearrange, reduce
 from safetensors.torch import save_file
 from torch import nn
 
+from models.bundled import BUNDLED_WORLD
 from models.data.long_world import MOTIONS, LongShapes, WorldConfig
 from models.data.shapes import COLOURS, DIRECTIONS, SHAPES, MovingShapes, ShapesConfig
 from models.files import atomic_files
@@ -359,7 +360,8 @@ def _format(accuracy: dict[str, float]) -> str:
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--world", choices=tuple(HEADS_OF), default="long", help="the world it reads")
+    parser.add_argument("--world", choices=tuple(HEADS_OF), default=BUNDLED_WORLD,
+                        help="the world it reads (default: the bundled model's)")
     parser.add_argument("--out", help="output folder (default: the world's bundled classifier folder)")
     parser.add_argument("--steps", type=int, help="default 500 (clip world) or 2500 (long world)")
     parser.add_argument("--batch", type=int, default=32)

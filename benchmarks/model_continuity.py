@@ -1,9 +1,10 @@
 """Continuity and looping of clip-by-clip compositions on the bundled model, with error bars (issue 13).
 
-    python -m benchmarks.model_continuity                    # every composition, 3 seeds x 16 captions
-    python -m benchmarks.model_continuity --seeds 1 --captions 4 --clips 4    # a quick look
+    python -m benchmarks.model_continuity --model runs/long/bundle   # 3 seeds x 16 captions, all compositions
+    python -m benchmarks.model_continuity --model runs/long/bundle --seeds 1 --captions 4   # a quick look
 
-For each composition (`COMPOSITIONS`, or `--compositions "a;b"`), each seed and each caption of the long
+It needs a model of the long world (the bundle's own world is `models.bundled.BUNDLED_WORLD`). For each
+composition (`COMPOSITIONS`, or `--compositions "a;b"`), each seed and each caption of the long
 world (`--captions` of `model_quality.all_captions`, evenly spaced over its 36, so spread over colours,
 shapes, motions and backdrops) the
 bundled model makes one long video (one batch per seed, the same seeds for every composition), and each
@@ -111,12 +112,12 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     for name in ("seeds", "steps", "threads"):
         check_int(name, getattr(args, name), 1)
-    check_int("captions", args.captions, 1, len(all_captions(1)))
+    check_int("captions", args.captions, 1, len(all_captions(1, "long")))
     check_int("clips", args.clips, 2)
     compositions = args.compositions.split(";") if args.compositions else list(COMPOSITIONS)
     for text in compositions:
         parse_strategies(text)  # every name checked before any work
-    captions = all_captions(1)
+    captions = all_captions(1, "long")
     captions = [captions[round(i * len(captions) / args.captions)] for i in range(args.captions)]
     table, references = {}, {}
     with limit_threads(args.threads):

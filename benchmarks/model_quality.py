@@ -1,7 +1,7 @@
 """Measuring a text-to-video model the paper's way, on the kit's synthetic worlds.
 
     python -m benchmarks.model_quality                  # the bundled model, every caption twice
-    python -m benchmarks.model_quality --world shapes --model runs/old/bundle   # a clip-world model
+    python -m benchmarks.model_quality --world long --model runs/long/bundle   # a long-world model
 
 Generates one clip per caption, in one batched sampler run, for every caption of the world: (shape,
 colour, motion) with the backdrops taken in turn for the long world, (shape, colour, direction) for the
@@ -31,7 +31,7 @@ from benchmarks.video_scores import (
     joint_probs,
     video_features,
 )
-from models.bundled import BUNDLED, load_pipeline
+from models.bundled import BUNDLED, BUNDLED_WORLD, load_pipeline
 from models.data.long_world import BACKDROPS, DRIFTS, MOTIONS, TEXTURED, LongShapes, backdrop_phrase
 from models.data.shapes import (
     COLOURS,
@@ -45,10 +45,10 @@ from models.data.shapes import (
 from samplers import LongVideoSampler
 from samplers.validation import check_int
 
-CLASSIFIER = CLASSIFIERS["long"]
+CLASSIFIER = CLASSIFIERS[BUNDLED_WORLD]
 
 
-def all_captions(repeats: int = 1, world: str = "long") -> list[str]:
+def all_captions(repeats: int = 1, world: str = BUNDLED_WORLD) -> list[str]:
     """Every caption of the world, `repeats` times each: the long world's (shape, colour, motion) over
     the backdrops in turn ("a red circle bouncing around over black", ..., "... over stripes drifting
     left"); the clip world's (shape, colour, direction) ("a red circle moving right")."""
@@ -87,7 +87,7 @@ def generate_clips(
     return decode_clips(pipe, video.latents, video.clip_starts)
 
 
-def real_clips(count: int, num_frames: int, seed: int = 12345, world: str = "long") -> torch.Tensor:
+def real_clips(count: int, num_frames: int, seed: int = 12345, world: str = BUNDLED_WORLD) -> torch.Tensor:
     """`count` true clips of the world (the FVD reference; one shape each in the long world, as the
     captions of `all_captions`)."""
     if world == "shapes":
@@ -98,7 +98,7 @@ def real_clips(count: int, num_frames: int, seed: int = 12345, world: str = "lon
 
 
 def score(
-    classifier, videos: torch.Tensor, captions: list[str], reference: torch.Tensor, world: str = "long"
+    classifier, videos: torch.Tensor, captions: list[str], reference: torch.Tensor, world: str = BUNDLED_WORLD
 ) -> dict[str, float]:
     """Caption consistency per head, IS-style score, FVD (classifier features) against `reference`; on
     the long world the judge's agreement per attribute too ("judge_shape", ..., "judge_all")."""
@@ -117,7 +117,7 @@ def main(argv=None) -> dict[str, float]:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", type=Path, default=BUNDLED)
-    parser.add_argument("--world", choices=tuple(HEADS_OF), default="long", help="the model's world")
+    parser.add_argument("--world", choices=tuple(HEADS_OF), default=BUNDLED_WORLD, help="the model's world")
     parser.add_argument("--classifier", type=Path, help="default: the world's bundled classifier")
     parser.add_argument("--repeats", type=int, default=2, help="clips per caption (36 or 48 captions)")
     parser.add_argument("--frames", type=int, default=8)

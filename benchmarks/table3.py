@@ -5,7 +5,7 @@
 `--run` is a folder of `python -m models.train` (its `temporal` stage used pseudo-videos, the default). This
 trains the same stage again, same steps and seed, on real videos only (`temporal_no_pseudo/`, resumable),
 then generates every caption of the world with each UNet (same VAE, text encoder, seeds) and scores both
-with the world's classifier (`--world`, the long world by default): IS-style (higher is better), FVD-style
+with the world's classifier (`--world`, the bundle's by default): IS-style (higher is better), FVD-style
 (lower is better) and caption consistency. Prints the table and writes `table3.csv` into the run folder.
 """
 
@@ -17,6 +17,7 @@ from pathlib import Path
 
 from benchmarks.classifier import CLASSIFIERS, HEADS_OF, load_classifier
 from benchmarks.model_quality import all_captions, generate_clips, real_clips, score
+from models.bundled import BUNDLED_WORLD
 from models.files import atomic_path
 from models.pipeline import VidRDPipeline
 from models.threads import limit_threads
@@ -43,7 +44,7 @@ def main(argv=None) -> list[dict]:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--run", type=Path, required=True)
-    parser.add_argument("--world", choices=tuple(HEADS_OF), default="long", help="the run's world")
+    parser.add_argument("--world", choices=tuple(HEADS_OF), default=BUNDLED_WORLD, help="the run's world")
     parser.add_argument("--classifier", type=Path, help="default: the world's bundled classifier")
     parser.add_argument("--repeats", type=int, default=2, help="clips per caption (36 or 48 captions)")
     parser.add_argument("--seed", type=int, default=0, help="the training run's seed")

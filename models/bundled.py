@@ -29,6 +29,7 @@ from .text import WordEncoder
 from .vidrd_unet import VidRDUNet
 
 BUNDLED = Path(__file__).resolve().parent / "weights" / "tiny-vidrd"
+BUNDLED_WORLD = "shapes"  # the world (models.data.worlds) the committed bundle was trained on
 BUNDLE_COMMAND = "python -m models.train --out runs/tiny --bundle models/weights/tiny-vidrd"
 _WEIGHTS = ("config.json", "diffusion_pytorch_model.safetensors")
 MODELS = {"unet": VidRDUNet, "vae": TemporalVAE, "text_encoder": WordEncoder}

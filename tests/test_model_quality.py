@@ -24,7 +24,7 @@ def test_every_caption_of_the_world_once_per_repeat():
 
 
 def test_every_caption_of_the_long_world_with_every_backdrop():
-    captions = all_captions(repeats=2)
+    captions = all_captions(repeats=2, world="long")
     assert len(captions) == 72 and len(set(captions)) == 72  # the two repeats take different backdrops
     movers = [caption_movers(c) for c in captions]  # each names one shape with colour and motion
     assert {(c, m.shape, m.motion) for x in movers for c, m in x.items()} == set(

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 from torch import nn
 
+from ..bundled import BUNDLED_WORLD
 from ..data.pseudo_video import ZoomPan
 from ..data.worlds import WORLDS, World, make_world
 from ..files import atomic_folder
@@ -41,7 +42,7 @@ class RecipeConfig:
     out: Path  # run folder: one sub-folder per stage
     seed: int = 0  # seeds every stage (offset per stage)
     num_frames: int = 8  # N: frames per training clip
-    world: str = "long"  # the training world, a key of models.data.worlds.WORLDS ("shapes": the old one)
+    world: str = BUNDLED_WORLD  # the training world, a key of models.data.worlds.WORLDS
     pseudo_videos: bool = True  # mix pseudo-videos into the temporal stage (Table 3: with vs without)
     pseudo_fraction: float = 0.25  # share of pseudo-videos in a temporal batch when enabled
     cfg_dropout: float = 0.1  # share of empty captions in t2i and temporal batches
