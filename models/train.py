@@ -159,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bundle", type=Path, help="write the assembled pipeline here when all stages ran")
     parser.add_argument("--seed", type=int_at_least(0), default=0)
     parser.add_argument("--world", choices=tuple(WORLDS), default=RecipeConfig.world,
-                        help="shapes (a crossing per clip) or long (bouncing, panning); default: the bundle's")
+                        help="shapes (a crossing per clip) or long (bouncing); default the bundle's")
     parser.add_argument("--steps-scale", type=positive_real, default=1.0)
     parser.add_argument("--no-pseudo-videos", action="store_true", help="temporal stage on real videos only")
     parser.add_argument("--train-text-encoder", action="store_true", help="temporal stage also trains it")
