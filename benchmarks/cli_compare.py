@@ -60,6 +60,8 @@ def compare_jobs(job) -> dict[str, Any]:
     itself (named by its --strategies, its sampler and prompt-frame choice as given; run once if it is one
     of `COMPARED`), each into its own sub-folder of --out, all with the job's seed and settings. Every
     composition is checked against the clip here, before any work."""
+    if job.clips < 2:
+        raise ValueError(f"clips must be >= 2 with --compare (it compares seams); got {job.clips}")
     jobs = {}
     for name, text in COMPARED.items():
         if text == job.strategies:  # the job's own composition runs once, under this name
@@ -157,7 +159,7 @@ def run_compare(job, jobs: dict[str, Any], generate) -> tuple[list[dict[str, Any
     for name, run in jobs.items():
         seams = SeamFrames()
         results[name] = generate(run, (seams,))
-        strips[name] = seams.strip() if seams.seams else None
+        strips[name] = seams.strip()
     rows = compare_rows(results)
     metrics = next(iter(results.values())).metrics
     true = None
@@ -165,11 +167,8 @@ def run_compare(job, jobs: dict[str, Any], generate) -> tuple[list[dict[str, Any
         true = _true_strip(job.prompts[0], metrics["num_frames"], metrics["clip_starts"], job.seed)
     paths = {"sheet": job.out / "compare.png", "table": job.out / "compare.json"}
     with atomic_files(paths) as tmp:
-        if all(s is not None for s in strips.values()):
-            _sheet({**strips, **({"true video": true} if true is not None else {})}, tmp["sheet"],
-                   f"{job.prompt}  [seed {job.seed}, {job.clips} clips]")  # fmt: skip
-        else:
-            tmp["sheet"].write_bytes(b"")  # one clip: no seam to show
+        _sheet({**strips, **({"true video": true} if true is not None else {})}, tmp["sheet"],
+               f"{job.prompt}  [seed {job.seed}, {job.clips} clips]")  # fmt: skip
         tmp["table"].write_text(json.dumps(_json(rows), indent=2) + "\n", encoding="utf-8")
     return rows, paths
 

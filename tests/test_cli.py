@@ -331,3 +331,8 @@ def test_compare_runs_each_composition_and_tabulates_their_metrics(model, tmp_pa
     assert (tmp_path / "cmp" / "compare.png").read_bytes()[:8] == PNG_SIGNATURE
     assert "true videos" in capsys.readouterr().out
     usage_error(capsys, "resume", model, tmp_path / "bad", "--compare", "--resume")
+    with pytest.raises(SystemExit) as exit_info:  # one clip has no seam to compare
+        cli.main(["generate", caption, "--model", str(model), "--out", str(tmp_path / "one"), "--clips", "1",
+                  "--compare"])  # fmt: skip
+    assert exit_info.value.code == 2 and "clips must be >= 2 with --compare" in capsys.readouterr().err
+    assert not (tmp_path / "one").exists()
