@@ -28,19 +28,19 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from benchmarks.classifier import CLASSIFIERS, load_classifier
 from benchmarks.cli_compare import COMPARED, compare_jobs, run_compare, table_lines
 from benchmarks.cli_diffusers import check_pipeline_folder, load_long_pipeline, sample_long
+from benchmarks.document import number
+from benchmarks.number_lists import json_safe
 from benchmarks.pixel_metrics import SHAPE_SATURATION
 from benchmarks.streaming import ContactSheetClips, FanOutSink, LatentMetrics, PixelMetrics
 from benchmarks.subject_consistency import SubjectConsistency
@@ -387,21 +387,6 @@ def collect_metrics(job, latents: LatentMetrics, pixels: PixelMetrics, clip_star
     }
 
 
-def json_safe(value: Any) -> Any:
-    """Plain JSON values: non-finite floats -> None, numpy scalars -> Python, tuples -> lists."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
 def _sheet_title(job: GenerateJob, sheet: ContactSheetClips) -> str:
     shown = "" if len(sheet.rows) == job.clips else f", {len(sheet.rows)} of {job.clips} clips shown"
     return f"{' | '.join(job.prompts)}  [{job.strategies}, M={job.prompt_frames}, seed {job.seed}{shown}]"
@@ -409,10 +394,6 @@ def _sheet_title(job: GenerateJob, sheet: ContactSheetClips) -> str:
 
 # ----------------------------------------------------------------------------------------------------
 # Entry point
-
-
-def _fmt(value: float | None, spec: str = ".3g") -> str:
-    return "n/a" if value is None or not math.isfinite(value) else format(value, spec)
 
 
 def summary_lines(result: GenerateResult) -> list[str]:
@@ -423,10 +404,10 @@ def summary_lines(result: GenerateResult) -> list[str]:
         f"generated {m['num_frames']} frames in {len(m['clip_starts'])} clips (starts {m['clip_starts']}) "
         f"in {timing['seconds_generation']:.1f} s ({timing['frames_per_second']:.1f} frames/s), "
         f"{timing['seconds_total']:.1f} s in all",
-        f"latents: seam-jump ratio {_fmt(latent['seam_jump_ratio'])}, mirror correlation "
-        f"(skip {latent['mirror_correlation_skip']}) {_fmt(latent['mirror_correlation'])}",
-        f"pixels: speed inside clips {_fmt(pixel['mean_speed_inside'])} px/frame, velocity jump at seams "
-        f"{_fmt(pixel['mean_velocity_jump'])} px/frame, direction reversals {pixel['direction_reversals']} "
+        f"latents: seam-jump ratio {number(latent['seam_jump_ratio'])}, mirror correlation "
+        f"(skip {latent['mirror_correlation_skip']}) {number(latent['mirror_correlation'])}",
+        f"pixels: speed inside clips {number(pixel['mean_speed_inside'])} px/frame, velocity jump at seams "
+        f"{number(pixel['mean_velocity_jump'])} px/frame, direction reversals {pixel['direction_reversals']} "
         f"of {seams} seams",
         *_true_lines(m.get("true_videos")),
         *(f"wrote {path}" for path in result.paths.values()),
@@ -439,10 +420,10 @@ def _true_lines(true: dict | None) -> list[str]:
     pixel = true["pixel_metrics"]
     return [
         f"true videos of the caption ({true['videos']}, same clip starts): speed "
-        f"{_fmt(pixel['mean_speed_inside'])} px/frame, velocity jump at the same seams "
-        f"{_fmt(pixel['mean_velocity_jump'])}, frame-to-frame velocity change "
-        f"{_fmt(pixel['mean_velocity_change_inside'])}, reversals per seam "
-        f"{_fmt(pixel['reversals_per_seam'])}"
+        f"{number(pixel['mean_speed_inside'])} px/frame, velocity jump at the same seams "
+        f"{number(pixel['mean_velocity_jump'])}, frame-to-frame velocity change "
+        f"{number(pixel['mean_velocity_change_inside'])}, reversals per seam "
+        f"{number(pixel['reversals_per_seam'])}"
     ]
 
 

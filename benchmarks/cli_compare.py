@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from benchmarks.document import number
+from benchmarks.number_lists import json_safe
 from models.contact_sheet import CELL_RGB, SEAM_RGB
 from models.data.long_world import WorldConfig, render_world, spec_for_caption
 from models.files import atomic_files
@@ -106,12 +107,11 @@ def compare_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     if true is None or any(m["clip_starts"] != metrics[0]["clip_starts"] for m in metrics):
         return rows
     pixel, quality = true["pixel_metrics"], true["temporal_quality"]
-    rows.append({
+    rows.append(dict.fromkeys(rows[0]) | {  # the columns a true video has; the others stay None
         "run": f"true videos ({true['videos']})", "velocity_jump": pixel["mean_velocity_jump"],
-        "true_velocity_jump": None, "reversals_per_seam": pixel["reversals_per_seam"],
-        "true_reversals_per_seam": None, "speed_inside": pixel["mean_speed_inside"],
-        "mirror_correlation": None, "temporal_flickering": quality.get("temporal_flickering"),
-        "motion_smoothness": quality.get("motion_smoothness"), "subject_consistency": None,
+        "reversals_per_seam": pixel["reversals_per_seam"], "speed_inside": pixel["mean_speed_inside"],
+        "temporal_flickering": quality.get("temporal_flickering"),
+        "motion_smoothness": quality.get("motion_smoothness"),
     })  # fmt: skip
     return rows
 
@@ -169,18 +169,8 @@ def run_compare(job, jobs: dict[str, Any], generate) -> tuple[list[dict[str, Any
     with atomic_files(paths) as tmp:
         _sheet({**strips, **({"true video": true} if true is not None else {})}, tmp["sheet"],
                f"{job.prompt}  [seed {job.seed}, {job.clips} clips]")  # fmt: skip
-        tmp["table"].write_text(json.dumps(_json(rows), indent=2) + "\n", encoding="utf-8")
+        tmp["table"].write_text(json.dumps(json_safe(rows), indent=2) + "\n", encoding="utf-8")
     return rows, paths
-
-
-def _json(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json(v) for v in value]
-    return value
 
 
 def table_lines(rows: list[dict[str, Any]]) -> list[str]:
@@ -190,7 +180,7 @@ def table_lines(rows: list[dict[str, Any]]) -> list[str]:
     head = f"{'run':<{width}}  " + "  ".join(f"{k:>22}" for k in keys)
 
     def cell(value) -> str:
-        return f"{'—' if value is None or not math.isfinite(value) else format(value, '.3g'):>22}"
+        return f"{number(value):>22}"
 
     return [head, *(f"{r['run']:<{width}}  " + "  ".join(cell(r[k]) for k in keys) for r in rows)]
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +31,7 @@ import torch
 from benchmarks.metrics import mirror_correlation
 from benchmarks.model_quality import all_captions, decode_clips
 from benchmarks.pixel_metrics import SHAPE_SATURATION, summary
-from benchmarks.true_reference import true_reference
+from benchmarks.true_reference import mean_and_error, true_reference
 from models.bundled import BUNDLED, load_pipeline
 from models.data.shapes import tensor_to_frames
 from models.files import atomic_path
@@ -65,6 +64,7 @@ def score_composition(pipe, strategies: str, captions: list[str], seeds: list[in
                       steps: int = 25, references: dict | None = None) -> list[list[dict]]:  # fmt: skip
     """Per seed, per caption: the scores of one long video (see the module docstring)."""
     sampler = LongVideoSampler(parse_strategies(strategies), PROMPT_FRAMES, progress=False)
+    references = {} if references is None else references  # (caption, length, starts) -> true_reference
     per_seed = []
     for seed in seeds:
         video = pipe.sample_batch(captions, torch.Generator().manual_seed(seed), sampler, 8, clips, steps)
@@ -73,27 +73,23 @@ def score_composition(pipe, strategies: str, captions: list[str], seeds: list[in
         rows = []
         for i, caption in enumerate(captions):
             key = (caption, length, tuple(starts))
-            if references is None or key not in references:
-                true = true_reference(caption, length, starts)
-                if references is not None:
-                    references[key] = true
-            else:
-                true = references[key]
+            if key not in references:
+                references[key] = true_reference(caption, length, starts)
+            true = references[key]
             rows.append(_video_scores(frames[i], video.latents[i].float(), starts, true))
         per_seed.append(rows)
     return per_seed
 
 
 def summarise(per_seed: list[list[dict]]) -> dict:
-    """{metric: {"mean", "ci95", "per_seed"}} over every video (nan-free values only)."""
+    """{metric: {"mean", "ci95", "per_seed", "videos"}} over every video (finite values only)."""
     out = {}
     for key in per_seed[0][0]:
-        values = np.array([r[key] for rows in per_seed for r in rows], dtype=np.float64)
-        values = values[np.isfinite(values)]
-        sem = values.std(ddof=1) / math.sqrt(len(values)) if len(values) > 1 else float("nan")
-        seeds = [float(np.nanmean([r[key] for r in rows])) for rows in per_seed]
-        out[key] = {"mean": float(values.mean()) if len(values) else float("nan"), "ci95": 1.96 * sem,
-                    "per_seed": seeds, "videos": len(values)}  # fmt: skip
+        values = [r[key] for rows in per_seed for r in rows]
+        mean, error = mean_and_error(values)
+        seeds = [mean_and_error([r[key] for r in rows])[0] for rows in per_seed]
+        videos = int(np.isfinite(np.array(values, dtype=np.float64)).sum())
+        out[key] = {"mean": mean, "ci95": 1.96 * error, "per_seed": seeds, "videos": videos}
     return out
 
 

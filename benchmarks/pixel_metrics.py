@@ -73,11 +73,10 @@ def foreground_mask(
     world (pure primaries) and not its striped or gradient backgrounds (spread <= 20)."""
     x = _frames(frames)
     threshold = _nonnegative("threshold", threshold)
+    saturation = None if saturation is None else _nonnegative("saturation", saturation)
     background = background_colour(x)[:, None, None, :]
     mask = (np.abs(x - background) > threshold).any(axis=-1)
-    if saturation is not None:
-        mask &= np.ptp(x, axis=-1) >= _nonnegative("saturation", saturation)
-    return mask
+    return mask if saturation is None else mask & (np.ptp(x, axis=-1) >= saturation)
 
 
 def centroid_track(

@@ -25,13 +25,14 @@ from .metrics import check_clip_starts
 from .pixel_metrics import SHAPE_SATURATION, summary
 from .temporal_quality import temporal_quality
 
-__all__ = ["REFERENCE_VIDEOS", "true_reference"]
+__all__ = ["REFERENCE_VIDEOS", "mean_and_error", "true_reference"]
 
 REFERENCE_VIDEOS = 16  # true videos per reference
 _PIXEL_KEYS = ("mean_speed_inside", "mean_velocity_jump", "mean_velocity_change_inside", "reversals_per_seam")
 
 
-def _mean_and_error(values: list[float]) -> tuple[float, float]:
+def mean_and_error(values) -> tuple[float, float]:
+    """(mean, standard error) of the finite values (None and nan left out); nan where undefined."""
     finite = np.array([v for v in values if v is not None and np.isfinite(v)], dtype=np.float64)
     if not finite.size:
         return float("nan"), float("nan")
@@ -63,11 +64,11 @@ def true_reference(
         if length >= 3:
             for key, value in temporal_quality(frames).items():
                 quality.setdefault(key, []).append(value)
-    means = {k: _mean_and_error(v) for k, v in pixels.items()}
+    means = {k: mean_and_error(v) for k, v in pixels.items()}
     return {
         "caption": caption,
         "videos": count,
         "pixel_metrics": {k: m for k, (m, _) in means.items()},
         "pixel_metrics_error": {k: e for k, (_, e) in means.items()},
-        "temporal_quality": {k: _mean_and_error(v)[0] for k, v in quality.items()},
+        "temporal_quality": {k: mean_and_error(v)[0] for k, v in quality.items()},
     }
