@@ -50,6 +50,7 @@ from models.bundled import BUNDLED, load_pipeline, missing_files
 from models.contact_sheet import save_contact_sheet
 from models.data.long_world import parse_caption
 from models.files import atomic_files, check_out_folder, exit_on_sigterm, remove
+from models.flow import read_defaults
 from models.loading import DamagedCheckpointError
 from models.long_pipeline import PipelineInputError
 from models.resume import ClipStore, ResumeError
@@ -84,6 +85,7 @@ class GenerateJob:
     seed: int = 0
     model: Path = BUNDLED
     pipeline: Path | None = None  # a saved diffusers pipeline, used instead of `model`
+    kit_world: bool = True  # a model of the kit's worlds (a VidRD or flow bundle): the world's metrics apply
     height: int | None = None
     width: int | None = None
     format: str = "mp4"
@@ -148,7 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--guidance", type=float, default=None,
                      help=f"guidance scale (default {VIDRD_GUIDANCE:g}; --pipeline: its own)")  # fmt: skip
     gen.add_argument("--seed", type=int, default=0, help="seed of the torch.Generator")
-    gen.add_argument("--model", type=Path, default=BUNDLED, help="folder of a saved VidRD pipeline")
+    gen.add_argument("--model", type=Path, default=BUNDLED,
+                     help="folder of a saved VidRD pipeline, or of a flow bundle (models/weights/tiny-wan)")
     gen.add_argument("--pipeline", type=Path, default=None,
                      help="folder of a diffusers video pipeline saved with save_pretrained (Wan, CogVideoX, "
                      "LTX-Video, HunyuanVideo, Mochi), used instead of --model; local files only",
@@ -227,19 +230,37 @@ def check_steps(steps: int, model: Path) -> int:
     return check_int("steps", steps, 1, trained)
 
 
+def diffusers_bundle(model: Path) -> Path | None:
+    """`model` where it is a saved diffusers pipeline (the kit's flow bundle, say), else None."""
+    return model if (model / "model_index.json").is_file() else None
+
+
+def _defaults(pipeline: Path | None) -> dict[str, Any]:
+    """The generation defaults a kit-trained diffusers bundle records ({} for VidRD or another pipeline)."""
+    defaults = None if pipeline is None else read_defaults(pipeline)
+    return {} if defaults is None else dataclasses.asdict(defaults)
+
+
+def _given(value: Any, default: Any) -> Any:
+    return default if value is None else value
+
+
 def job_from_args(args: argparse.Namespace) -> GenerateJob:
     """Every check that can be made before any work (with --pipeline, the checks that need the model's
     geometry, e.g. the frame count's form, run once it is loaded, before any sampling)."""
     clips = check_int("clips", args.clips, 1)
-    vidrd = args.pipeline is None  # else a diffusers pipeline, whose own defaults fill what is not given
-    frames = VIDRD_FRAMES if args.frames is None and vidrd else args.frames
-    steps = VIDRD_STEPS if args.steps is None and vidrd else args.steps
-    guidance = VIDRD_GUIDANCE if args.guidance is None and vidrd else args.guidance
+    pipeline = args.pipeline if args.pipeline is not None else diffusers_bundle(args.model)
+    vidrd = pipeline is None  # else a diffusers pipeline: its bundle's or its own defaults fill the rest
+    defaults = _defaults(pipeline)
+    frames = _given(args.frames, VIDRD_FRAMES if vidrd else defaults.get("num_frames"))
+    steps = _given(args.steps, VIDRD_STEPS if vidrd else defaults.get("num_inference_steps"))
+    guidance = _given(args.guidance, VIDRD_GUIDANCE if vidrd else defaults.get("guidance_scale"))
+    height, width = _given(args.height, defaults.get("height")), _given(args.width, defaults.get("width"))
     if frames is not None:
         check_int("frames", frames, 2)
-    for name in ("height", "width"):
-        if getattr(args, name) is not None:
-            check_int(name, getattr(args, name), 1)
+    for name, value in (("height", height), ("width", width)):
+        if value is not None:
+            check_int(name, value, 1)
     check_int("fps", args.fps, 1, MAX_FPS)
     check_int("seed", args.seed, 0, 2**63 - 1)
     check_int("threads", args.threads, 1)
@@ -247,22 +268,24 @@ def job_from_args(args: argparse.Namespace) -> GenerateJob:
     # and None for dropping resolved by its rule (drop where a strategy duplicates the prompt frames).
     sampler = LongVideoSampler(check_strategies(args.strategies), args.prompt_frames, args.drop_prompt_frames,
                                progress=args.progress)  # fmt: skip
-    if args.pipeline is None:
+    if pipeline is None:
         sampler.check_clip(frames)
         folder = check_model(args.model)
     else:
-        check_pipeline_folder(args.pipeline)
+        check_pipeline_folder(pipeline)
         if args.resume:
-            raise ValueError("resume is for VidRD models (--model); got --resume with --pipeline")
-        folder = args.pipeline
+            raise ValueError(f"resume is for VidRD models; got --resume with the diffusers pipeline "
+                             f"{pipeline}")  # fmt: skip
+        folder = pipeline
     return GenerateJob(
         prompt=args.prompt, prompts=split_prompts(args.prompt, clips), clips=clips,
         strategies=args.strategies,
         out=check_out_folder("out", args.out), frames=frames, prompt_frames=args.prompt_frames,
         steps=None if steps is None else check_steps(steps, folder),
         guidance=None if guidance is None else check_guidance(guidance), seed=args.seed,
-        model=args.model if args.pipeline else folder, pipeline=args.pipeline, height=args.height,
-        width=args.width, format=args.format, fps=args.fps, drop_prompt_frames=sampler.drop_prompt_frames,
+        model=args.model if pipeline else folder, pipeline=pipeline, kit_world=vidrd or bool(defaults),
+        height=height, width=width, format=args.format, fps=args.fps,
+        drop_prompt_frames=sampler.drop_prompt_frames,
         progress=args.progress, resume=args.resume, sampler=sampler,
     )  # fmt: skip
 
@@ -282,7 +305,7 @@ def generate(job: GenerateJob, streams: tuple = ()) -> GenerateResult:
     created = _missing_folders(job.out)
     try:
         with atomic_files(job.paths) as tmp:
-            saturation = SHAPE_SATURATION if job.pipeline is None else None  # the worlds' shapes
+            saturation = SHAPE_SATURATION if job.kit_world else None  # the worlds' shapes
             pixels = PixelMetrics(saturation=saturation)
             sheet = ContactSheetClips(job.clips, max_rows=SHEET_ROWS)
             quality = TemporalQuality()
@@ -323,8 +346,8 @@ def _world_of(prompt: str) -> str:
 
 def _subject_stream(job: GenerateJob) -> SubjectConsistency | None:
     """Subject consistency from the world's classifier, for the bundled kind of model (None with
-    --pipeline: the classifiers read the kit's worlds only)."""
-    if job.pipeline is not None:
+    another diffusers pipeline: the classifiers read the kit's worlds only)."""
+    if not job.kit_world:
         return None
     return SubjectConsistency(load_classifier(CLASSIFIERS[_world_of(job.prompts[0])]))
 
@@ -332,7 +355,7 @@ def _subject_stream(job: GenerateJob) -> SubjectConsistency | None:
 def _true_videos(job: GenerateJob, metrics: dict) -> dict | None:
     """The reference of the pixel metrics: true long videos of the caption, cut at the same clip starts,
     where the bundled model makes one video of one long-world caption; None otherwise."""
-    if job.pipeline is not None or len(job.prompts) != 1 or _world_of(job.prompts[0]) != "long":
+    if not job.kit_world or len(job.prompts) != 1 or _world_of(job.prompts[0]) != "long":
         return None
     return true_reference(job.prompts[0], metrics["num_frames"], metrics["clip_starts"], seed=job.seed)
 

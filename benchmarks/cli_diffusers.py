@@ -14,6 +14,8 @@ from typing import Any
 import torch
 
 from models.families import DIFFUSERS_FAMILIES, supported_pipelines
+from models.flow import flow_remedy
+from models.loading import MANIFEST, verify_manifest
 from models.long_pipeline import LongVideoOutput, LongVideoPipeline
 from models.video_io import FrameSink
 from samplers import Clip, LongVideoSampler
@@ -36,9 +38,12 @@ def check_pipeline_folder(folder: Path) -> str:
 
 
 def load_long_pipeline(folder: Path) -> LongVideoPipeline:
-    """The saved pipeline, loaded from local files only, wrapped in a LongVideoPipeline."""
+    """The saved pipeline, loaded from local files only, wrapped in a LongVideoPipeline; a folder with a
+    manifest (the kit's flow bundle) has every file checked against it first."""
     from diffusers import DiffusionPipeline
 
+    if (Path(folder) / MANIFEST).is_file():
+        verify_manifest(folder, flow_remedy(folder))
     pipe = DiffusionPipeline.from_pretrained(folder, local_files_only=True)
     pipe.set_progress_bar_config(disable=True)
     return LongVideoPipeline.from_pipe(pipe)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,6 +36,8 @@ from benchmarks.true_reference import mean_and_error, true_reference
 from models.bundled import BUNDLED, load_pipeline
 from models.data.shapes import tensor_to_frames
 from models.files import atomic_path
+from models.flow import FlowDefaults, load_flow, read_defaults
+from models.long_pipeline import LongVideoPipeline
 from models.threads import limit_threads
 from samplers import LongVideoSampler
 from samplers.registry import PAPER, parse_strategies
@@ -47,7 +50,8 @@ COMPOSITIONS = ("independent", "fnr", "pns:4", "dsg:0.4", "fnr,pns:4", PAPER, "o
 PROMPT_FRAMES = 2  # M for the bundled model's 8-frame clips
 
 
-def _video_scores(frames: np.ndarray, latents: torch.Tensor, starts: list[int], true: dict) -> dict:
+def _video_scores(frames: np.ndarray, latents: torch.Tensor, starts: list[int], true: dict,
+                  latent_starts: list[int]) -> dict:  # fmt: skip
     pixel = summary(frames, starts, saturation=SHAPE_SATURATION)
     reference = true["pixel_metrics"]
     return {
@@ -55,30 +59,59 @@ def _video_scores(frames: np.ndarray, latents: torch.Tensor, starts: list[int], 
         "velocity_jump": pixel["mean_velocity_jump"],
         "reversal_excess": pixel["reversals_per_seam"] - reference["reversals_per_seam"],
         "speed_inside": pixel["mean_speed_inside"],
-        "mirror_correlation": mirror_correlation(latents[None], starts, skip=PROMPT_FRAMES),
+        "mirror_correlation": mirror_correlation(latents[None], latent_starts, skip=PROMPT_FRAMES),
     }
+
+
+def long_videos(pipe, captions: list[str], sampler: LongVideoSampler, clips: int, seed: int, steps: int,
+                defaults: FlowDefaults | None) -> tuple[np.ndarray, torch.Tensor, list, list]:  # fmt: skip
+    """One long video per caption, in one batch: frames (B, L, H, W, 3) uint8, latents (B, C, L', h, w),
+    the clips' pixel and latent starts. `pipe` is a VidRDPipeline (8-frame clips, guidance 7.5) or a
+    LongVideoPipeline of a flow bundle with its `defaults` (captions embedded by the pipeline's own
+    `encode_prompt` and passed as one batch of prompt embeddings)."""
+    generator = torch.Generator().manual_seed(seed)
+    if defaults is None:
+        video = pipe.sample_batch(captions, generator, sampler, 8, clips, steps)
+        frames = tensor_to_frames(decode_clips(pipe, video.latents, video.clip_starts))
+        return frames, video.latents, list(video.clip_starts), list(video.clip_starts)
+    positive, negative = pipe.pipe.encode_prompt(captions, do_classifier_free_guidance=True, device="cpu",
+                                                 max_sequence_length=512)  # fmt: skip
+    size = {"num_frames": defaults.num_frames, "height": defaults.height, "width": defaults.width}
+    out = pipe(prompt_embeds=positive, negative_prompt_embeds=negative, sampler=sampler, num_clips=clips,
+               generator=generator, num_inference_steps=steps, guidance_scale=defaults.guidance_scale,
+               **size)  # fmt: skip
+    frames = np.round(out.frames * 255).astype(np.uint8)
+    return frames, out.latents, out.clip_starts, out.latent_clip_starts
 
 
 @torch.no_grad()
 def score_composition(pipe, strategies: str, captions: list[str], seeds: list[int], clips: int,
-                      steps: int = 25, references: dict | None = None) -> list[list[dict]]:  # fmt: skip
+                      steps: int = 25, references: dict | None = None,
+                      defaults: FlowDefaults | None = None) -> list[list[dict]]:  # fmt: skip
     """Per seed, per caption: the scores of one long video (see the module docstring)."""
     sampler = LongVideoSampler(parse_strategies(strategies), PROMPT_FRAMES, progress=False)
     references = {} if references is None else references  # (caption, length, starts) -> true_reference
     per_seed = []
     for seed in seeds:
-        video = pipe.sample_batch(captions, torch.Generator().manual_seed(seed), sampler, 8, clips, steps)
-        frames = tensor_to_frames(decode_clips(pipe, video.latents, video.clip_starts))  # (B, L, H, W, 3)
-        length, starts = frames.shape[1], list(video.clip_starts)
-        rows = []
+        frames, latents, starts, latent_starts = long_videos(pipe, captions, sampler, clips, seed, steps,
+                                                             defaults)  # fmt: skip
+        length, rows = frames.shape[1], []
         for i, caption in enumerate(captions):
             key = (caption, length, tuple(starts))
             if key not in references:
                 references[key] = true_reference(caption, length, starts)
             true = references[key]
-            rows.append(_video_scores(frames[i], video.latents[i].float(), starts, true))
+            rows.append(_video_scores(frames[i], latents[i].float(), starts, true, latent_starts))
         per_seed.append(rows)
     return per_seed
+
+
+def load_model(folder: Path) -> tuple[Any, FlowDefaults | None]:
+    """(VidRDPipeline, None) for a VidRD bundle, (LongVideoPipeline, its defaults) for a flow bundle."""
+    defaults = read_defaults(folder)
+    if defaults is None:
+        return load_pipeline(folder), None
+    return LongVideoPipeline.from_pipe(load_flow(folder)), defaults
 
 
 def summarise(per_seed: list[list[dict]]) -> dict:
@@ -117,10 +150,11 @@ def main(argv=None) -> dict:
     captions = [captions[round(i * len(captions) / args.captions)] for i in range(args.captions)]
     table, references = {}, {}
     with limit_threads(args.threads):
-        pipe = load_pipeline(args.model)
+        pipe, defaults = load_model(args.model)
         for text in compositions:
             seeds = list(range(args.seeds))
-            per_seed = score_composition(pipe, text, captions, seeds, args.clips, args.steps, references)
+            per_seed = score_composition(pipe, text, captions, seeds, args.clips, args.steps, references,
+                                         defaults)  # fmt: skip
             table[text] = summarise(per_seed)
             row = table[text]
             print(f"{text:<22} " + "  ".join(

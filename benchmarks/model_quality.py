@@ -2,6 +2,7 @@
 
     python -m benchmarks.model_quality                  # the bundled model, every caption twice
     python -m benchmarks.model_quality --world long --model runs/long/bundle   # a long-world model
+    python -m benchmarks.model_quality --world long --model models/weights/tiny-wan  # the flow bundle
 
 Generates one clip per caption, in one batched sampler run, for every caption of the world: (shape,
 colour, motion) with the backdrops taken in turn for the long world, (shape, colour, direction) for the
@@ -9,17 +10,22 @@ clip world. Scores them with the world's trained classifier: the share of clips 
 caption's (caption consistency), an IS-style score over the joint label, and a Fréchet video distance
 between classifier features of the generated clips and of real clips of the world. On the long world the
 hand-written judge (`benchmarks.judge`, no weights) scores the same clips too ("judge_*").
+
+A flow bundle (a saved WanPipeline, models.flow) makes its clips with the pipeline's own batched call at
+its bundle's size; each clip is cut into windows of the classifier's length, each scored with the caption.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 from dataclasses import replace
 from pathlib import Path
 
 import torch
+from einops import rearrange
 
 from benchmarks.classifier import CLASSIFIERS, HEADS_OF, ONE_SHAPE_WORLD, load_classifier
 from benchmarks.judge import judge_videos
@@ -42,6 +48,7 @@ from models.data.shapes import (
     collate,
     tensor_to_frames,
 )
+from models.flow import FlowDefaults, load_flow, read_defaults
 from samplers import LongVideoSampler
 from samplers.validation import check_int
 
@@ -87,6 +94,26 @@ def generate_clips(
     return decode_clips(pipe, video.latents, video.clip_starts)
 
 
+@torch.no_grad()
+def generate_flow_clips(pipe, captions: list[str], defaults: FlowDefaults, seed: int = 0,
+                        batch: int = 24) -> torch.Tensor:  # fmt: skip
+    """One clip per caption from WanPipeline's own call, in batches: (B, 3, F, H, W) in [-1, 1]."""
+    generator, parts = torch.Generator().manual_seed(seed), []
+    size = dataclasses.asdict(defaults)
+    for start in range(0, len(captions), batch):
+        frames = pipe(captions[start : start + batch], generator=generator, output_type="pt", **size).frames
+        parts.append(rearrange(frames, "b f c h w -> b c f h w") * 2 - 1)
+    return torch.cat(parts)
+
+
+def windows(videos: torch.Tensor, captions: list[str], length: int) -> tuple[torch.Tensor, list[str]]:
+    """Each video (B, 3, F, H, W) cut into its F // length windows of `length` frames, each with its
+    video's caption (a clip longer than the classifier's is scored over its whole length)."""
+    count = videos.shape[2] // length
+    cut = rearrange(videos[:, :, : count * length], "b c (k f) h w -> (b k) c f h w", f=length)
+    return cut, [caption for caption in captions for _ in range(count)]
+
+
 def real_clips(count: int, num_frames: int, seed: int = 12345, world: str = BUNDLED_WORLD) -> torch.Tensor:
     """`count` true clips of the world (the FVD reference; one shape each in the long world, as the
     captions of `all_captions`)."""
@@ -120,22 +147,36 @@ def main(argv=None) -> dict[str, float]:
     parser.add_argument("--world", choices=tuple(HEADS_OF), default=BUNDLED_WORLD, help="the model's world")
     parser.add_argument("--classifier", type=Path, help="default: the world's bundled classifier")
     parser.add_argument("--repeats", type=int, default=2, help="clips per caption (36 or 48 captions)")
-    parser.add_argument("--frames", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=25)
-    parser.add_argument("--guidance", type=float, default=7.5)
+    parser.add_argument("--frames", type=int, default=8, help="VidRD only (a flow bundle: its own)")
+    parser.add_argument("--steps", type=int, default=None, help="default 25, or the flow bundle's")
+    parser.add_argument("--guidance", type=float, default=None, help="default 7.5, or the flow bundle's")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     check_int("repeats", args.repeats, 1)
-    pipe = load_pipeline(args.model)
     classifier = load_classifier(args.classifier or CLASSIFIERS[args.world])
     captions = all_captions(args.repeats, args.world)
-    videos = generate_clips(pipe, captions, args.frames, args.steps, args.guidance, args.seed)
-    reference = real_clips(len(captions), args.frames, world=args.world)
+    videos, setting = _generate(args, captions)
+    videos, captions = windows(videos, captions, classifier.config.num_frames)
+    reference = real_clips(len(captions), videos.shape[2], world=args.world)
     result = score(classifier, videos, captions, reference, args.world)
-    setting = f"{args.steps} DDIM steps, guidance {args.guidance}"
     print(f"{len(captions)} clips ({args.repeats} per caption), {setting}:")
     print(json.dumps({k: round(v, 4) for k, v in result.items()}, indent=2))
     return result
+
+
+def _generate(args: argparse.Namespace, captions: list[str]) -> tuple[torch.Tensor, str]:
+    """The clips of `captions` from a VidRD bundle or a flow bundle, and the settings in words."""
+    defaults = read_defaults(args.model)
+    if defaults is None:
+        steps, guidance = args.steps or 25, 7.5 if args.guidance is None else args.guidance
+        videos = generate_clips(load_pipeline(args.model), captions, args.frames, steps, guidance, args.seed)
+        return videos, f"{steps} DDIM steps, guidance {guidance}"
+    given = {"num_inference_steps": args.steps, "guidance_scale": args.guidance}
+    defaults = dataclasses.replace(defaults, **{k: v for k, v in given.items() if v is not None})
+    videos = generate_flow_clips(load_flow(args.model), captions, defaults, args.seed)
+    steps = defaults.num_inference_steps
+    return videos, f"flow bundle, {defaults.num_frames} frames, {steps} Euler steps, " \
+        f"guidance {defaults.guidance_scale}"  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -83,9 +83,12 @@ class LongVideoPipeline:
         **kwargs: Any,
     ) -> LongVideoOutput:
         sampler = self._check(sampler, num_clips, generator, output_type, sink, decode_context, on_clip)
-        try:  # the family's checks, then the sampler's clip checks, all before any model call
-            plan = self.family.plan(num_clips, generator, {"prompt": prompt, **kwargs},
-                                    check_frames=lambda f: self._check_clip(sampler, f))  # fmt: skip
+        try:  # the family's checks, then the sampler's clip checks, all before any model call; the
+            # prompts are encoded without gradients, as the pipelines' own no_grad __call__ does (torch's
+            # kernels differ in the last bits with them)
+            with torch.no_grad():
+                plan = self.family.plan(num_clips, generator, {"prompt": prompt, **kwargs},
+                                        check_frames=lambda f: self._check_clip(sampler, f))  # fmt: skip
         except ValueError as error:  # (a TypeError passes as it is)
             raise PipelineInputError(str(error)) from error
         if sink is not None and plan.clip_shape[0] != 1:
