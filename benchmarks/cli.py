@@ -141,14 +141,17 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"also run {', '.join(COMPARED.values())}: one seam sheet, one table (compare.*)")
     gen.add_argument("--out", type=Path, default=Path("out"), help="output folder (default out/)")
     gen.add_argument("--frames", type=int, default=None,
-                     help=f"frames per clip N (default {VIDRD_FRAMES}; with --pipeline: pixel frames, of the "
-                     "form its VAE takes, e.g. 4k+1, default the pipeline's own)")  # fmt: skip
+                     help=f"frames per clip N (default {VIDRD_FRAMES}; a diffusers pipeline: pixel frames, "
+                     "of the form its VAE takes, e.g. 4k+1, default a flow bundle's generation.json or "
+                     "the pipeline's own)")  # fmt: skip
     gen.add_argument("--prompt-frames", type=int, default=2,
                      help="prompt frames M, 1..N-1 (default 2; with --pipeline: latent frames)")  # fmt: skip
     gen.add_argument("--steps", type=int, default=None,
-                     help=f"steps per clip (default {VIDRD_STEPS}; --pipeline: its own)")  # fmt: skip
+                     help=f"steps per clip (default {VIDRD_STEPS}; a diffusers pipeline: a flow bundle's "
+                     "generation.json or its own)")  # fmt: skip
     gen.add_argument("--guidance", type=float, default=None,
-                     help=f"guidance scale (default {VIDRD_GUIDANCE:g}; --pipeline: its own)")  # fmt: skip
+                     help=f"guidance scale (default {VIDRD_GUIDANCE:g}; a diffusers pipeline: a flow "
+                     "bundle's generation.json or its own)")  # fmt: skip
     gen.add_argument("--seed", type=int, default=0, help="seed of the torch.Generator")
     gen.add_argument("--model", type=Path, default=BUNDLED,
                      help="folder of a saved VidRD pipeline, or of a flow bundle (models/weights/tiny-wan)")

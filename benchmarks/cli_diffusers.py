@@ -14,8 +14,7 @@ from typing import Any
 import torch
 
 from models.families import DIFFUSERS_FAMILIES, supported_pipelines
-from models.flow import flow_remedy
-from models.loading import MANIFEST, verify_manifest
+from models.flow import load_flow, quiet_loading, read_defaults
 from models.long_pipeline import LongVideoOutput, LongVideoPipeline
 from models.video_io import FrameSink
 from samplers import Clip, LongVideoSampler
@@ -38,13 +37,14 @@ def check_pipeline_folder(folder: Path) -> str:
 
 
 def load_long_pipeline(folder: Path) -> LongVideoPipeline:
-    """The saved pipeline, loaded from local files only, wrapped in a LongVideoPipeline; a folder with a
-    manifest (the kit's flow bundle) has every file checked against it first."""
+    """The saved pipeline, loaded from local files only, wrapped in a LongVideoPipeline; a kit flow bundle
+    (with generation defaults) loads through `load_flow`, every file checked against its manifest."""
     from diffusers import DiffusionPipeline
 
-    if (Path(folder) / MANIFEST).is_file():
-        verify_manifest(folder, flow_remedy(folder))
-    pipe = DiffusionPipeline.from_pretrained(folder, local_files_only=True)
+    if read_defaults(folder) is not None:
+        return LongVideoPipeline.from_pipe(load_flow(folder))
+    with quiet_loading():
+        pipe = DiffusionPipeline.from_pretrained(folder, local_files_only=True)
     pipe.set_progress_bar_config(disable=True)
     return LongVideoPipeline.from_pipe(pipe)
 

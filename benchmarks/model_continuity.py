@@ -3,7 +3,9 @@
     python -m benchmarks.model_continuity --model runs/long/bundle   # 3 seeds x 16 captions, all compositions
     python -m benchmarks.model_continuity --model runs/long/bundle --seeds 1 --captions 4   # a quick look
 
-It needs a model of the long world (the bundle's own world is `models.bundled.BUNDLED_WORLD`). For each
+It needs a model of the long world: a VidRD bundle trained on it (the committed one's world is
+`models.bundled.BUNDLED_WORLD`) or a flow bundle (`models.flow`, run through LongVideoPipeline at its
+`generation.json` size, its captions embedded as one batch). For each
 composition (`COMPOSITIONS`, or `--compositions "a;b"`), each seed and each caption of the long
 world (`--captions` of `model_quality.all_captions`, evenly spaced over its 36, so spread over colours,
 shapes, motions and backdrops) the
@@ -74,8 +76,8 @@ def long_videos(pipe, captions: list[str], sampler: LongVideoSampler, clips: int
         video = pipe.sample_batch(captions, generator, sampler, 8, clips, steps)
         frames = tensor_to_frames(decode_clips(pipe, video.latents, video.clip_starts))
         return frames, video.latents, list(video.clip_starts), list(video.clip_starts)
-    positive, negative = pipe.pipe.encode_prompt(captions, do_classifier_free_guidance=True, device="cpu",
-                                                 max_sequence_length=512)  # fmt: skip
+    positive, negative = pipe.pipe.encode_prompt(
+        captions, do_classifier_free_guidance=True, device=pipe.family.device, max_sequence_length=512)
     size = {"num_frames": defaults.num_frames, "height": defaults.height, "width": defaults.width}
     out = pipe(prompt_embeds=positive, negative_prompt_embeds=negative, sampler=sampler, num_clips=clips,
                generator=generator, num_inference_steps=steps, guidance_scale=defaults.guidance_scale,
@@ -135,12 +137,14 @@ def main(argv=None) -> dict:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--captions", type=int, default=16)
     parser.add_argument("--clips", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument("--steps", type=int, default=None, help="default 25, or the flow bundle's")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, help="write the table here as JSON")
     args = parser.parse_args(argv)
-    for name in ("seeds", "steps", "threads"):
+    for name in ("seeds", "threads"):
         check_int(name, getattr(args, name), 1)
+    if args.steps is not None:
+        check_int("steps", args.steps, 1, 1000)
     check_int("captions", args.captions, 1, len(all_captions(1, "long")))
     check_int("clips", args.clips, 2)
     compositions = args.compositions.split(";") if args.compositions else list(COMPOSITIONS)
@@ -151,9 +155,10 @@ def main(argv=None) -> dict:
     table, references = {}, {}
     with limit_threads(args.threads):
         pipe, defaults = load_model(args.model)
+        steps = args.steps or (25 if defaults is None else defaults.num_inference_steps)
         for text in compositions:
             seeds = list(range(args.seeds))
-            per_seed = score_composition(pipe, text, captions, seeds, args.clips, args.steps, references,
+            per_seed = score_composition(pipe, text, captions, seeds, args.clips, steps, references,
                                          defaults)  # fmt: skip
             table[text] = summarise(per_seed)
             row = table[text]

@@ -48,9 +48,9 @@ from models.data.shapes import (
     collate,
     tensor_to_frames,
 )
-from models.flow import FlowDefaults, load_flow, read_defaults
+from models.flow import FLOW_WORLD, FlowDefaults, load_flow, read_defaults
 from samplers import LongVideoSampler
-from samplers.validation import check_int
+from samplers.validation import check_int, check_real
 
 CLASSIFIER = CLASSIFIERS[BUNDLED_WORLD]
 
@@ -108,8 +108,10 @@ def generate_flow_clips(pipe, captions: list[str], defaults: FlowDefaults, seed:
 
 def windows(videos: torch.Tensor, captions: list[str], length: int) -> tuple[torch.Tensor, list[str]]:
     """Each video (B, 3, F, H, W) cut into its F // length windows of `length` frames, each with its
-    video's caption (a clip longer than the classifier's is scored over its whole length)."""
+    video's caption (frames past the last whole window are not scored); ValueError if F < length."""
     count = videos.shape[2] // length
+    if count == 0:
+        raise ValueError(f"clips of {videos.shape[2]} frames are shorter than the classifier's {length}")
     cut = rearrange(videos[:, :, : count * length], "b c (k f) h w -> (b k) c f h w", f=length)
     return cut, [caption for caption in captions for _ in range(count)]
 
@@ -144,7 +146,8 @@ def main(argv=None) -> dict[str, float]:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", type=Path, default=BUNDLED)
-    parser.add_argument("--world", choices=tuple(HEADS_OF), default=BUNDLED_WORLD, help="the model's world")
+    parser.add_argument("--world", choices=tuple(HEADS_OF), default=None,
+                        help=f"the model's world (default {BUNDLED_WORLD}; a flow bundle: long)")  # fmt: skip
     parser.add_argument("--classifier", type=Path, help="default: the world's bundled classifier")
     parser.add_argument("--repeats", type=int, default=2, help="clips per caption (36 or 48 captions)")
     parser.add_argument("--frames", type=int, default=8, help="VidRD only (a flow bundle: its own)")
@@ -153,13 +156,23 @@ def main(argv=None) -> dict[str, float]:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     check_int("repeats", args.repeats, 1)
+    check_int("frames", args.frames, 8)  # the classifiers read 8-frame clips
+    if args.steps is not None:
+        check_int("steps", args.steps, 1, 1000)
+    if args.guidance is not None:
+        check_real("guidance", args.guidance, 0.0, 1e6)
+    flow = read_defaults(args.model) is not None
+    if flow and args.world not in (None, FLOW_WORLD):
+        raise ValueError(f"world must be {FLOW_WORLD!r} for a flow bundle (its world); got {args.world!r}")
+    args.world = args.world or (FLOW_WORLD if flow else BUNDLED_WORLD)
     classifier = load_classifier(args.classifier or CLASSIFIERS[args.world])
     captions = all_captions(args.repeats, args.world)
     videos, setting = _generate(args, captions)
     videos, captions = windows(videos, captions, classifier.config.num_frames)
     reference = real_clips(len(captions), videos.shape[2], world=args.world)
     result = score(classifier, videos, captions, reference, args.world)
-    print(f"{len(captions)} clips ({args.repeats} per caption), {setting}:")
+    windows_of = f"{len(captions)} windows of {videos.shape[2]} frames"
+    print(f"{windows_of} ({args.repeats} clips per caption), {setting}:")
     print(json.dumps({k: round(v, 4) for k, v in result.items()}, indent=2))
     return result
 
@@ -168,7 +181,8 @@ def _generate(args: argparse.Namespace, captions: list[str]) -> tuple[torch.Tens
     """The clips of `captions` from a VidRD bundle or a flow bundle, and the settings in words."""
     defaults = read_defaults(args.model)
     if defaults is None:
-        steps, guidance = args.steps or 25, 7.5 if args.guidance is None else args.guidance
+        steps = 25 if args.steps is None else args.steps
+        guidance = 7.5 if args.guidance is None else args.guidance
         videos = generate_clips(load_pipeline(args.model), captions, args.frames, steps, guidance, args.seed)
         return videos, f"{steps} DDIM steps, guidance {guidance}"
     given = {"num_inference_steps": args.steps, "guidance_scale": args.guidance}

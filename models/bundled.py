@@ -97,15 +97,17 @@ def save_pipeline(pipe: VidRDPipeline, path: str | os.PathLike) -> Path:
             getattr(pipe, part).save_pretrained(tmp / part)
         pipe.scheduler.save_pretrained(tmp / "scheduler")
         write_manifest(tmp)
-        _check_saved(pipe, load_pipeline(tmp), tmp)
+        check_saved(pipe, load_pipeline(tmp), tmp, MODELS)
     return root
 
 
-def _check_saved(pipe: VidRDPipeline, saved: VidRDPipeline, folder: Path) -> None:
-    """The weights read back from `folder` are `pipe`'s, bit for bit."""
-    for part in MODELS:
+def check_saved(pipe, saved, folder: Path, parts) -> None:
+    """The weights of `parts` read back from `folder` (`saved`) are `pipe`'s, bit for bit; else a
+    DamagedCheckpointError naming the part's folder and the tensors."""
+    for part in parts:
         ours, theirs = getattr(pipe, part).state_dict(), getattr(saved, part).state_dict()
-        differ = [k for k in ours if not torch.equal(ours[k].detach().cpu(), theirs[k].to(ours[k].dtype))]
+        differ = [k for k in ours if k not in theirs
+                  or not torch.equal(ours[k].detach().cpu(), theirs[k].cpu().to(ours[k].dtype))]  # fmt: skip
         if differ:
             raise DamagedCheckpointError(
                 f"{folder / part}: the saved {', '.join(differ[:5])} differ from the pipeline's"

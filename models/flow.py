@@ -21,6 +21,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,9 @@ import torch
 from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanPipeline, WanTransformer3DModel
 from transformers import UMT5Config, UMT5EncoderModel
 
+from samplers.validation import check_int, check_real
+
+from .bundled import check_saved
 from .data.long_world import world_words
 from .files import atomic_folder
 from .loading import MANIFEST, verify_manifest, write_manifest
@@ -38,6 +43,7 @@ from .tiny_diffusers.tokenizer import word_tokenizer
 BUNDLED_FLOW = Path(__file__).resolve().parent / "weights" / "tiny-wan"
 FLOW_COMMAND = "python -m models.train_flow --out runs/flow --bundle models/weights/tiny-wan"
 GENERATION_FILE = "generation.json"
+FLOW_WORLD = "long"  # the world (models.data.worlds) the flow bundle is trained on
 FLOW_SHIFT = 3.0  # the scheduler's timestep shift (Wan 2.1 480p's flow_shift); training draws sigmas alike
 TEXT_DIM = 32
 MAX_SEQUENCE_LENGTH = 512  # WanPipeline's default: captions are zero-padded to it, in training too
@@ -60,11 +66,17 @@ FLOW_TEXT: dict[str, Any] = {"d_model": TEXT_DIM, "d_kv": 8, "d_ff": 64, "num_la
 class FlowDefaults:
     """What the bundle generates by default (`vidrd generate --model`): its training clip and size."""
 
-    num_frames: int = 17  # pixel frames per clip: 9 latent frames (2k + 1 with the VAE's 2x in time)
+    num_frames: int = 9  # pixel frames per clip: 5 latent frames (2k + 1 with the VAE's 2x in time), the
+    # VAE stage's clip length, so that no decode reaches past what its causal cache was trained on
     height: int = 32
     width: int = 32
     num_inference_steps: int = 25
     guidance_scale: float = 5.0
+
+    def __post_init__(self) -> None:
+        for name in ("num_frames", "height", "width", "num_inference_steps"):
+            check_int(name, getattr(self, name), 1)
+        check_real("guidance_scale", self.guidance_scale, 0.0, 1e6)
 
 
 FLOW_DEFAULTS = FlowDefaults()
@@ -132,7 +144,8 @@ def read_defaults(folder: str | os.PathLike) -> FlowDefaults | None:
     try:
         return FlowDefaults(**json.loads(file.read_text(encoding="utf-8")))
     except (ValueError, TypeError) as error:
-        raise ValueError(f"{file} is unreadable ({error!r}): expected the fields of FlowDefaults") from error
+        raise ValueError(f"{file} is damaged ({error}): it must hold the fields of models.flow.FlowDefaults; "
+                         f"{flow_remedy(folder)}") from error  # fmt: skip
 
 
 def flow_remedy(path: str | os.PathLike) -> str:
@@ -149,7 +162,7 @@ def save_flow(pipe: WanPipeline, path: str | os.PathLike) -> Path:
         pipe.save_pretrained(tmp, safe_serialization=True)
         write_defaults(tmp)
         write_manifest(tmp)
-        _check_saved(pipe, load_flow(tmp))
+        check_saved(pipe, load_flow(tmp), tmp, ("transformer", "vae", "text_encoder"))
     return root
 
 
@@ -159,14 +172,23 @@ def load_flow(path: str | os.PathLike = BUNDLED_FLOW) -> WanPipeline:
     if not (root / MANIFEST).is_file():
         raise FileNotFoundError(f"the flow bundle at {root} lacks {root / MANIFEST}; {flow_remedy(root)}")
     verify_manifest(root, flow_remedy(root))
-    pipe = WanPipeline.from_pretrained(root, local_files_only=True)
+    with quiet_loading():
+        pipe = WanPipeline.from_pretrained(root, local_files_only=True)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
 
-def _check_saved(pipe: WanPipeline, saved: WanPipeline) -> None:
-    for part in ("transformer", "vae", "text_encoder"):
-        ours, theirs = getattr(pipe, part).state_dict(), getattr(saved, part).state_dict()
-        differ = [k for k in ours if not torch.equal(ours[k].cpu(), theirs[k].cpu())]
-        if differ:
-            raise ValueError(f"the saved {part}'s {', '.join(differ[:5])} differ from the pipeline's")
+@contextmanager
+def quiet_loading() -> Iterator[None]:
+    """Diffusers' and transformers' per-part loading bars off for the block (a CLI prints its own)."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    modules = [m for m in (diffusers_logging, transformers_logging) if m.is_progress_bar_enabled()]
+    for module in modules:
+        module.disable_progress_bar()
+    try:
+        yield
+    finally:
+        for module in modules:
+            module.enable_progress_bar()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .files import exit_on_sigterm
 from .flow import save_flow
+from .loading import DamagedCheckpointError
 from .threads import limit_threads
 from .train import device_problem, int_at_least, positive_real
 from .training.flow import (
@@ -27,6 +28,7 @@ from .training.flow import (
     train_flow_transformer,
     train_flow_vae,
 )
+from .training.loop import CheckpointMismatchError
 
 RUNNERS = {"vae": train_flow_vae, "transformer": train_flow_transformer}
 
@@ -47,24 +49,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
-    """The stages to run, every flag checked before any work (parser.error: exit status 2)."""
+def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
+    """{stage: its loop config} in the order given, every flag checked before any work (parser.error:
+    exit status 2); each stage's inputs must exist or be made by a stage before it."""
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     if not stages or any(s not in RUNNERS for s in stages):
         parser.error(f"--stages must be some of {list(RUNNERS)}; got {args.stages!r}")
+    try:
+        loops = {stage: scaled(stage, args.steps_scale, args.seed) for stage in stages}
+    except (ValueError, OverflowError) as error:
+        parser.error(f"--steps-scale {args.steps_scale}: {error}")
     if problem := device_problem(args.device):
         parser.error(problem)
-    made = {folder for stage in stages for folder in FLOW_MAKES[stage]}
+    made: set[str] = set()
     for stage in stages:
         if lacking := [f for f in FLOW_NEEDS[stage] if f not in made and not (args.out / f).is_dir()]:
-            parser.error(f"the {stage} stage needs {args.out / lacking[0]}: run the vae stage first")
+            parser.error(f"the {stage} stage needs {args.out / lacking[0]}: run the vae stage before it")
+        made.update(FLOW_MAKES[stage])
     needs = [f for folder in FLOW_MAKES.values() for f in folder]
     lacking = [f for f in needs if f not in made and not (args.out / f).is_dir()]
     if args.bundle is not None and lacking:
         parser.error(f"--bundle needs {args.out / lacking[0]}: run every stage first")
     if args.bundle is not None and args.bundle.exists() and not args.bundle.is_dir():
         parser.error(f"--bundle must be a folder (or not exist yet); {args.bundle} is a file")
-    return stages
+    return loops
 
 
 def scaled(name: str, scale: float, seed: int):
@@ -77,14 +85,17 @@ def scaled(name: str, scale: float, seed: int):
 def main(argv=None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
-    stages = check_args(parser, args)
+    loops = check_args(parser, args)
     recipe = FlowRecipe(out=args.out, seed=args.seed, clips=args.clips, device=args.device,
                         progress=not args.no_progress)  # fmt: skip
-    with exit_on_sigterm(), limit_threads(args.threads):
-        for stage in stages:
-            print(f"{stage}: {RUNNERS[stage](recipe, scaled(stage, args.steps_scale, args.seed))}")
-        if args.bundle is not None:
-            print(f"bundle: {save_flow(assemble_flow(args.out), args.bundle)}")
+    try:
+        with exit_on_sigterm(), limit_threads(args.threads):
+            for stage, loop in loops.items():
+                print(f"{stage}: {RUNNERS[stage](recipe, loop)}")
+            if args.bundle is not None:
+                print(f"bundle: {save_flow(assemble_flow(args.out), args.bundle)}")
+    except (DamagedCheckpointError, CheckpointMismatchError, FileNotFoundError) as err:
+        parser.exit(1, f"{parser.prog}: error: {err}\n")
 
 
 if __name__ == "__main__":

@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
+from einops import rearrange
 
 from benchmarks import cli
+from models.data.worlds import make_world
 from models.flow import (
     BUNDLED_FLOW,
     FLOW_DEFAULTS,
@@ -28,7 +30,7 @@ from models.flow import (
 )
 from models.loading import DamagedCheckpointError
 from models.long_pipeline import LongVideoPipeline
-from models.training.flow import flow_pair, shifted_sigmas
+from models.training.flow import FlowRecipe, flow_pair, normalise, shifted_sigmas
 
 CAPTION = "a red circle bouncing around over stripes drifting left"
 
@@ -67,19 +69,20 @@ def test_training_sigmas_are_shifted_as_the_scheduler_shifts_its_own():
     assert torch.allclose(scheduler.timesteps, expected * 1000, atol=1e-3)
 
 
-def test_an_euler_step_with_the_training_target_stays_on_the_noising_path():
-    # x_s = (1 - s) x0 + s e and target e - x0: the scheduler's step x + (s' - s) v lands on x_s'
-    x0 = torch.randn(2, 4, 3, 4, 4, generator=torch.Generator().manual_seed(1))
+def test_the_scheduler_step_with_the_training_target_lands_on_the_noising_path():
+    # x_s = (1 - s) x0 + s e with target e - x0: FlowMatchEulerDiscreteScheduler.step from s to s'
+    # with that target as the model output gives x_s' of the same x0 and e (a sign or an x0/e swap fails)
+    x0 = torch.randn(1, 4, 3, 4, 4, generator=torch.Generator().manual_seed(1))
     noisy, t, target = flow_pair(x0, torch.Generator().manual_seed(2))
     g = torch.Generator().manual_seed(2)
     noise = torch.randn(x0.shape, generator=g)
-    sigma = shifted_sigmas(torch.rand(2, generator=g))
+    sigma = shifted_sigmas(torch.rand(1, generator=g))
     assert torch.allclose(t, sigma * 1000)
-    assert torch.allclose(target, noise - x0)
-    s = sigma.view(-1, 1, 1, 1, 1)
-    assert torch.allclose(noisy, (1 - s) * x0 + s * noise, atol=1e-6)
-    step = noisy + (0.25 * s - s) * target
-    assert torch.allclose(step, (1 - 0.25 * s) * x0 + 0.25 * s * noise, atol=1e-5)
+    scheduler = FlowMatchEulerDiscreteScheduler(shift=1.0)  # sigmas taken as given
+    s, s_next = float(sigma), 0.4 * float(sigma)
+    scheduler.set_timesteps(sigmas=[s, s_next])
+    stepped = scheduler.step(target, scheduler.timesteps[0], noisy).prev_sample
+    assert torch.allclose(stepped, (1 - s_next) * x0 + s_next * noise, atol=1e-5)
 
 
 def test_save_and_load_round_trip_with_defaults_and_manifest(untrained, tmp_path):
@@ -115,32 +118,45 @@ def test_the_committed_bundle_generates_offline_with_vidrd_generate_model(tmp_pa
               "--out", str(out)])  # fmt: skip
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["parameters"]["pipeline"] == str(BUNDLED_FLOW)
-    assert metrics["parameters"]["frames"] == FLOW_DEFAULTS.num_frames == 17
+    assert metrics["parameters"]["frames"] == FLOW_DEFAULTS.num_frames == 9
     assert metrics["frame_shape"] == [FLOW_DEFAULTS.height, FLOW_DEFAULTS.width, 3]
-    # 17 pixel frames are 9 latent frames (1 + 8, time halved); two clips keep all 18 latent frames
-    # (the paper's strategies drop none), which decode to 1 + 17 * 2 = 35 pixel frames
-    assert metrics["latent_shape"] == [1, 4, 18, 8, 8]
-    assert metrics["num_frames"] == 35 and metrics["clip_starts"] == [0, 17]
+    # 9 pixel frames are 5 latent frames (1 + 4, time halved); two clips keep all 10 latent frames
+    # (the paper's strategies drop none), which decode to 1 + 9 * 2 = 19 pixel frames
+    assert metrics["latent_shape"] == [1, 4, 10, 8, 8]
+    assert metrics["num_frames"] == 19 and metrics["clip_starts"] == [0, 9]
     # a model of the long world: its true videos and its classifier apply
     assert metrics["true_videos"] is not None and metrics["subject_consistency"] is not None
 
 
-def test_the_training_command_trains_both_stages_and_bundles_them(tmp_path):
+def test_the_training_command_trains_both_stages_and_bundles_them(tmp_path, capsys):
     from models.train_flow import main
 
     main(["--out", str(tmp_path / "run"), "--bundle", str(tmp_path / "bundle"), "--steps-scale", "0.002",
           "--clips", "16", "--no-progress"])  # fmt: skip
     pipe = load_flow(tmp_path / "bundle")
-    vae = pipe.vae.config
-    # the latents the transformer trained on are normalised by the statistics the decode undoes
-    assert len(vae.latents_mean) == len(vae.latents_std) == 4 and min(vae.latents_std) > 0
-    assert vae.latents_mean != [0.0] * 4 and vae.latents_std != [1.0] * 4
     assert read_defaults(tmp_path / "bundle") == FLOW_DEFAULTS
+    # the statistics make the bundle-length latents the transformer trains on zero-mean, unit-variance
+    # per channel (the clips they were measured on), and the pipeline's decode undoes the normalisation
+    recipe = FlowRecipe(out=tmp_path / "run")
+    clips = make_world("long", FLOW_DEFAULTS.num_frames).clips(64, torch.Generator().manual_seed(99))[0]
+    with torch.no_grad():
+        latents = pipe.vae.encode(clips).latent_dist.mean
+    normalised = rearrange(normalise(latents, pipe.vae), "b c f h w -> c (b f h w)")
+    assert torch.allclose(normalised.mean(1), torch.zeros(4), atol=1e-4)
+    assert torch.allclose(normalised.std(1), torch.ones(4), atol=1e-4)
+    decoded = LongVideoPipeline.from_pipe(pipe).family._denormalize(normalise(latents, pipe.vae))
+    assert torch.allclose(decoded, latents, atol=1e-5)
+    # a changed setting is not resumed silently: the transformer's checkpoint names the field
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--out", str(recipe.out), "--stages", "transformer", "--steps-scale", "0.002", "--clips", "8",
+              "--no-progress"])  # fmt: skip
+    assert exit_info.value.code == 1 and "clips" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--stages", "vae,decoder"], "--stages must be some of"),
     (["--stages", "transformer"], "the transformer stage needs"),
+    (["--stages", "transformer,vae"], "the transformer stage needs"),
     (["--stages", "vae", "--bundle", "B"], "--bundle needs"),
     (["--steps-scale", "0"], "must be a finite number > 0"),
 ])  # fmt: skip
@@ -175,6 +191,38 @@ def test_continuity_runs_a_flow_bundle_in_one_batch_with_pixel_and_latent_starts
     sampler = LongVideoSampler(parse_strategies("fnr,pns:4"), prompt_frames=2, progress=False)
     captions = [CAPTION, "a blue square bouncing vertically over black"]
     frames, latents, starts, latent_starts = long_videos(pipe, captions, sampler, 2, 0, 2, defaults)
-    # two clips of 9 latent frames each, kept whole: 18 latent frames, 1 + 17 * 2 = 35 pixel frames
-    assert frames.shape == (2, 35, 32, 32, 3) and frames.dtype == np.uint8
-    assert latents.shape == (2, 4, 18, 8, 8) and starts == [0, 17] and latent_starts == [0, 9]
+    # two clips of 5 latent frames each, kept whole: 10 latent frames, 1 + 9 * 2 = 19 pixel frames
+    assert frames.shape == (2, 19, 32, 32, 3) and frames.dtype == np.uint8
+    assert latents.shape == (2, 4, 10, 8, 8) and starts == [0, 9] and latent_starts == [0, 5]
+
+
+def test_damaged_defaults_and_a_bundle_without_manifest_are_refused_naming_the_file(untrained, tmp_path):
+    folder = save_flow(untrained, tmp_path / "bundle")
+    (folder / "generation.json").write_text('{"num_frames": 9, "height": 32, "width": 32, '
+                                            '"num_inference_steps": -3, "guidance_scale": 5.0}')  # fmt: skip
+    with pytest.raises(ValueError, match=r"generation\.json is damaged.*num_inference_steps"):
+        read_defaults(folder)
+    (folder / "manifest.json").unlink()
+    with pytest.raises(FileNotFoundError, match=r"manifest\.json"):
+        load_flow(folder)
+
+
+def test_generate_resolves_sizes_from_the_bundle_and_flags_its_world(untrained, tmp_path):
+    folder = save_flow(untrained, tmp_path / "bundle")
+    parser = cli.build_parser()
+
+    def job(*args):
+        argv = ["generate", CAPTION, *args, "--out", str(tmp_path / "o")]
+        return cli.job_from_args(parser.parse_args(argv))
+
+    flow = job("--model", str(folder))
+    assert (flow.frames, flow.height, flow.width, flow.steps, flow.guidance) == (9, 32, 32, 25, 5.0)
+    assert flow.pipeline == folder and flow.kit_world
+    given = job("--model", str(folder), "--frames", "5", "--steps", "3", "--guidance", "2")
+    assert (given.frames, given.steps, given.guidance, given.height) == (5, 3, 2.0, 32)
+    vidrd = job()
+    assert (vidrd.frames, vidrd.steps, vidrd.guidance, vidrd.pipeline) == (8, 25, 7.5, None)
+    assert vidrd.kit_world
+    untrained.save_pretrained(tmp_path / "plain")  # a diffusers pipeline that is not a kit bundle
+    plain = job("--pipeline", str(tmp_path / "plain"))
+    assert (plain.frames, plain.height, plain.steps, plain.guidance) == (None,) * 4 and not plain.kit_world

@@ -31,6 +31,8 @@ from ..data.worlds import make_world
 from ..flow import (
     FLOW_DEFAULTS,
     FLOW_SHIFT,
+    FLOW_WORLD,
+    MAX_SEQUENCE_LENGTH,
     caption_embeds,
     flow_pipeline,
     flow_text_encoder,
@@ -38,12 +40,14 @@ from ..flow import (
     flow_vae,
     flow_vocabulary,
 )
+from ..loading import file_record
 from ..tiny_diffusers.tokenizer import word_tokenizer
 from .loop import LoopConfig, plot_losses, train
 from .stages import drop_captions, save_model
 
-VAE_FRAMES = 9  # the VAE stage's clip: the first frame and two 4-frame chunks (the second reads the
-# first one's cached features, as every later chunk of a longer clip does)
+# The VAE stage's clip is the bundle's: the first frame and two 4-frame chunks (the second reads the
+# first one's cached features)
+VAE_FRAMES = FLOW_DEFAULTS.num_frames
 
 
 @dataclass(frozen=True)
@@ -62,18 +66,24 @@ FLOW_STAGES = {
 }
 FLOW_BATCH = {"vae": 8, "transformer": 16}
 FLOW_NEEDS = {"vae": (), "transformer": ("vae/vae",)}
+VAE_FILES = ("config.json", "diffusion_pytorch_model.safetensors")
 FLOW_MAKES = {"vae": ("vae/vae",), "transformer": ("transformer/transformer", "transformer/text_encoder")}
 
 
 def _identity(recipe: FlowRecipe, stage: str) -> dict[str, Any]:
+    """What a checkpoint of `stage` must have been trained with to be resumed; for the transformer, the
+    VAE's files too (another VAE is another latent space)."""
     fields = {"seed": recipe.seed, "batch": FLOW_BATCH[stage]}
     if stage == "vae":
         return {**fields, "frames": VAE_FRAMES}
-    return {**fields, "clips": recipe.clips, "cfg_dropout": recipe.cfg_dropout}
+    vae = recipe.out / "vae" / "vae"
+    return {**fields, "clips": recipe.clips, "cfg_dropout": recipe.cfg_dropout, "shift": FLOW_SHIFT,
+            "frames": FLOW_DEFAULTS.num_frames, "text_length": MAX_SEQUENCE_LENGTH,
+            "vae": {name: file_record(vae / name)["sha256"] for name in VAE_FILES}}  # fmt: skip
 
 
 def train_flow_vae(recipe: FlowRecipe, loop: LoopConfig) -> Path:
-    world, out = make_world("long", VAE_FRAMES), recipe.out / "vae"
+    world, out = make_world(FLOW_WORLD, VAE_FRAMES), recipe.out / "vae"
     vae = flow_vae(recipe.seed).to(recipe.device)
 
     def loss(g: torch.Generator) -> torch.Tensor:
@@ -81,6 +91,7 @@ def train_flow_vae(recipe: FlowRecipe, loop: LoopConfig) -> Path:
         posterior = vae.encode(videos).latent_dist
         eps = torch.randn(posterior.mean.shape, generator=g).to(recipe.device)
         recon = vae.decode(posterior.mean + posterior.std * eps).sample
+        # diffusers' kl() sums over dims 1-3 of these 5-D latents: a per-row KL, weighted to almost nothing
         return F.mse_loss(recon, videos) + 1e-6 * posterior.kl().mean()
 
     losses = train("flow_vae", vae, loss, loop, out, progress=recipe.progress,
@@ -95,7 +106,7 @@ def train_flow_vae(recipe: FlowRecipe, loop: LoopConfig) -> Path:
 @torch.no_grad()
 def latent_statistics(vae: AutoencoderKLWan, recipe: FlowRecipe, count: int = 64) -> tuple[list, list]:
     """Per-channel mean and standard deviation of the posterior means of `count` bundle-length clips."""
-    world = make_world("long", FLOW_DEFAULTS.num_frames)
+    world = make_world(FLOW_WORLD, FLOW_DEFAULTS.num_frames)
     videos = world.clips(count, torch.Generator().manual_seed(recipe.seed + 99))[0].to(recipe.device)
     latents = rearrange(vae.encode(videos).latent_dist.mean, "b c f h w -> c (b f h w)")
     return latents.mean(1).tolist(), latents.std(1).tolist()
@@ -111,7 +122,8 @@ def normalise(latents: torch.Tensor, vae: AutoencoderKLWan) -> torch.Tensor:
 @torch.no_grad()
 def encoded_clips(vae: AutoencoderKLWan, recipe: FlowRecipe) -> tuple[torch.Tensor, list[str]]:
     """The stage's fixed training set: `recipe.clips` clips (seeded), encoded and normalised."""
-    world, g = make_world("long", FLOW_DEFAULTS.num_frames), torch.Generator().manual_seed(recipe.seed + 7)
+    world = make_world(FLOW_WORLD, FLOW_DEFAULTS.num_frames)
+    g = torch.Generator().manual_seed(recipe.seed + 7)
     latents, captions = [], []
     for start in range(0, recipe.clips, 64):
         videos, texts = world.clips(min(64, recipe.clips - start), g)
