@@ -62,7 +62,7 @@ class FlowRecipe:
 
 FLOW_STAGES = {
     "vae": LoopConfig(steps=1200, lr=1e-3, checkpoint_every=100),
-    "transformer": LoopConfig(steps=3000, lr=5e-4, checkpoint_every=250),
+    "transformer": LoopConfig(steps=4000, lr=5e-4, checkpoint_every=250),
 }
 FLOW_BATCH = {"vae": 8, "transformer": 16}
 FLOW_NEEDS = {"vae": (), "transformer": ("vae/vae",)}
