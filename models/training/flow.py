@@ -43,7 +43,7 @@ from ..flow import (
 from ..loading import file_record
 from ..tiny_diffusers.tokenizer import word_tokenizer
 from .loop import LoopConfig, plot_losses, train
-from .stages import drop_captions, save_model
+from .stages import drop_captions, save_model, vae_loss
 
 # The VAE stage's clip is the bundle's: the first frame and two 4-frame chunks (the second reads the
 # first one's cached features)
@@ -87,12 +87,7 @@ def train_flow_vae(recipe: FlowRecipe, loop: LoopConfig) -> Path:
     vae = flow_vae(recipe.seed).to(recipe.device)
 
     def loss(g: torch.Generator) -> torch.Tensor:
-        videos = world.clips(FLOW_BATCH["vae"], g)[0].to(recipe.device)
-        posterior = vae.encode(videos).latent_dist
-        eps = torch.randn(posterior.mean.shape, generator=g).to(recipe.device)
-        recon = vae.decode(posterior.mean + posterior.std * eps).sample
-        # diffusers' kl() sums over dims 1-3 of these 5-D latents: a per-row KL, weighted to almost nothing
-        return F.mse_loss(recon, videos) + 1e-6 * posterior.kl().mean()
+        return vae_loss(vae, world.clips(FLOW_BATCH["vae"], g)[0].to(recipe.device), g)
 
     losses = train("flow_vae", vae, loss, loop, out, progress=recipe.progress,
                    identity=_identity(recipe, "vae"))  # fmt: skip

@@ -128,16 +128,21 @@ def noise_and_target(latents: torch.Tensor, scheduler, g: torch.Generator):
     )
 
 
+def vae_loss(vae, batch: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Reconstruction MSE of a posterior sample (its noise from `g`) plus 1e-6 KL: images or videos (for
+    5-D latents diffusers' kl() sums over dims 1-3 only, a per-row KL at a weight of almost nothing)."""
+    posterior = vae.encode(batch).latent_dist
+    eps = torch.randn(posterior.mean.shape, generator=g).to(batch.device)
+    recon = vae.decode(posterior.mean + posterior.std * eps).sample
+    return F.mse_loss(recon, batch) + 1e-6 * posterior.kl().mean()
+
+
 def train_vae(recipe: RecipeConfig, loop: LoopConfig) -> Path:
     world, out = recipe_world(recipe), recipe.out / "vae"
     vae = tiny_vae(recipe.seed).to(recipe.device)
 
     def loss(g: torch.Generator) -> torch.Tensor:
-        images = world.stills(BATCH["vae"], g)[0].to(recipe.device)
-        posterior = vae.encode(images).latent_dist
-        eps = torch.randn(posterior.mean.shape, generator=g).to(recipe.device)
-        recon = vae.decode(posterior.mean + posterior.std * eps).sample
-        return F.mse_loss(recon, images) + 1e-6 * posterior.kl().mean()
+        return vae_loss(vae, world.stills(BATCH["vae"], g)[0].to(recipe.device), g)
 
     losses = train("vae", vae, loss, loop, out, progress=recipe.progress, identity=identity(recipe, "vae"))
     with torch.no_grad():  # unit-variance latents for the diffusion stages
