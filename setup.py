@@ -12,13 +12,16 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["samplers*", "models*", "benchmarks*"]),
-    package_data={  # the bundled tiny VidRD and the shapes classifier that scores it
+    package_data={  # the bundled tiny VidRD and tiny Wan, and the classifiers that score them
         "models": [
             "weights/tiny-vidrd/manifest.json",  # sha256 of every file below: load_pipeline checks it
             "weights/tiny-vidrd/*/*.json",
             "weights/tiny-vidrd/*/*.safetensors",
+            "weights/tiny-wan/*.json",  # model_index, generation defaults, manifest (load_flow checks it)
+            "weights/tiny-wan/*/*.json",
+            "weights/tiny-wan/*/*.safetensors",
         ],
-        "benchmarks": ["weights/shapes-classifier/*"],  # with its manifest.json
+        "benchmarks": ["weights/shapes-classifier/*", "weights/world-classifier/*"],  # with manifests
     },
     install_requires=[
         "torch>=2.1,<3",  # the CPU build 2.13.0 satisfies it: install that first on CPU machines
