@@ -70,11 +70,13 @@ class ClipStore:
         return Resume(state=state, clips=self._clips(state, device))
 
     def clear(self) -> None:
-        """Remove this store's own files (state.pt, clip_*.pt), then the folder if that left it empty:
-        a folder that holds anything else (a caller's mistake) keeps it."""
+        """Remove this store's own files (state.pt, clip_*.pt, and the hidden temporaries of theirs that a
+        killed write leaves, models.files.temporary_sibling), then the folder if that left it empty: a
+        folder that holds anything else (a caller's mistake) keeps it."""
         if not self.folder.is_dir():
             return
-        for path in [self.folder / STATE, *self.folder.glob("clip_[0-9]*.pt")]:
+        temporaries = [*self.folder.glob(f".{STATE}.*"), *self.folder.glob(".clip_[0-9]*.pt.*")]
+        for path in [self.folder / STATE, *self.folder.glob("clip_[0-9]*.pt"), *temporaries]:
             remove(path)
         if not any(self.folder.iterdir()):
             self.folder.rmdir()

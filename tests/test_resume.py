@@ -111,3 +111,21 @@ def test_generate_killed_after_its_third_clip_resumes_to_the_same_video_and_metr
     assert resumed in (2, 3)  # clip 2's file was on disk; its state may or may not have followed
     assert results(out) == results(tmp_path / "whole")
     assert not (out / cli.RESUME_FOLDER).exists()  # done: nothing left to resume
+
+
+def test_clearing_a_store_removes_the_temporaries_a_killed_write_left_and_nothing_else(tmp_path):
+    from models.files import temporary_sibling
+
+    folder = tmp_path / "resume"
+    folder.mkdir()
+    for name in ("state.pt", "clip_00000.pt", "clip_00001.pt"):
+        (folder / name).write_bytes(b"x")
+    left = [temporary_sibling(folder / "clip_00002.pt"), temporary_sibling(folder / "state.pt")]
+    assert all(p.name.startswith(".") and p.exists() for p in left)  # as a SIGKILL mid-write leaves them
+    ClipStore(folder, {}).clear()
+    assert not folder.exists()
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")  # not the store's: kept, and so is the folder
+    temporary_sibling(folder / "clip_00000.pt")
+    ClipStore(folder, {}).clear()
+    assert [p.name for p in folder.iterdir()] == ["notes.txt"]
