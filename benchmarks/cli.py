@@ -46,7 +46,14 @@ from benchmarks.streaming import ContactSheetClips, FanOutSink, LatentMetrics, P
 from benchmarks.subject_consistency import SubjectConsistency
 from benchmarks.temporal_quality import TemporalQuality
 from benchmarks.true_reference import true_reference
-from models.bundled import BUNDLED, load_pipeline, missing_files
+from models.bundled import (
+    BUNDLED,
+    VIDRD_FRAMES,
+    VIDRD_GUIDANCE,
+    VIDRD_STEPS,
+    load_pipeline,
+    missing_files,
+)
 from models.contact_sheet import save_contact_sheet
 from models.data.long_world import parse_caption
 from models.files import atomic_files, check_out_folder, exit_on_sigterm, remove
@@ -65,7 +72,6 @@ SHEET_NAME = "contact_sheet.png"
 SHEET_ROWS = 8  # clips the contact sheet shows at most (evenly spaced, first and last): its size is bounded
 METRICS_NAME = "metrics.json"
 FORMATS = ("mp4", "gif")
-VIDRD_FRAMES, VIDRD_STEPS, VIDRD_GUIDANCE = 8, 25, 7.5  # the bundled VidRD's defaults (--model)
 RESUME_FOLDER = ".vidrd-resume"  # in --out: what the next clip needs, kept after every clip (models.resume)
 
 

@@ -35,7 +35,7 @@ from benchmarks.metrics import mirror_correlation
 from benchmarks.model_quality import all_captions, decode_clips
 from benchmarks.pixel_metrics import SHAPE_SATURATION, summary
 from benchmarks.true_reference import mean_and_error, true_reference
-from models.bundled import BUNDLED, load_pipeline
+from models.bundled import BUNDLED, VIDRD_FRAMES, VIDRD_STEPS, load_pipeline
 from models.data.shapes import tensor_to_frames
 from models.files import atomic_path
 from models.flow import FlowDefaults, load_flow, read_defaults
@@ -73,7 +73,7 @@ def long_videos(pipe, captions: list[str], sampler: LongVideoSampler, clips: int
     `encode_prompt` and passed as one batch of prompt embeddings)."""
     generator = torch.Generator().manual_seed(seed)
     if defaults is None:
-        video = pipe.sample_batch(captions, generator, sampler, 8, clips, steps)
+        video = pipe.sample_batch(captions, generator, sampler, VIDRD_FRAMES, clips, steps)
         frames = tensor_to_frames(decode_clips(pipe, video.latents, video.clip_starts))
         return frames, video.latents, list(video.clip_starts), list(video.clip_starts)
     positive, negative = pipe.pipe.encode_prompt(
@@ -155,7 +155,7 @@ def main(argv=None) -> dict:
     table, references = {}, {}
     with limit_threads(args.threads):
         pipe, defaults = load_model(args.model)
-        steps = args.steps or (25 if defaults is None else defaults.num_inference_steps)
+        steps = args.steps or (VIDRD_STEPS if defaults is None else defaults.num_inference_steps)
         for text in compositions:
             seeds = list(range(args.seeds))
             per_seed = score_composition(pipe, text, captions, seeds, args.clips, steps, references,

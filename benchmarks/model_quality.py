@@ -37,7 +37,7 @@ from benchmarks.video_scores import (
     joint_probs,
     video_features,
 )
-from models.bundled import BUNDLED, BUNDLED_WORLD, load_pipeline
+from models.bundled import BUNDLED, BUNDLED_WORLD, VIDRD_GUIDANCE, VIDRD_STEPS, load_pipeline
 from models.data.long_world import BACKDROPS, DRIFTS, MOTIONS, TEXTURED, LongShapes, backdrop_phrase
 from models.data.shapes import (
     COLOURS,
@@ -181,8 +181,8 @@ def _generate(args: argparse.Namespace, captions: list[str]) -> tuple[torch.Tens
     """The clips of `captions` from a VidRD bundle or a flow bundle, and the settings in words."""
     defaults = read_defaults(args.model)
     if defaults is None:
-        steps = 25 if args.steps is None else args.steps
-        guidance = 7.5 if args.guidance is None else args.guidance
+        steps = VIDRD_STEPS if args.steps is None else args.steps
+        guidance = VIDRD_GUIDANCE if args.guidance is None else args.guidance
         videos = generate_clips(load_pipeline(args.model), captions, args.frames, steps, guidance, args.seed)
         return videos, f"{steps} DDIM steps, guidance {guidance}"
     given = {"num_inference_steps": args.steps, "guidance_scale": args.guidance}

@@ -30,6 +30,8 @@ from .vidrd_unet import VidRDUNet
 
 BUNDLED = Path(__file__).resolve().parent / "weights" / "tiny-vidrd"
 BUNDLED_WORLD = "shapes"  # the world (models.data.worlds) the committed bundle was trained on
+# What a VidRD bundle samples with unless told otherwise (vidrd generate, model_quality, model_continuity)
+VIDRD_FRAMES, VIDRD_STEPS, VIDRD_GUIDANCE = 8, 25, 7.5
 BUNDLE_COMMAND = "python -m models.train --out runs/tiny --bundle models/weights/tiny-vidrd"
 _WEIGHTS = ("config.json", "diffusion_pytorch_model.safetensors")
 MODELS = {"unet": VidRDUNet, "vae": TemporalVAE, "text_encoder": WordEncoder}
