@@ -1,8 +1,14 @@
 """The paper's Figure-6 claims, checked on a sweep's rows: each a verdict and a paragraph with the numbers.
 
 A trend claim holds when the mean over seeds moves the claimed way at every step along the ablation; the
-flatness claim holds when the means stay within FLAT of each other. Nothing here is hard-coded to a
-result: feed it other rows and the verdicts and the text follow them.
+flatness claim holds when the means stay within FLAT of each other. With two seeds or more each point also
+has a 95% interval over its seeds (Student's t, `interval`), and a verdict is *resolved* when the
+intervals bear it out: a trend that holds when the two ends' intervals are apart the claimed way, one
+that does not when some step moves against the claim with the two intervals apart; flatness that holds
+when even the intervals' extremes stay within FLAT, that does not when the highest and lowest points'
+intervals are more than FLAT apart. Otherwise the verdict stands on the means alone, within the noise
+(`label`). Nothing here is hard-coded to a result: feed it other rows and the verdicts and the text
+follow them.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from benchmarks.compare import REFERENCE
 from benchmarks.document import number
 from benchmarks.number_lists import format_numbers
 from benchmarks.sweep_grid import PAPER_TEMPLATE, SweepConfig
-from benchmarks.sweep_report import by_point, series
+from benchmarks.sweep_report import by_point, interval, series
 from benchmarks.tradeoff import SEAM_BAND
 
 FLAT = 0.05  # "hardly moves": the largest minus the smallest mean, at most this
@@ -31,6 +37,16 @@ class Claim:
     statement: str  # what is checked, as a sentence
     holds: bool | None  # None: not measured (the sweep lacks that ablation or template)
     text: str  # one paragraph with the numbers
+    resolved: bool | None = None  # the 95% intervals bear the verdict out; None: not measured or one seed
+
+
+def label(claim: Claim) -> str:
+    """The verdict in a few words: "holds", "does not hold", either "within the noise" (the intervals
+    do not bear it out) or "on one seed" (no intervals), or "not measured"."""
+    if claim.holds is None:
+        return "not measured"
+    word = "holds" if claim.holds else "does not hold"
+    return {True: word, False: f"{word} within the noise", None: f"{word} on one seed"}[claim.resolved]
 
 
 @dataclass(frozen=True)
@@ -97,12 +113,36 @@ MODEL_CHECKS = (*CHECKS, *PIXEL_CHECKS)
 
 
 def means(rows: list[dict[str, Any]], config: SweepConfig, parameter: str, template: str, metric: str):
-    """(values, means over seeds) of `metric` along the `parameter` ablation; None if the sweep lacks it."""
+    """(values, means over seeds, their 95% half-widths) of `metric` along the `parameter` ablation; None
+    if the sweep lacks it."""
     ablation = next((a for a in config.ablations if a.parameter == parameter), None)
     if ablation is None or template not in (*ablation.templates, REFERENCE):
         return None
-    values = series(by_point(rows), config, ablation, template)[metric].mean(axis=1)
-    return np.asarray(ablation.values, dtype=float), values
+    per_seed = series(by_point(rows), config, ablation, template)[metric]
+    return np.asarray(ablation.values, dtype=float), per_seed.mean(axis=1), interval(per_seed)
+
+
+def _resolved(y: np.ndarray, h: np.ndarray, direction: int, holds: bool) -> bool | None:
+    """Whether the intervals bear the verdict out (module docstring); None without intervals."""
+    if np.isnan(h).any():
+        return None
+    if direction == 0:
+        low, high = int(np.argmin(y)), int(np.argmax(y))
+        if holds:
+            return bool((y + h).max() - (y - h).min() <= FLAT)
+        return bool((y[high] - h[high]) - (y[low] + h[low]) > FLAT)
+    if holds:
+        return bool(direction * (y[-1] - y[0]) > h[0] + h[-1])
+    against = -direction * np.diff(y) > h[:-1] + h[1:]
+    return bool(against.any())
+
+
+def _noise_text(h: np.ndarray, symbol: str, x: np.ndarray, resolved: bool | None, n: int) -> str:
+    if resolved is None:
+        return ""
+    widths = ", ".join(f"±{number(w)} at {symbol}={p:g}" for p, w in zip(x, h, strict=True))
+    verdict = "bear the verdict out" if resolved else "do not bear it out: it stands within the noise"
+    return f" 95% intervals over the {n} seeds: {widths}; they {verdict}."
 
 
 def check(rows: list[dict[str, Any]], config: SweepConfig, spec: Check) -> Claim:
@@ -113,7 +153,7 @@ def check(rows: list[dict[str, Any]], config: SweepConfig, spec: Check) -> Claim
             None,
             f"**Not measured**: the sweep has no {spec.parameter} ablation of `{spec.template}`.",
         )
-    x, y = found
+    x, y, h = found
     symbol, name = SYMBOL[spec.parameter], NAMES[spec.metric]
     along = ", ".join(f"{number(v)} at {symbol}={p:g}" for p, v in zip(x, y, strict=True))
     seeds = f"mean over {len(config.seeds)} seed(s) x {config.backbone.samples} videos"
@@ -153,8 +193,14 @@ def check(rows: list[dict[str, Any]], config: SweepConfig, spec: Check) -> Claim
                 " Every value is below the acceptable seam-jump ratios (1 is ideal): falling further "
                 "means a more frozen, duplicated seam, not a smoother one."
             )
+    resolved = _resolved(y, h, spec.direction, holds)
+    text += _noise_text(h, symbol, x, resolved, len(config.seeds))
     verdict = "**Holds.**" if holds else "**Does not hold.**"
-    return Claim(spec.statement, holds, f"{verdict} {text}")
+    if resolved is False:
+        verdict = (
+            "**Holds on the means, within the noise.**" if holds else "**Does not hold, within the noise.**"
+        )
+    return Claim(spec.statement, holds, f"{verdict} {text}", resolved)
 
 
 def claims(rows: list[dict[str, Any]], config: SweepConfig, checks=CHECKS) -> list[Claim]:

@@ -43,6 +43,7 @@ from benchmarks.report_config import (
     ReportConfig,
     read_sweep,
 )
+from benchmarks.report_science import where_claims_hold
 from benchmarks.report_sections import (
     flow_section,
     header,
@@ -53,6 +54,7 @@ from benchmarks.report_sections import (
     table_section,
     tradeoff_section,
 )
+from benchmarks.sweep_model import ModelBackbone
 from models.files import exit_on_sigterm, move_into_place, remove, temporary_sibling
 from models.threads import limit_threads
 
@@ -94,6 +96,8 @@ def _build(config: ReportConfig, out: Path) -> Path:
         flow_rows = compare.run(config.flow_backbone, list(config.tradeoff.combinations))
         flow_sweep = flow_of(sweep_config, config.flow_scheduler)
         flow_sweep_rows = sweep.run(flow_sweep)
+        source = config.sweep_model_json
+        model_sweep = None if source is None else read_sweep("sweep_model_json", source, ModelBackbone)
         timings = {
             name: perf.measure_in_child(
                 name, config.perf.clips, config.perf.steps, config.perf.repeats, threads=1
@@ -103,12 +107,13 @@ def _build(config: ReportConfig, out: Path) -> Path:
         body = [
             *table_section(rows, config.tradeoff, folder),
             *sweep_section(sweep_rows, sweep_config, folder, config.sweep_json),
-            *model_sweep_section(config.sweep_model_json, folder),
+            *model_sweep_section(model_sweep, config.sweep_model_json, folder),
             *tradeoff_section(rows, config.tradeoff, folder),
             *seams_section(videos, config.seams, folder),
             *perf_section(timings, config.perf, sweep_seconds, videos, time.perf_counter() - began),
             *flow_section(flow_rows, config, (sweep_rows, sweep_config), (flow_sweep_rows, flow_sweep),
                           folder),
+            *where_claims_hold((sweep_rows, sweep_config), (flow_sweep_rows, flow_sweep), model_sweep),
         ]
         blocks = [*header(config), *body]
         (folder / "report.md").write_text(to_markdown(blocks), encoding="utf-8")

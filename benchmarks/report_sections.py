@@ -22,8 +22,8 @@ from benchmarks.compare import CompareConfig
 from benchmarks.document import Block, Code, Heading, Image, Paragraph, Table, number
 from benchmarks.figures import save_figure
 from benchmarks.number_lists import format_numbers
-from benchmarks.report_config import REPORT_PATHSPEC, ROOT, TITLE, PerfConfig, ReportConfig, read_sweep
-from benchmarks.sweep_model import ModelBackbone
+from benchmarks.report_config import REPORT_PATHSPEC, ROOT, TITLE, PerfConfig, ReportConfig
+from benchmarks.report_science import interval_table
 from benchmarks.sweep_report import SHORT, extra_means, plot_ablations
 from models.bundled import BUNDLED
 
@@ -226,11 +226,13 @@ def sweep_section(rows: list[dict], config: sweep_grid.SweepConfig, folder: Path
     ]
 
 
-def model_sweep_section(source: Path | None, folder: Path) -> list[Block]:
-    """Section 2b from a sweep.json of the model backbone; nothing without one."""
-    if source is None:
+def model_sweep_section(model_sweep: tuple[list[dict], sweep_grid.SweepConfig] | None, source: Path | None,
+                        folder: Path) -> list[Block]:  # fmt: skip
+    """Section 2b from the rows and config of a sweep.json of the model backbone (read from `source`);
+    nothing without one."""
+    if model_sweep is None:
         return []
-    rows, config = read_sweep("sweep_model_json", source, ModelBackbone)
+    rows, config = model_sweep
     b = config.backbone
     return [
         Heading(2, f"2b. The ablations on {'the bundled model' if _bundled(b.model) else 'a saved VidRD'}"),
@@ -249,6 +251,7 @@ def model_sweep_section(source: Path | None, folder: Path) -> list[Block]:
             "pixels: their rendered frames). Lines are means over seeds, the dashed line the reference."
         ),
         *_ablations(rows, config, folder, "sweep_model", MODEL_CHECKS),
+        *interval_table(rows, config),
         *_model_cost(rows, config, folder),
     ]
 

@@ -179,7 +179,7 @@ MODEL_ABLATIONS = (
 MODEL_EXTRAS = ("independent", "overlap", GAP_CLOSING, "windows:pyramid", "fifo:1", "fifo:4")
 
 
-MODEL_SWEEP = SweepConfig(MODEL_ABLATIONS, MODEL_EXTRAS, prompt_frames=2, seeds=(0,),
+MODEL_SWEEP = SweepConfig(MODEL_ABLATIONS, MODEL_EXTRAS, prompt_frames=2, seeds=(0, 1, 2),
                           backbone=ModelBackbone())  # fmt: skip
 PRESETS = {"analytic": SweepConfig(), "model": MODEL_SWEEP}  # --backbone: the default grid of each
 

@@ -37,7 +37,7 @@ PIXEL_METRICS = ("velocity_jump", "reversals_per_seam", "speed_inside")
 @dataclass(frozen=True)
 class ModelBackbone:
     model: str = str(BUNDLED)  # folder of a saved VidRD pipeline (models.bundled.save_pipeline)
-    samples: int = 4  # B: long videos per point, one caption each (a batch)
+    samples: int = 16  # B: long videos per point, one caption each (a batch); with 3 seeds, 48 per point
     num_frames: int = 8  # N: frames per clip, as the bundled model was trained
     num_clips: int = 4  # K
     steps: int = 25  # T: DDIM steps per clip

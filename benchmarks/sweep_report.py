@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from scipy import stats
 
 from benchmarks.compare import REFERENCE
 from benchmarks.figures import save_figure
@@ -68,6 +69,29 @@ def format_table(rows: list[dict[str, Any]], config: SweepConfig) -> str:
         for combination, means in extra_means(rows, config).items():
             lines.append(f"{combination:<42}" + "".join(f"{means[m]:>12.4g}" for m in metrics))
     return "\n".join(lines)
+
+
+def interval(per_seed: np.ndarray) -> np.ndarray:
+    """Half-widths of the 95% intervals of the means over the last axis (Student's t with n - 1 degrees
+    of freedom); nan with one seed."""
+    n = per_seed.shape[-1]
+    if n < 2:
+        return np.full(per_seed.shape[:-1], np.nan)
+    return stats.t.ppf(0.975, n - 1) * per_seed.std(axis=-1, ddof=1) / np.sqrt(n)
+
+
+def default_point_intervals(
+    rows: list[dict[str, Any]], config: SweepConfig, templates: tuple[str, ...], metrics: tuple[str, ...]
+) -> dict[str, dict[str, tuple[float, float]]]:
+    """combination -> metric -> (mean over seeds, 95% half-width), for `templates` at the default point."""
+    by_key, out = by_point(rows), {}
+    for template in templates:
+        found = [by_key[GridPoint.at(template, **config.defaults(), seed=seed)] for seed in config.seeds]
+        values = np.array([[r[m] for r in found] for m in metrics], dtype=np.float64)  # (metrics, seeds)
+        half = interval(values)
+        out[found[0]["combination"]] = {m: (float(v.mean()), float(w))
+                                        for m, v, w in zip(metrics, values, half, strict=True)}  # fmt: skip
+    return out
 
 
 def extra_means(rows: list[dict[str, Any]], config: SweepConfig) -> dict[str, dict[str, float]]:

@@ -214,7 +214,8 @@ def test_claims_of_an_ablation_not_swept_are_not_measured():
 def test_model_sweep_section_shows_its_plots_claims_and_pixel_columns(model, tmp_path):
     backbone = ModelBackbone(str(model))
     config = SweepConfig(ABLATIONS, ("overlap",), prompt_frames=2, seeds=(0,), backbone=backbone)
-    write_json(rows_for(config, lambda *k: 2.0 / k[1], lambda *k: 0.3), config, tmp_path / "model.json")
+    rows = rows_for(config, lambda *k: 2.0 / k[1], lambda *k: 0.3)
+    write_json(rows, config, tmp_path / "model.json")
     write_json(rows_for(CONFIG, lambda *k: 1.0, lambda *k: 0.5), CONFIG, tmp_path / "analytic.json")
     _, report_config = parse_args(["--model", str(model), "--sweep-model", str(tmp_path / "model.json")])
     assert report_config.sweep_model_json == tmp_path / "model.json"
@@ -229,8 +230,8 @@ def test_model_sweep_section_shows_its_plots_claims_and_pixel_columns(model, tmp
         for path in (other_kind, "broken.json", "missing.json"):
             with pytest.raises(ValueError, match=rf"{name} must be a sweep\.json of --backbone {kind}"):
                 parse_args(["--model", str(model), flag, str(tmp_path / path)])
-    assert report.model_sweep_section(None, tmp_path) == []  # no section without a model sweep
-    markdown = to_markdown(report.model_sweep_section(tmp_path / "model.json", tmp_path))
+    assert report.model_sweep_section(None, None, tmp_path) == []  # no section without a model sweep
+    markdown = to_markdown(report.model_sweep_section((rows, config), tmp_path / "model.json", tmp_path))
     assert markdown.startswith("## 2b. The ablations on a saved VidRD")
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
     assert images == ["sweep_model_prompt_frames.png", "sweep_model_alpha.png", "sweep_model_beta.png",

@@ -1,0 +1,107 @@
+"""The report's error bars on the trained model and the verdicts side by side: where the paper's claims hold.
+
+- `interval_table`: the model sweep's default point, the paper's composition beside DSG alone and the extra
+  combinations, each metric a mean over seeds with its 95% interval, and which combinations beat the
+  paper's on continuity and on looping at once with the intervals apart;
+- `where_claims_hold`: every claim's verdict on the analytic backbone (DDIM and rectified flow) and on the
+  trained model, grouped into "on both", "only on the analytic backbone", "only on the trained model",
+  "on neither" (the verdict words of `benchmarks.claims.label`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from benchmarks.claims import CHECKS, MODEL_CHECKS, Claim, claims, label
+from benchmarks.compare import REFERENCE
+from benchmarks.document import Block, Heading, Paragraph, Table, number
+from benchmarks.sweep_grid import PAPER_TEMPLATE, GridPoint, SweepConfig
+from benchmarks.sweep_report import SHORT, default_point_intervals
+
+Sweep = tuple[list[dict[str, Any]], SweepConfig]
+SHOWN = ("velocity_jump", "reversals_per_seam", "mirror_correlation", "seam_jump_ratio")
+CONTINUITY, LOOPING = "velocity_jump", "mirror_correlation"  # lower is better for both
+
+
+def _cell(mean: float, half: float) -> str:
+    return number(mean) + ("" if half != half else f" ± {number(half, '.2g')}")
+
+
+def _apart_below(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    """a's interval lies wholly below b's (never with a missing interval)."""
+    return a[0] + a[1] < b[0] - b[1]
+
+
+def interval_table(rows: list[dict[str, Any]], config: SweepConfig) -> list[Block]:
+    """The default point with error bars (module docstring); nothing for a one-seed sweep."""
+    if len(config.seeds) < 2:
+        return []
+    present = {row["template"] for row in rows}
+    templates = tuple(t for t in (REFERENCE, PAPER_TEMPLATE, "dsg:{beta}", *config.extra_combinations)
+                      if t in present)  # fmt: skip
+    found = default_point_intervals(rows, config, templates, SHOWN)
+    paper = found[GridPoint.at(PAPER_TEMPLATE, **config.defaults(), seed=0).combination]
+    winners = [name for name, v in found.items() if name != REFERENCE
+               and all(_apart_below(v[m], paper[m]) for m in (CONTINUITY, LOOPING))]  # fmt: skip
+    verdict = (f"Beat the paper's composition on continuity ({SHORT[CONTINUITY]}) and on looping "
+               f"({SHORT[LOOPING]}) at once, with the 95% intervals apart: "
+               + (", ".join(f"`{w}`" for w in winners) if winners else "none") + ".")  # fmt: skip
+    return [
+        Paragraph(f"The default point with error bars: means over the {len(config.seeds)} seeds ± the 95% "
+                  "interval (Student's t over the seeds' means, each of "
+                  f"{config.backbone.samples} videos); the reference row is the true videos."),
+        Table(("combination", *(SHORT[m] for m in SHOWN)),
+              tuple((f"`{name}`", *(_cell(*v[m]) for m in SHOWN)) for name, v in found.items())),
+        Paragraph(verdict),
+    ]  # fmt: skip
+
+
+def _group(verdicts: dict[str, tuple[str, ...]]) -> list[str]:
+    """Sentences naming the claims that hold on both backbones, only on one, on neither (on the analytic
+    backbone: under both schedules; "holds" only where the intervals bear it out)."""
+    holds = {s: (cells[0] == cells[1] == "holds", cells[2] == "holds") for s, cells in verdicts.items()}
+    groups = {
+        "on the analytic backbone (under both schedules) and on the trained model": (True, True),
+        "only on the analytic backbone": (True, False),
+        "only on the trained model": (False, True),
+        "on neither": (False, False),
+    }
+    sentences = []
+    for where, pattern in groups.items():
+        named = [s for s, h in holds.items() if h == pattern]
+        sentences.append(f"Hold {where}: " + ("; ".join(named) if named else "none") + ".")
+    return sentences
+
+
+def _pixel_group(claimed: list[Claim], shared: set[str]) -> str:
+    """The claims checked on the model alone, by verdict."""
+    own = [c for c in claimed if c.statement not in shared]
+    if not own:
+        return ""
+    holding = [c.statement for c in own if label(c) == "holds"]
+    rest = [f"{c.statement} ({label(c)})" for c in own if label(c) != "holds"]
+    return (
+        f" Of the claims in pixels, checked on the trained model alone, hold: "
+        f"{'; '.join(holding) or 'none'}; the others: {'; '.join(rest) or 'none'}."
+    )
+
+
+def where_claims_hold(ddim: Sweep, flow: Sweep, model: Sweep | None) -> list[Block]:
+    """The closing section: each claim's verdict per backbone (module docstring)."""
+    before, after = claims(*ddim, CHECKS), claims(*flow, CHECKS)
+    on_model: list[Claim] = claims(*model, MODEL_CHECKS) if model is not None else []
+    by_statement = {c.statement: c for c in on_model}
+    verdicts = {
+        a.statement: (label(a), label(f), *((label(by_statement[a.statement]),) if model else ()))
+        for a, f in zip(before, after, strict=True)
+    }
+    extra = {c.statement: ("—", "—", label(c)) for c in on_model if c.statement not in verdicts}
+    head = ("claim", "analytic, DDIM", "analytic, rectified flow", *(("trained model",) if model else ()))
+    return [
+        Heading(2, "7. Where the paper's claims hold"),
+        Paragraph("Each claim's verdict in sections 2, 6 and 2b. 'Within the noise': the means go the way "
+                  "stated but the 95% intervals over seeds do not bear it out; 'on one seed': no interval. "
+                  "The pixel claims exist only on the model."),
+        Table(head, tuple((s, *cells) for s, cells in {**verdicts, **extra}.items())),
+        *((Paragraph(" ".join(_group(verdicts)) + _pixel_group(on_model, set(verdicts))),) if model else ()),
+    ]  # fmt: skip
