@@ -167,8 +167,9 @@ def main(argv=None) -> dict:
                 for k in ("jump_excess", "reversal_excess", "mirror_correlation")), flush=True)  # fmt: skip
     if args.out is not None:
         with atomic_path(args.out) as tmp:
-            tmp.write_text(json.dumps({"captions": captions, "seeds": args.seeds, "clips": args.clips,
-                                       "table": table}, indent=2) + "\n")  # fmt: skip
+            found = {"model": str(args.model), "steps": steps, "prompt_frames": PROMPT_FRAMES,
+                     "captions": captions, "seeds": args.seeds, "clips": args.clips, "table": table}  # fmt: skip
+            tmp.write_text(json.dumps(found, indent=2) + "\n")
     return table
 
 
