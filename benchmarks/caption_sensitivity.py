@@ -4,8 +4,8 @@
     python -m benchmarks.caption_sensitivity --world long --model runs/long/bundle   # a long-world VidRD
 
 Draws `--clips` true clips of the world (seeded), encodes them with the model's VAE and noises them at
-each timestep of `--timesteps` (the same noise for every caption variant). Then it takes the model's loss
-(MSE against its training target, epsilon or v as its scheduler predicts) with, per clip: the clip's own
+each of `TIMESTEPS` (the same noise for every caption variant). Then it takes the model's loss (MSE
+against its training target, epsilon or v as its scheduler predicts) with, per clip: the clip's own
 caption; the caption with one attribute of its first shape changed to the next name of that attribute
 (`swapped`: colour, shape, and direction or motion, skipping a colour the second shape has); and the empty
 caption. A model that uses an attribute's word has a larger loss with it changed ("ratio" = changed /
@@ -13,7 +13,9 @@ right, above 1); a ratio of 1 to the printed digits means the word makes no diff
 prediction at that noise level, so guidance has nothing to amplify.
 
 The ratio of the empty caption says how much the caption as a whole is used. `--out` writes the table as
-JSON. VidRD bundles only (`models.bundled`): the loss is the UNet's, on the latents of the bundle's VAE.
+JSON. VidRD bundles only (`models.bundled`): the loss is the UNet's, on the latents of the bundle's VAE;
+a model whose text encoder lacks some word of the world's captions is refused (those words would all read
+as "unknown", and their ratios would be 1 for that reason alone).
 """
 
 from __future__ import annotations
@@ -32,10 +34,11 @@ from models.bundled import BUNDLED, BUNDLED_WORLD, VIDRD_FRAMES, load_pipeline
 from models.data.long_world import MOTIONS, WorldConfig, WorldSpec, render_world, sample_world, world_caption
 from models.data.shapes import COLOURS, DIRECTIONS, SHAPES, ShapesConfig, caption, frames_to_tensor, render
 from models.data.shapes import sample_spec as sample_shapes
-from models.data.worlds import WORLDS
+from models.data.worlds import make_world
 from models.files import atomic_path
 from models.loading import DamagedCheckpointError
 from models.threads import limit_threads
+from models.training.stages import training_target
 from samplers.validation import check_generator, check_int
 
 __all__ = ["ATTRIBUTES", "TIMESTEPS", "losses", "sensitivity", "swapped", "true_clips"]
@@ -78,7 +81,7 @@ def true_clips(world: str, n: int, generator: torch.Generator, num_frames: int =
     """n true clips of `world` (uint8 (n, F, H, W, 3)) and their specs, drawn from `generator` (long world:
     a clip starts at a frame uniform in the world's horizon)."""
     if world not in ATTRIBUTES:
-        raise ValueError(f"world must be one of {tuple(WORLDS)}; got {world!r}")
+        raise ValueError(f"world must be one of {tuple(ATTRIBUTES)}; got {world!r}")
     check_int("n", n, 1)
     check_generator(generator)
     if world == "shapes":
@@ -100,8 +103,7 @@ def losses(pipe, latents: torch.Tensor, variants: dict[str, list[str]], timestep
     noise = torch.randn(latents.shape, generator=generator)
     t = torch.full((latents.shape[0],), timestep, dtype=torch.long)
     noisy = scheduler.add_noise(latents, noise, t)
-    kind = scheduler.config.prediction_type
-    target = noise if kind == "epsilon" else scheduler.get_velocity(latents, noise, t)
+    target = training_target(scheduler, latents, noise, t)
     return {
         name: F.mse_loss(pipe.unet(noisy, t, pipe.text_encoder.encode(captions)), target).item()
         for name, captions in variants.items()
@@ -149,10 +151,15 @@ def main(argv=None) -> None:
         check_int("seed", args.seed, 0)
     except ValueError as err:
         parser.error(str(err))
+    if args.out is not None and args.out.is_dir():
+        parser.error(f"--out must be a file path; {args.out} is a folder")
     try:
         pipe = load_pipeline(args.model)
     except (FileNotFoundError, DamagedCheckpointError) as err:
         parser.error(f"--model: {err}")
+    if unknown := sorted(set(make_world(args.world).words) - set(pipe.text_encoder.tokenizer.vocabulary)):
+        parser.error(f"--world {args.world}: the model's text encoder does not know {unknown}; it was "
+                     "trained on another world")  # fmt: skip
     with limit_threads(1):
         rows = sensitivity(pipe, args.world, args.clips, seed=args.seed)
     print(f"{args.clips} true clips of the {args.world} world, model {args.model}; 'x' columns: loss with "

@@ -1,14 +1,15 @@
 """The paper's Figure-6 claims, checked on a sweep's rows: each a verdict and a paragraph with the numbers.
 
 A trend claim holds when the mean over seeds moves the claimed way at every step along the ablation; the
-flatness claim holds when the means stay within FLAT of each other. With two seeds or more each point also
-has a 95% interval over its seeds (Student's t, `interval`), and a verdict is *resolved* when the
-intervals bear it out: a trend that holds when the two ends' intervals are apart the claimed way, one
-that does not when some step moves against the claim with the two intervals apart; flatness that holds
-when even the intervals' extremes stay within FLAT, that does not when the highest and lowest points'
-intervals are more than FLAT apart. Otherwise the verdict stands on the means alone, within the noise
-(`label`). Nothing here is hard-coded to a result: feed it other rows and the verdicts and the text
-follow them.
+flatness claim holds when the means stay within FLAT of each other. With two seeds or more a verdict is
+also *resolved* or not, by paired 95% intervals (Student's t over the seeds of a difference taken seed by
+seed: a seed's points share their random numbers, `paired`): a trend that holds is resolved when the last
+point minus the first is beyond its interval the claimed way; one that does not, when some step goes
+against the claim beyond its interval (each step tested alone, no correction for testing several);
+flatness that holds, when every pair of points differs by at most FLAT even at its interval's far end;
+flatness that does not, when some pair differs by more than FLAT even at its near end. Otherwise the
+verdict stands on the means alone, within the noise (`label`). Nothing here is hard-coded to a result:
+feed it other rows and the verdicts and the text follow them.
 """
 
 from __future__ import annotations
@@ -113,36 +114,100 @@ MODEL_CHECKS = (*CHECKS, *PIXEL_CHECKS)
 
 
 def means(rows: list[dict[str, Any]], config: SweepConfig, parameter: str, template: str, metric: str):
-    """(values, means over seeds, their 95% half-widths) of `metric` along the `parameter` ablation; None
-    if the sweep lacks it."""
+    """(values, means over seeds, per-seed values (values, seeds)) of `metric` along the `parameter`
+    ablation; None if the sweep lacks it."""
     ablation = next((a for a in config.ablations if a.parameter == parameter), None)
     if ablation is None or template not in (*ablation.templates, REFERENCE):
         return None
     per_seed = series(by_point(rows), config, ablation, template)[metric]
-    return np.asarray(ablation.values, dtype=float), per_seed.mean(axis=1), interval(per_seed)
+    return np.asarray(ablation.values, dtype=float), per_seed.mean(axis=1), per_seed
 
 
-def _resolved(y: np.ndarray, h: np.ndarray, direction: int, holds: bool) -> bool | None:
-    """Whether the intervals bear the verdict out (module docstring); None without intervals."""
-    if np.isnan(h).any():
-        return None
-    if direction == 0:
-        low, high = int(np.argmin(y)), int(np.argmax(y))
-        if holds:
-            return bool((y + h).max() - (y - h).min() <= FLAT)
-        return bool((y[high] - h[high]) - (y[low] + h[low]) > FLAT)
+def paired(per_seed: np.ndarray, i: int, j: int) -> tuple[float, float]:
+    """(mean, 95% half-width) of point j minus point i over the seeds, seed by seed: a seed's points share
+    their random numbers, so the differences are paired."""
+    difference = per_seed[j] - per_seed[i]
+    return float(difference.mean()), float(interval(difference))
+
+
+def _flat_noise(per_seed: np.ndarray, holds: bool) -> tuple[bool, tuple[int, int]]:
+    """(resolved, the pair that decides it): every pair's difference within FLAT even at its interval's
+    far end (holds), or some pair's beyond FLAT even at its near end (does not)."""
+    pairs = [(i, j) for i in range(len(per_seed)) for j in range(i + 1, len(per_seed))]
+    far = {p: abs(m) + h for p in pairs for m, h in [paired(per_seed, *p)]}
+    near = {p: abs(m) - h for p in pairs for m, h in [paired(per_seed, *p)]}
     if holds:
-        return bool(direction * (y[-1] - y[0]) > h[0] + h[-1])
-    against = -direction * np.diff(y) > h[:-1] + h[1:]
-    return bool(against.any())
+        worst = max(pairs, key=far.get)
+        return far[worst] <= FLAT, worst
+    best = max(pairs, key=near.get)
+    return near[best] > FLAT, best
 
 
-def _noise_text(h: np.ndarray, symbol: str, x: np.ndarray, resolved: bool | None, n: int) -> str:
-    if resolved is None:
-        return ""
-    widths = ", ".join(f"±{number(w)} at {symbol}={p:g}" for p, w in zip(x, h, strict=True))
+def _noise(per_seed: np.ndarray, direction: int, holds: bool, symbol: str, x: np.ndarray):
+    """(resolved, text): whether the paired 95% intervals bear the verdict out (module docstring); None
+    and no text with one seed."""
+    n = per_seed.shape[1]
+    if n < 2:
+        return None, ""
+
+    def shown(i: int, j: int) -> str:
+        m, h = paired(per_seed, i, j)
+        return f"{symbol}={x[j]:g} minus {symbol}={x[i]:g}: {number(m)} ± {number(h, '.2g')}"
+
+    if direction == 0:
+        resolved, pair = _flat_noise(per_seed, holds)
+        decides = [pair]
+    elif holds:
+        decides = [(0, len(x) - 1)]
+        m, h = paired(per_seed, *decides[0])
+        resolved = direction * m > h
+    else:
+        decides = [(k, k + 1) for k in range(len(x) - 1)]
+        against = [p for p in decides if -direction * paired(per_seed, *p)[0] > paired(per_seed, *p)[1]]
+        resolved, decides = bool(against), against or decides
     verdict = "bear the verdict out" if resolved else "do not bear it out: it stands within the noise"
-    return f" 95% intervals over the {n} seeds: {widths}; they {verdict}."
+    return bool(resolved), (f" Paired 95% intervals over the {n} seeds, "
+                            f"{'; '.join(shown(*p) for p in decides)}: they {verdict}.")  # fmt: skip
+
+
+def _flat_text(rows, config, spec: Check, x, y, seeds: str) -> tuple[bool, str]:
+    symbol, name = SYMBOL[spec.parameter], NAMES[spec.metric]
+    spread = float(y.max() - y.min())
+    holds = spread <= FLAT
+    reference = means(rows, config, spec.parameter, REFERENCE, spec.metric)[1]
+    text = (
+        f"{name} stays within [{number(y.min())}, {number(y.max())}] (range {number(spread)}; "
+        f"'hardly moves' means a range <= {FLAT:g}) over {symbol} = {format_numbers(x, ', ')} "
+        f"({seeds}), where the reference process has {number(reference.min())} to "
+        f"{number(reference.max())}."
+    )
+    looping = y.min() > reference.max() + FLAT  # above the true process's at every M
+    text += (
+        " The paper's 'larger M, severe looping' does not show in this metric"
+        + (": the looping is there at every M." if looping else ".")
+        if holds
+        else f" It moves by {number(spread)}, more than {FLAT:g}."
+    )
+    return holds, text
+
+
+def _trend_text(spec: Check, x, y, seeds: str) -> tuple[bool, str]:
+    symbol, name = SYMBOL[spec.parameter], NAMES[spec.metric]
+    along = ", ".join(f"{number(v)} at {symbol}={p:g}" for p, v in zip(x, y, strict=True))
+    wrong = [k for k, d in enumerate(np.diff(y)) if not d * spec.direction > 0]
+    word = "rises" if spec.direction > 0 else "falls"
+    text = f"{name}: {along} ({seeds})."
+    if wrong:
+        steps = ", ".join(f"{symbol}={x[k]:g} -> {x[k + 1]:g}" for k in wrong)
+        text += f" It does not {word[:-1]} at {steps}."
+    else:
+        text += f" It {word} at every step."
+    if spec.metric == "seam_jump_ratio" and np.all(y < SEAM_BAND[0]):
+        text += (
+            " Every value is below the acceptable seam-jump ratios (1 is ideal): falling further "
+            "means a more frozen, duplicated seam, not a smoother one."
+        )
+    return not wrong, text
 
 
 def check(rows: list[dict[str, Any]], config: SweepConfig, spec: Check) -> Claim:
@@ -153,54 +218,19 @@ def check(rows: list[dict[str, Any]], config: SweepConfig, spec: Check) -> Claim
             None,
             f"**Not measured**: the sweep has no {spec.parameter} ablation of `{spec.template}`.",
         )
-    x, y, h = found
-    symbol, name = SYMBOL[spec.parameter], NAMES[spec.metric]
-    along = ", ".join(f"{number(v)} at {symbol}={p:g}" for p, v in zip(x, y, strict=True))
+    x, y, per_seed = found
     seeds = f"mean over {len(config.seeds)} seed(s) x {config.backbone.samples} videos"
     if spec.direction == 0:
-        spread = float(y.max() - y.min())
-        holds = spread <= FLAT
-        reference = means(rows, config, spec.parameter, REFERENCE, spec.metric)[1]
-        text = (
-            f"{name} stays within [{number(y.min())}, {number(y.max())}] (range {number(spread)}; "
-            f"'hardly moves' means a range <= {FLAT:g}) over {symbol} = {format_numbers(x, ', ')} "
-            f"({seeds}), where the reference process has {number(reference.min())} to "
-            f"{number(reference.max())}."
-        )
-        looping = y.min() > reference.max() + FLAT  # above the true process's at every M
-        text += (
-            " The paper's 'larger M, severe looping' does not show in this metric"
-            + (": the looping is there at every M." if looping else ".")
-            if holds
-            else f" It moves by {number(spread)}, more than {FLAT:g}."
-        )
+        holds, text = _flat_text(rows, config, spec, x, y, seeds)
     else:
-        wrong = [k for k, d in enumerate(np.diff(y)) if not d * spec.direction > 0]
-        holds = not wrong
-        word = "rises" if spec.direction > 0 else "falls"
-        text = f"{name}: {along} ({seeds})."
-        text += (
-            f" It {word} at every step."
-            if holds
-            else " It does not "
-            + word[:-1]
-            + " at "
-            + ", ".join(f"{symbol}={x[k]:g} -> {x[k + 1]:g}" for k in wrong)
-            + "."
-        )
-        if spec.metric == "seam_jump_ratio" and np.all(y < SEAM_BAND[0]):
-            text += (
-                " Every value is below the acceptable seam-jump ratios (1 is ideal): falling further "
-                "means a more frozen, duplicated seam, not a smoother one."
-            )
-    resolved = _resolved(y, h, spec.direction, holds)
-    text += _noise_text(h, symbol, x, resolved, len(config.seeds))
+        holds, text = _trend_text(spec, x, y, seeds)
+    resolved, noise = _noise(per_seed, spec.direction, holds, SYMBOL[spec.parameter], x)
     verdict = "**Holds.**" if holds else "**Does not hold.**"
     if resolved is False:
         verdict = (
             "**Holds on the means, within the noise.**" if holds else "**Does not hold, within the noise.**"
         )
-    return Claim(spec.statement, holds, f"{verdict} {text}", resolved)
+    return Claim(spec.statement, holds, f"{verdict} {text}{noise}", resolved)
 
 
 def claims(rows: list[dict[str, Any]], config: SweepConfig, checks=CHECKS) -> list[Claim]:

@@ -168,7 +168,8 @@ def main(argv=None) -> dict:
     if args.out is not None:
         with atomic_path(args.out) as tmp:
             found = {"model": str(args.model), "steps": steps, "prompt_frames": PROMPT_FRAMES,
-                     "captions": captions, "seeds": args.seeds, "clips": args.clips, "table": table}  # fmt: skip
+                     "captions": captions, "seeds": args.seeds, "clips": args.clips,
+                     "table": table}  # fmt: skip
             tmp.write_text(json.dumps(found, indent=2) + "\n")
     return table
 

@@ -15,7 +15,7 @@ from typing import Any
 from benchmarks.claims import CHECKS, MODEL_CHECKS, Claim, claims, label
 from benchmarks.compare import REFERENCE
 from benchmarks.document import Block, Heading, Paragraph, Table, number
-from benchmarks.sweep_grid import PAPER_TEMPLATE, GridPoint, SweepConfig
+from benchmarks.sweep_grid import PAPER_TEMPLATE, SweepConfig
 from benchmarks.sweep_report import SHORT, default_point_intervals
 
 Sweep = tuple[list[dict[str, Any]], SweepConfig]
@@ -36,12 +36,12 @@ def interval_table(rows: list[dict[str, Any]], config: SweepConfig) -> list[Bloc
     """The default point with error bars (module docstring); nothing for a one-seed sweep."""
     if len(config.seeds) < 2:
         return []
-    present = {row["template"] for row in rows}
-    templates = tuple(t for t in (REFERENCE, PAPER_TEMPLATE, "dsg:{beta}", *config.extra_combinations)
-                      if t in present)  # fmt: skip
+    templates = (REFERENCE, PAPER_TEMPLATE, "dsg:{beta}", *config.extra_combinations)
     found = default_point_intervals(rows, config, templates, SHOWN)
-    paper = found[GridPoint.at(PAPER_TEMPLATE, **config.defaults(), seed=0).combination]
-    winners = [name for name, v in found.items() if name != REFERENCE
+    if PAPER_TEMPLATE not in found:
+        return []
+    paper = found[PAPER_TEMPLATE][1]
+    winners = [name for template, (name, v) in found.items() if template not in (REFERENCE, PAPER_TEMPLATE)
                and all(_apart_below(v[m], paper[m]) for m in (CONTINUITY, LOOPING))]  # fmt: skip
     verdict = (f"Beat the paper's composition on continuity ({SHORT[CONTINUITY]}) and on looping "
                f"({SHORT[LOOPING]}) at once, with the 95% intervals apart: "
@@ -51,25 +51,33 @@ def interval_table(rows: list[dict[str, Any]], config: SweepConfig) -> list[Bloc
                   "interval (Student's t over the seeds' means, each of "
                   f"{config.backbone.samples} videos); the reference row is the true videos."),
         Table(("combination", *(SHORT[m] for m in SHOWN)),
-              tuple((f"`{name}`", *(_cell(*v[m]) for m in SHOWN)) for name, v in found.items())),
+              tuple((f"`{name}`", *(_cell(*v[m]) for m in SHOWN)) for name, v in found.values())),
         Paragraph(verdict),
     ]  # fmt: skip
 
 
-def _group(verdicts: dict[str, tuple[str, ...]]) -> list[str]:
-    """Sentences naming the claims that hold on both backbones, only on one, on neither (on the analytic
-    backbone: under both schedules; "holds" only where the intervals bear it out)."""
-    holds = {s: (cells[0] == cells[1] == "holds", cells[2] == "holds") for s, cells in verdicts.items()}
+def _settled(labels: tuple[str, ...]) -> str:
+    """ "holds" or "does not hold" where every label says so, resolved; otherwise "unsettled"."""
+    return labels[0] if labels[0] in ("holds", "does not hold") and len(set(labels)) == 1 else "unsettled"
+
+
+def _group(verdicts: dict[str, tuple[str, str, str]]) -> list[str]:
+    """Sentences naming the claims that hold on both backbones, only on one, on neither (the analytic
+    backbone: the same resolved verdict under both schedules), and those not settled."""
+    status = {s: (_settled(cells[:2]), _settled(cells[2:])) for s, cells in verdicts.items()}
     groups = {
-        "on the analytic backbone (under both schedules) and on the trained model": (True, True),
-        "only on the analytic backbone": (True, False),
-        "only on the trained model": (False, True),
-        "on neither": (False, False),
+        "on the analytic backbone (under both schedules) and on the trained model": ("holds", "holds"),
+        "only on the analytic backbone": ("holds", "does not hold"),
+        "only on the trained model": ("does not hold", "holds"),
+        "on neither": ("does not hold", "does not hold"),
     }
     sentences = []
     for where, pattern in groups.items():
-        named = [s for s, h in holds.items() if h == pattern]
+        named = [s for s, found in status.items() if found == pattern]
         sentences.append(f"Hold {where}: " + ("; ".join(named) if named else "none") + ".")
+    unsettled = [f"{s} ({', '.join(verdicts[s])})" for s, found in status.items() if "unsettled" in found]
+    sentences.append("Not settled (within the noise, on one seed, not measured, or the two schedules "
+                     "disagree): " + ("; ".join(unsettled) if unsettled else "none") + ".")  # fmt: skip
     return sentences
 
 
@@ -99,9 +107,9 @@ def where_claims_hold(ddim: Sweep, flow: Sweep, model: Sweep | None) -> list[Blo
     head = ("claim", "analytic, DDIM", "analytic, rectified flow", *(("trained model",) if model else ()))
     return [
         Heading(2, "7. Where the paper's claims hold"),
-        Paragraph("Each claim's verdict in sections 2, 6 and 2b. 'Within the noise': the means go the way "
-                  "stated but the 95% intervals over seeds do not bear it out; 'on one seed': no interval. "
-                  "The pixel claims exist only on the model."),
+        Paragraph("Each claim's verdict in sections 2, 6 and 2b. 'Within the noise': the paired 95% "
+                  "intervals over seeds do not bear out the verdict on the means; 'on one seed': no "
+                  "interval. The pixel claims exist only on the model."),
         Table(head, tuple((s, *cells) for s, cells in {**verdicts, **extra}.items())),
         *((Paragraph(" ".join(_group(verdicts)) + _pixel_group(on_model, set(verdicts))),) if model else ()),
     ]  # fmt: skip

@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from benchmarks import compare, seams, sweep, sweep_grid, tradeoff
-from benchmarks.claims import CHECKS, MODEL_CHECKS, claims
+from benchmarks.claims import CHECKS, MODEL_CHECKS, claims, label
 from benchmarks.compare import CompareConfig
 from benchmarks.document import Block, Code, Heading, Image, Paragraph, Table, number
 from benchmarks.figures import save_figure
@@ -449,8 +449,7 @@ def flow_section(rows: list[dict], config: ReportConfig, ddim_sweep: Sweep, flow
     compare.plot(shown, folder / "compare_flow.png", "Gaussian-process backbone: " + _setting(b))
     sweep.write_json(*flow_sweep, folder / "sweep_flow.json")
     before, after = claims(*ddim_sweep, CHECKS), claims(*flow_sweep, CHECKS)
-    verdict = {True: "holds", False: "does not hold", None: "not measured"}
-    changed = [a.statement for a, f in zip(before, after, strict=True) if a.holds != f.holds]
+    changed = [a.statement for a, f in zip(before, after, strict=True) if label(a) != label(f)]
     return [
         Heading(2, f"6. Under {compare.SCHEDULE_NAMES[b.scheduler]}"),
         Paragraph(
@@ -469,7 +468,7 @@ def flow_section(rows: list[dict], config: ReportConfig, ddim_sweep: Sweep, flow
             + (f" ({'; '.join(changed)})." if changed else ".")
         ),
         Table(("claim", "DDIM", "rectified flow"), tuple(
-            (a.statement, verdict[a.holds], verdict[f.holds]) for a, f in zip(before, after, strict=True)
+            (a.statement, label(a), label(f)) for a, f in zip(before, after, strict=True)
         )),
         *(Paragraph(f"**{claim.statement}** (rectified flow). {claim.text}") for claim in after),
     ]

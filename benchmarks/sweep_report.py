@@ -82,26 +82,27 @@ def interval(per_seed: np.ndarray) -> np.ndarray:
 
 def default_point_intervals(
     rows: list[dict[str, Any]], config: SweepConfig, templates: tuple[str, ...], metrics: tuple[str, ...]
-) -> dict[str, dict[str, tuple[float, float]]]:
-    """combination -> metric -> (mean over seeds, 95% half-width), for `templates` at the default point."""
+) -> dict[str, tuple[str, dict[str, tuple[float, float]]]]:
+    """template -> (combination, metric -> (mean over seeds, 95% half-width)) at the default point, for
+    each of `templates` the sweep has there at every seed (the others left out)."""
     by_key, out = by_point(rows), {}
     for template in templates:
-        found = [by_key[GridPoint.at(template, **config.defaults(), seed=seed)] for seed in config.seeds]
+        points = [GridPoint.at(template, **config.defaults(), seed=seed) for seed in config.seeds]
+        if not all(point in by_key for point in points):
+            continue
+        found = [by_key[point] for point in points]
         values = np.array([[r[m] for r in found] for m in metrics], dtype=np.float64)  # (metrics, seeds)
-        half = interval(values)
-        out[found[0]["combination"]] = {m: (float(v.mean()), float(w))
-                                        for m, v, w in zip(metrics, values, half, strict=True)}  # fmt: skip
+        stats_of = {
+            m: (float(v.mean()), float(w)) for m, v, w in zip(metrics, values, interval(values), strict=True)
+        }
+        out[template] = (found[0]["combination"], stats_of)
     return out
 
 
 def extra_means(rows: list[dict[str, Any]], config: SweepConfig) -> dict[str, dict[str, float]]:
     """combination -> metric -> mean over seeds, for every extra combination (at the default point)."""
-    by_key, out = by_point(rows), {}
-    for template in config.extra_combinations:
-        points = [GridPoint.at(template, **config.defaults(), seed=seed) for seed in config.seeds]
-        found = [by_key[point] for point in points]
-        out[found[0]["combination"]] = {m: float(np.mean([r[m] for r in found])) for m in config.metrics}
-    return out
+    found = default_point_intervals(rows, config, config.extra_combinations, config.metrics)
+    return {name: {m: mean for m, (mean, _) in values.items()} for name, values in found.values()}
 
 
 def backbone_name(config: SweepConfig) -> str:

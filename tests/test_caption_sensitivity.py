@@ -89,7 +89,8 @@ def test_the_bundled_model_reads_colour_shape_and_direction(bundled):
 
 def test_the_command_refuses_bad_arguments_before_any_work(tmp_path, capsys):
     for argv, message in ((["--clips", "0"], "clips must be"), (["--model", str(tmp_path)], "--model: "),
-                          (["--world", "moon"], "invalid choice")):  # fmt: skip
+                          (["--world", "moon"], "invalid choice"), (["--out", str(tmp_path)], "is a folder"),
+                          (["--world", "long"], "does not know ['around', ")):  # fmt: skip
         with pytest.raises(SystemExit) as stop:
             main(argv)
         assert stop.value.code == 2 and message in capsys.readouterr().err

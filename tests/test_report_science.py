@@ -35,12 +35,12 @@ def analytic(seeds=SEEDS) -> SweepConfig:
 
 
 def seam_falling_with_m(d: float):
-    """Seam-jump 0.5 / M (1 - beta / 2) on the paper's line (0.5, 0.25, 0.125 at beta = 0), each seed
-    offset by (seed - 1) d; the mirror correlation rises with alpha and is flat in M; DSG alone falls with
-    beta."""
+    """Seam-jump 0.5 / M (1 - beta / 2) on the paper's line (0.4, 0.2, 0.1 at beta = 0.4), M = 4's value
+    offset by (seed - 1) d (so the paired difference M=4 minus M=1 has standard deviation d); the mirror
+    correlation rises with alpha and is flat in M; DSG alone falls with beta."""
 
     def values(template, m, alpha, beta, seed):
-        noise = (seed - 1) * d
+        noise = (seed - 1) * d if m == 4 else 0.0
         seam = 0.5 / m * (1 - beta / 2) if template == PAPER_TEMPLATE else 1.0 - (beta or 0.0) / 2
         mirror = 0.0 if alpha is None else alpha / (1.0 + alpha)
         return {"seam_jump_ratio": seam + noise, "mirror_correlation": mirror}
@@ -48,50 +48,64 @@ def seam_falling_with_m(d: float):
     return values
 
 
-def test_a_trend_is_resolved_when_the_ends_intervals_are_apart():
-    # At beta = 0.4: 0.4, 0.2, 0.1. The half-width is t * d / sqrt(3); the ends differ by 0.3.
-    for d, resolved in ((0.05, True), (0.1, False)):
-        half = T_975_2DF * d / 3**0.5  # 0.124 and 0.248: 2 x 0.124 < 0.3 < 2 x 0.248
+def test_a_trend_is_resolved_when_the_ends_paired_difference_is_beyond_its_interval():
+    # The last minus the first: -0.3 per seed plus -d, 0, +d: half-width t d / sqrt(3) = 2.48 d.
+    for d, resolved in ((0.1, True), (0.15, False)):  # 0.248 < 0.3 < 0.373
         falls = claims(seeded_rows(analytic(), seam_falling_with_m(d)), analytic())[0]
         assert falls.holds and falls.resolved is resolved
-        assert f"±{half:.3g} at M=1" in falls.text
+        assert f"M=4 minus M=1: -0.3 ± {T_975_2DF * d / 3**0.5:.2g}" in falls.text
         assert label(falls) == ("holds" if resolved else "holds within the noise")
         assert falls.text.startswith(
             "**Holds.**" if resolved else "**Holds on the means, within the noise.**"
         )
 
+    # Noise shared by every point of a seed cancels in the paired differences: resolved at any size.
+    def shared(template, m, alpha, beta, seed):
+        return {"seam_jump_ratio": 0.5 / m + (seed - 1) * 10.0, "mirror_correlation": 0.0}
 
-def test_a_trend_against_the_claim_is_resolved_only_with_the_step_intervals_apart():
-    # Mirror correlation on the alpha line: 0.5, 0.2, 0.6 at alpha 0, 1, 4 (it is claimed to rise).
+    assert claims(seeded_rows(analytic(), shared), analytic())[0].resolved
+
+
+def test_a_trend_against_the_claim_is_resolved_only_by_a_step_against_it():
+    # Mirror correlation on the alpha line: 0.5, 0.2, 0.3 at alpha 0, 1, 4 (it is claimed to rise); the
+    # value at alpha = 1 has seed offsets (seed - 1) d, so both steps have half-width 2.48 d.
     def values(d):
         def at(template, m, alpha, beta, seed):
-            mirror = {0.0: 0.5, 1.0: 0.2, 4.0: 0.6}.get(alpha, 0.3) + (seed - 1) * d
-            return {"seam_jump_ratio": 1.0, "mirror_correlation": mirror}
-
-        return at
-
-    for d, resolved in ((0.05, True), (0.1, False)):  # the drop 0.3 against 2 t d / sqrt(3) = 0.248, 0.497
-        rises = claims(seeded_rows(analytic(), values(d)), analytic())[3]
-        assert rises.holds is False and rises.resolved is resolved
-        assert label(rises) == ("does not hold" if resolved else "does not hold within the noise")
-
-
-def test_flatness_is_resolved_by_the_intervals_extremes():
-    # Mirror correlation along M: 0.30, 0.31, 0.32 (range 0.02 <= FLAT = 0.05) with seed offsets (seed - 1) d.
-    def values(d, step=0.01):
-        def at(template, m, alpha, beta, seed):
-            mirror = 0.3 + step * {1: 0, 2: 1, 4: 2}[m] + (seed - 1) * d
+            noise = (seed - 1) * d if alpha == 1.0 else 0.0
+            mirror = {0.0: 0.5, 1.0: 0.2, 4.0: 0.3}.get(alpha, 0.3) + noise
             return {"seam_jump_ratio": 1.0 / m, "mirror_correlation": mirror}
 
         return at
 
-    flat = claims(seeded_rows(analytic(), values(0.005)), analytic())[4]  # extremes 0.02 + 2 x 0.0124
-    assert flat.holds and flat.resolved
-    flat = claims(seeded_rows(analytic(), values(0.01)), analytic())[4]  # 0.02 + 2 x 0.0248 > 0.05
-    assert flat.holds and flat.resolved is False
-    moving = claims(seeded_rows(analytic(), values(0.01, step=0.1)), analytic())[4]  # 0.2 - 0.0497 > FLAT
-    assert moving.holds is False and moving.resolved
-    one_seed = claims(seeded_rows(analytic((0,)), values(0.0)), analytic((0,)))[4]
+    for d, resolved in ((0.1, True), (0.15, False)):  # the drop 0.3 against 0.248 and 0.373
+        rises = claims(seeded_rows(analytic(), values(d)), analytic())[3]
+        assert rises.holds is False and rises.resolved is resolved
+        assert label(rises) == ("does not hold" if resolved else "does not hold within the noise")
+        assert "alpha=1 minus alpha=0: -0.3" in rises.text
+        assert ("alpha=4 minus alpha=1" in rises.text) is not resolved  # resolved: only the step against
+
+
+def test_flatness_is_resolved_pair_by_pair():
+    # Mirror correlation along M = 1, 2, 4; offsets (seed - 1) d on the points in `noisy`.
+    def values(levels, d, noisy):
+        def at(template, m, alpha, beta, seed):
+            noise = (seed - 1) * d if m in noisy else 0.0
+            return {"seam_jump_ratio": 1.0 / m, "mirror_correlation": levels[m] + noise}
+
+        return at
+
+    def flat(levels, d, noisy):
+        return claims(seeded_rows(analytic(), values(levels, d, noisy)), analytic())[4]
+
+    small = {1: 0.30, 2: 0.32, 4: 0.31}  # range 0.02 <= FLAT; the pairs with M=2 carry 2.48 d
+    assert flat(small, 0.012, {2}).resolved  # 0.02 + 0.0298 <= 0.05
+    assert flat(small, 0.013, {2}).resolved is False  # 0.02 + 0.0323 > 0.05
+    # Not flat: M=2 minus M=1 is 0.06 with no noise; M=4 minus M=1 is 0.1 but very noisy.
+    wide = {1: 0.30, 2: 0.36, 4: 0.40}
+    moving = flat(wide, 0.1, {4})
+    assert moving.holds is False and moving.resolved and "M=2 minus M=1: 0.06 ± 0" in moving.text
+    assert flat(wide, 0.1, {2, 4}).resolved is False  # every pair within the noise of FLAT
+    one_seed = claims(seeded_rows(analytic((0,)), values(small, 0.0, ())), analytic((0,)))[4]
     assert one_seed.resolved is None and label(one_seed) == "holds on one seed"
     assert label(Claim("x", None, "")) == "not measured"
 
@@ -125,6 +139,11 @@ def test_the_default_point_table_names_what_beats_the_paper_on_both_counts():
     # With wide intervals (half-width 0.497 > half of the mirror gap 0.2), nothing is resolved.
     markdown = to_markdown(interval_table(seeded_rows(config, default_point(jumps, mirrors, 0.2)), config))
     assert "with the 95% intervals apart: none." in markdown
+    # A sweep without some template at the default point leaves its row out; without the paper's, no table.
+    rows = seeded_rows(config, default_point(jumps, mirrors, 0.02))
+    partial = to_markdown(interval_table([r for r in rows if r["template"] != "dsg:{beta}"], config))
+    assert "`dsg:0.4`" not in partial and "`overlap`." in partial
+    assert interval_table([r for r in rows if r["template"] != PAPER_TEMPLATE], config) == []
     one_seed = SweepConfig(ABLATIONS, ("overlap",), prompt_frames=2, seeds=(0,), backbone=ModelBackbone())
     assert interval_table(seeded_rows(one_seed, default_point(jumps, mirrors, 0.0)), one_seed) == []
 
@@ -132,27 +151,35 @@ def test_the_default_point_table_names_what_beats_the_paper_on_both_counts():
 def test_where_claims_hold_groups_the_verdicts_per_backbone():
     ddim = analytic()
     rows = seeded_rows(ddim, seam_falling_with_m(0.01))  # all five analytic claims hold, resolved
-    model = model_sweep(())
 
-    def on_model(template, m, alpha, beta, seed):  # the seam-jump falls with M, the velocity jump rises
-        return {
-            "seam_jump_ratio": 0.5 / m + (seed - 1) * 0.2,
-            "mirror_correlation": 0.5,
-            "velocity_jump": 3.0 * m,
-        }
+    def flat_mirror(template, m, alpha, beta, seed):  # under "rectified flow" the mirror ignores alpha
+        return {**seam_falling_with_m(0.01)(template, m, alpha, beta, seed), "mirror_correlation": 0.5}
+
+    flow_rows, model = seeded_rows(ddim, flat_mirror), model_sweep(())
+
+    def on_model(template, m, alpha, beta, seed):
+        noise = (seed - 1) * 0.25 if m == 4 else 0.0  # M=4 minus M=1: -0.525 ± 0.62, within the noise
+        seam = 0.5 / m * (1 + beta) + noise if template == PAPER_TEMPLATE else 1.0 - (beta or 0.0) / 2
+        mirror = 0.0 if alpha is None else alpha / (1.0 + alpha)
+        return {"seam_jump_ratio": seam, "mirror_correlation": mirror, "velocity_jump": 3.0 * m}
 
     model_rows = seeded_rows(model, on_model)
-    expected = [label(c) for c in claims(model_rows, model, MODEL_CHECKS)]
-    assert expected[0] == "holds within the noise"  # 0.375 against 2 t 0.2 / sqrt(3) = 0.99
-    markdown = to_markdown(where_claims_hold((rows, ddim), (rows, ddim), (model_rows, model)))
+    markdown = to_markdown(where_claims_hold((rows, ddim), (flow_rows, ddim), (model_rows, model)))
     assert markdown.startswith("## 7. Where the paper's claims hold")
-    first = f"| {CHECKS[0].statement} | holds | holds | holds within the noise |"
-    assert first in markdown
+    c = [check.statement for check in CHECKS]
+    assert f"| {c[0]} | holds | holds | holds within the noise |" in markdown
+    assert f"| {c[3]} | holds | does not hold within the noise | holds |" in markdown
     pixel = MODEL_CHECKS[len(CHECKS)].statement  # the velocity jump falls with M: it rises, no noise
     assert f"| {pixel} | — | — | does not hold |" in markdown
     assert f"the others: {pixel} (does not hold)" in markdown
-    assert "Hold only on the analytic backbone: " + CHECKS[0].statement in markdown
-    assert "Hold on neither: none." in markdown
+    assert (
+        f"Hold on the analytic backbone (under both schedules) and on the trained model: {c[2]}; {c[4]}."
+        in (markdown)
+    )
+    assert f"Hold only on the analytic backbone: {c[1]}." in markdown  # the seam-jump rises with beta
+    assert "Hold only on the trained model: none. Hold on neither: none." in markdown
+    assert (f"disagree): {c[0]} (holds, holds, holds within the noise); {c[3]} (holds, does not hold within "
+            "the noise, holds).") in markdown  # fmt: skip
     without_model = to_markdown(where_claims_hold((rows, ddim), (rows, ddim), None))
     assert "trained model" not in without_model.split("\n\n")[2]  # the table has two verdict columns
 
@@ -161,4 +188,4 @@ def test_one_seed_sweeps_keep_their_plain_verdicts():
     config = analytic((0,))
     found = claims(seeded_rows(config, seam_falling_with_m(0.0)), config)
     assert [c.holds for c in found] == [True] * 5 and all(c.resolved is None for c in found)
-    assert all("95% intervals" not in c.text for c in found)
+    assert all("intervals" not in c.text for c in found)

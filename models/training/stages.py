@@ -118,11 +118,16 @@ def noise_and_target(latents: torch.Tensor, scheduler, g: torch.Generator):
     noise = torch.randn(latents.shape, generator=g).to(latents.device)
     t = torch.randint(0, scheduler.config.num_train_timesteps, (latents.shape[0],), generator=g)
     t = t.to(latents.device)
-    noisy = scheduler.add_noise(latents, noise, t)
+    return scheduler.add_noise(latents, noise, t), t, training_target(scheduler, latents, noise, t)
+
+
+def training_target(scheduler, latents: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """What the model learns to predict from `latents` noised with `noise` at `t`: the noise (epsilon) or
+    the velocity (v_prediction), by the scheduler's `prediction_type`; ValueError for any other."""
     if scheduler.config.prediction_type == "epsilon":
-        return noisy, t, noise
+        return noise
     if scheduler.config.prediction_type == "v_prediction":
-        return noisy, t, scheduler.get_velocity(latents, noise, t)
+        return scheduler.get_velocity(latents, noise, t)
     raise ValueError(
         f"prediction_type must be epsilon or v_prediction; got {scheduler.config.prediction_type!r}"
     )
