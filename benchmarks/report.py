@@ -43,7 +43,7 @@ from benchmarks.report_config import (
     ReportConfig,
     read_sweep,
 )
-from benchmarks.report_science import where_claims_hold
+from benchmarks.report_science import continuity_section, where_claims_hold
 from benchmarks.report_sections import (
     flow_section,
     header,
@@ -108,6 +108,7 @@ def _build(config: ReportConfig, out: Path) -> Path:
             *table_section(rows, config.tradeoff, folder),
             *sweep_section(sweep_rows, sweep_config, folder, config.sweep_json),
             *model_sweep_section(model_sweep, config.sweep_model_json, folder),
+            *continuity_section(config.continuity_json, folder),
             *tradeoff_section(rows, config.tradeoff, folder),
             *seams_section(videos, config.seams, folder),
             *perf_section(timings, config.perf, sweep_seconds, videos, time.perf_counter() - began),
@@ -148,6 +149,7 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, ReportConfig]:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder of the report (replaced files)")
     parser.add_argument("--sweep", type=Path, help="a sweep.json to use instead of running the default sweep")
     parser.add_argument("--sweep-model", type=Path, help="a sweep.json of --backbone model: adds section 2b")
+    parser.add_argument("--continuity", type=Path, help="a benchmarks.model_continuity JSON: adds section 2c")
     parser.add_argument(
         "--samples", type=int, default=t.backbone.samples, help="videos per combination, sections 1 and 3"
     )
@@ -170,6 +172,7 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, ReportConfig]:
     config = ReportConfig(
         sweep_json=args.sweep,
         sweep_model_json=args.sweep_model,
+        continuity_json=args.continuity,
         tradeoff=replace(
             t, backbone=replace(t.backbone, samples=args.samples, steps=args.steps), weights=weights
         ),

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from benchmarks import perf, seams, sweep, sweep_grid, tradeoff
 from benchmarks.compare import CompareConfig
@@ -18,7 +20,8 @@ PAGES = ("report.md", "report.html")  # moved into --out last, once every file t
 # The names of what a report writes (patterns): files of --out that match one and that a run did not
 # write are stale and removed; every other file of --out is left alone.
 OWN_NAMES = (*PAGES, "compare.png", "compare_flow.png", "sweep.json", "sweep_flow.json", "sweep_*.png",
-             "sweep_model.json", "tradeoff.csv", "tradeoff_*.png", "seams.png")  # fmt: skip
+             "sweep_model.json", "continuity.json", "tradeoff.csv", "tradeoff_*.png",
+             "seams.png")  # fmt: skip
 TITLE = "Reuse & Diffuse kit: benchmark report"
 FLOW_SCHEDULERS = ("flow-euler", "unipc-flow")  # compare.SCHEDULERS' rectified-flow ones
 REPORT_PATHSPEC = f":(exclude){DEFAULT_OUT.relative_to(ROOT).as_posix()}"  # the committed report itself
@@ -49,6 +52,7 @@ class ReportConfig:
     sweep: sweep_grid.SweepConfig = SWEEP  # the Figure-6 sweep, run here unless sweep_json is set
     sweep_json: Path | None = None  # a sweep.json (benchmarks.sweep) to read instead of running the sweep
     sweep_model_json: Path | None = None  # a sweep.json of `benchmarks.sweep --backbone model`: section 2b
+    continuity_json: Path | None = None  # the --out JSON of `benchmarks.model_continuity`: section 2c
     tradeoff: tradeoff.TradeoffConfig = field(default_factory=tradeoff.TradeoffConfig)  # sections 1 and 3
     seams: seams.SeamsConfig = field(default_factory=seams.SeamsConfig)  # section 4
     perf: PerfConfig = field(default_factory=PerfConfig)  # section 5
@@ -75,6 +79,37 @@ class ReportConfig:
             read_sweep("sweep_json", self.sweep_json, CompareConfig)
         if self.sweep_model_json is not None:
             read_sweep("sweep_model_json", self.sweep_model_json, ModelBackbone)
+        if self.continuity_json is not None:
+            read_continuity(self.continuity_json)
+
+
+CONTINUITY_KEYS = ("model", "steps", "prompt_frames", "captions", "seeds", "clips", "table")
+CONTINUITY_METRICS = (
+    "jump_excess",
+    "reversal_excess",
+    "mirror_correlation",
+)  # each row's, as section 2c shows
+
+
+def read_continuity(path: Path) -> dict[str, Any]:
+    """The JSON `benchmarks.model_continuity --out` writes; ValueError naming the file unless it is one."""
+    wanted = f"continuity_json must be the --out file of benchmarks.model_continuity; got {str(path)!r}"
+    try:
+        found = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{wanted} ({type(error).__name__}: {error})") from error
+    missing = [key for key in CONTINUITY_KEYS if not isinstance(found, dict) or key not in found]
+    if missing or not isinstance(found["table"], dict) or not found["table"]:
+        raise ValueError(f"{wanted} (it lacks {missing or ['table entries']})")
+    for name, row in found["table"].items():
+        for metric in CONTINUITY_METRICS:
+            cell = row.get(metric) if isinstance(row, dict) else None
+            if not (
+                isinstance(cell, dict)
+                and all(isinstance(cell.get(k), (int, float)) for k in ("mean", "ci95"))
+            ):
+                raise ValueError(f"{wanted} (its row {name!r} lacks {metric} with a mean and a ci95)")
+    return found
 
 
 BACKBONE_FLAGS = {CompareConfig: "--backbone analytic", ModelBackbone: "--backbone model"}
@@ -91,5 +126,3 @@ def read_sweep(name: str, path: Path, backbone: type) -> tuple[list[dict], sweep
     if not isinstance(config.backbone, backbone):
         raise ValueError(wanted)
     return rows, config
-
-

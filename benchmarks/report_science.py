@@ -3,6 +3,9 @@
 - `interval_table`: the model sweep's default point, the paper's composition beside DSG alone and the extra
   combinations, each metric a mean over seeds with its 95% interval, and which combinations beat the
   paper's on continuity and on looping at once with the intervals apart;
+- `continuity_section`: the table of `benchmarks.model_continuity` (the paper's strategies alone and together
+  and the kit's candidates on a bundled long-world model, 95% intervals over the videos), and which
+  compositions beat the paper's, and the kit's default, on continuity and looping at once;
 - `where_claims_hold`: every claim's verdict on the analytic backbone (DDIM and rectified flow) and on the
   trained model, grouped into "on both", "only on the analytic backbone", "only on the trained model",
   "on neither" (the verdict words of `benchmarks.claims.label`).
@@ -10,13 +13,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from benchmarks.claims import CHECKS, MODEL_CHECKS, Claim, claims, label
 from benchmarks.compare import REFERENCE
 from benchmarks.document import Block, Heading, Paragraph, Table, number
+from benchmarks.report_config import CONTINUITY_METRICS, read_continuity
 from benchmarks.sweep_grid import PAPER_TEMPLATE, SweepConfig
 from benchmarks.sweep_report import SHORT, default_point_intervals
+from samplers.registry import KIT_DEFAULT, PAPER
 
 Sweep = tuple[list[dict[str, Any]], SweepConfig]
 SHOWN = ("velocity_jump", "reversals_per_seam", "mirror_correlation", "seam_jump_ratio")
@@ -56,8 +62,50 @@ def interval_table(rows: list[dict[str, Any]], config: SweepConfig) -> list[Bloc
     ]  # fmt: skip
 
 
+CONTINUITY_NAMES = ("velocity jump minus the truth's (px/frame)", "reversals per seam minus the truth's",
+                    "mirror correlation")  # fmt: skip
+CONTINUITY_SHOWN = dict(zip(CONTINUITY_METRICS, CONTINUITY_NAMES, strict=True))
+
+
+def _beats(found: dict[str, Any], name: str, other: str) -> bool:
+    """`name` below `other` in continuity (jump excess) and looping (mirror), its intervals wholly below."""
+    return all(_apart_below(*(((found[n][m]["mean"], found[n][m]["ci95"])) for n in (name, other)))
+               for m in ("jump_excess", "mirror_correlation"))  # fmt: skip
+
+
+def continuity_section(source: Path | None, folder: Path) -> list[Block]:
+    """Section 2c from a model_continuity JSON (copied into the report as continuity.json); nothing
+    without one."""
+    if source is None:
+        return []
+    data = read_continuity(source)
+    (folder / "continuity.json").write_text(Path(source).read_text(encoding="utf-8"), encoding="utf-8")
+    table = data["table"]
+    winners = [name for name in table if PAPER in table and name != PAPER and _beats(table, name, PAPER)]
+    if KIT_DEFAULT == PAPER:
+        kit = "is the paper's"
+    elif KIT_DEFAULT not in table:
+        kit = "is not in this table"
+    else:
+        kit = "beats it" if _beats(table, KIT_DEFAULT, PAPER) else "does not beat it"
+    return [
+        Heading(2, f"2c. Continuity and looping on `{Path(data['model']).name}`, with error bars"),
+        Paragraph(f"`benchmarks.model_continuity` (its JSON is `continuity.json`): model "
+                  f"`{data['model']}`, {data['seeds']} seeds x {len(data['captions'])} captions of the long "
+                  f"world, {data['clips']} clips each, M={data['prompt_frames']}, {data['steps']} steps; "
+                  "each video is scored against true long videos of its caption cut at the same clip "
+                  "starts. Means over the videos ± 95% intervals (1.96 standard errors over the videos)."),
+        Table(("composition", *CONTINUITY_SHOWN.values()),
+              tuple((f"`{name}`", *(_cell(row[m]["mean"], row[m]["ci95"]) for m in CONTINUITY_SHOWN))
+                    for name, row in table.items())),
+        Paragraph(f"Beat the paper's composition (`{PAPER}`) on continuity and on looping at once, with the "
+                  f"intervals apart: {', '.join(f'`{w}`' for w in winners) or 'none'}. The kit's default "
+                  f"composition (`{KIT_DEFAULT}`) {kit}."),
+    ]  # fmt: skip
+
+
 def _settled(labels: tuple[str, ...]) -> str:
-    """ "holds" or "does not hold" where every label says so, resolved; otherwise "unsettled"."""
+    """The verdict every label gives, where it is "holds" or "does not hold" (resolved); else "unsettled"."""
     return labels[0] if labels[0] in ("holds", "does not hold") and len(set(labels)) == 1 else "unsettled"
 
 

@@ -22,7 +22,7 @@ from benchmarks.compare import CompareConfig
 from benchmarks.document import Block, Code, Heading, Image, Paragraph, Table, number
 from benchmarks.figures import save_figure
 from benchmarks.number_lists import format_numbers
-from benchmarks.report_config import REPORT_PATHSPEC, ROOT, TITLE, PerfConfig, ReportConfig
+from benchmarks.report_config import REPORT_PATHSPEC, ROOT, TITLE, PerfConfig, ReportConfig, read_continuity
 from benchmarks.report_science import interval_table
 from benchmarks.sweep_report import SHORT, extra_means, plot_ablations
 from models.bundled import BUNDLED
@@ -66,6 +66,10 @@ def regenerate_commands(config: ReportConfig) -> str:
     ]
     if config.sweep_model_json is not None:
         lines.insert(2, "python -m benchmarks.sweep --backbone model --out out/sweep-model   # section 2b")
+    if config.continuity_json is not None:
+        model = read_continuity(config.continuity_json)["model"]
+        lines.insert(3, f"python -m benchmarks.model_continuity --model {_shown(model)} --out "
+                        f"{_shown(config.continuity_json)}   # section 2c")  # fmt: skip
     for k, composition in enumerate(s.compositions):
         lines.append(
             f'vidrd generate "{s.caption}" --clips {s.clips} --frames {s.frames} --prompt-frames '

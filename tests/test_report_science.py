@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
+from pathlib import Path
+
+import pytest
 
 from benchmarks.claims import CHECKS, MODEL_CHECKS, Claim, claims, label
 from benchmarks.compare import REFERENCE
 from benchmarks.document import to_markdown
-from benchmarks.report_science import interval_table, where_claims_hold
+from benchmarks.report import ReportConfig
+from benchmarks.report_config import read_continuity
+from benchmarks.report_science import continuity_section, interval_table, where_claims_hold
 from benchmarks.sweep_grid import PAPER_TEMPLATE, Ablation, SweepConfig
 from benchmarks.sweep_model import ModelBackbone
+from samplers.registry import KIT_DEFAULT, PAPER
 
 T_975_2DF = 4.302652729911275  # Student's t, 97.5% quantile, 2 degrees of freedom (3 seeds)
 ABLATIONS = (
@@ -189,3 +196,48 @@ def test_one_seed_sweeps_keep_their_plain_verdicts():
     found = claims(seeded_rows(config, seam_falling_with_m(0.0)), config)
     assert [c.holds for c in found] == [True] * 5 and all(c.resolved is None for c in found)
     assert all("intervals" not in c.text for c in found)
+
+
+def continuity_json(path, rows: dict[str, tuple[float, float, float, float]]) -> Path:
+    """A model_continuity JSON: per composition (jump excess, its ci95, mirror, its ci95)."""
+    table = {
+        name: {"jump_excess": {"mean": j, "ci95": jh}, "reversal_excess": {"mean": 0.0, "ci95": 0.01},
+               "mirror_correlation": {"mean": m, "ci95": mh}}
+        for name, (j, jh, m, mh) in rows.items()
+    }  # fmt: skip
+    found = {"model": "models/weights/tiny-wan", "steps": 25, "prompt_frames": 2, "captions": ["a"] * 16,
+             "seeds": 3, "clips": 8, "table": table}  # fmt: skip
+    path.write_text(json.dumps(found))
+    return path
+
+
+def test_the_continuity_section_names_what_beats_the_paper(tmp_path):
+    rows = {"independent": (4.5, 0.8, 0.0, 0.03), PAPER: (4.0, 0.6, 0.27, 0.06),
+            "overlap": (2.3, 0.3, 0.23, 0.06), "windows:pyramid": (1.0, 0.2, 0.10, 0.05)}  # fmt: skip
+    source = continuity_json(tmp_path / "c.json", rows)
+    (tmp_path / "report").mkdir()
+    markdown = to_markdown(continuity_section(source, tmp_path / "report"))
+    assert markdown.startswith("## 2c. Continuity and looping on `tiny-wan`, with error bars")
+    assert f"| `{PAPER}` | 4 ± 0.6 | 0 ± 0.01 | 0.27 ± 0.06 |" in markdown
+    # overlap: continuity apart (2.6 < 3.4) but looping overlaps (0.29 > 0.21); windows apart on both.
+    assert "with the intervals apart: `windows:pyramid`." in markdown
+    assert f"The kit's default composition (`{KIT_DEFAULT}`)" in markdown
+    assert (tmp_path / "report" / "continuity.json").read_text() == source.read_text()
+    assert continuity_section(None, tmp_path) == []
+
+
+def test_a_damaged_continuity_file_is_refused_by_name(tmp_path):
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(ValueError, match=r"continuity_json must be .*bad\.json.*JSONDecodeError"):
+        read_continuity(tmp_path / "bad.json")
+    (tmp_path / "keys.json").write_text(json.dumps({"model": "m", "table": {}}))
+    with pytest.raises(ValueError, match=r"lacks \['steps', 'prompt_frames', 'captions', 'seeds', 'clips'\]"):
+        read_continuity(tmp_path / "keys.json")
+    source = continuity_json(tmp_path / "row.json", {"fnr": (1.0, 0.1, 0.2, 0.05)})
+    found = json.loads(source.read_text())
+    del found["table"]["fnr"]["mirror_correlation"]["ci95"]
+    source.write_text(json.dumps(found))
+    with pytest.raises(ValueError, match="row 'fnr' lacks mirror_correlation with a mean and a ci95"):
+        read_continuity(source)
+    with pytest.raises(ValueError, match=r"missing\.json"):
+        ReportConfig(continuity_json=tmp_path / "missing.json").check_inputs(tmp_path / "out")
