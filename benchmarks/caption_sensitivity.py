@@ -37,6 +37,7 @@ from models.data.shapes import sample_spec as sample_shapes
 from models.data.worlds import make_world
 from models.files import atomic_path
 from models.loading import DamagedCheckpointError
+from models.text import unknown_words
 from models.threads import limit_threads
 from models.training.stages import training_target
 from samplers.validation import check_generator, check_int
@@ -157,7 +158,7 @@ def main(argv=None) -> None:
         pipe = load_pipeline(args.model)
     except (FileNotFoundError, DamagedCheckpointError) as err:
         parser.error(f"--model: {err}")
-    if unknown := sorted(set(make_world(args.world).words) - set(pipe.text_encoder.tokenizer.vocabulary)):
+    if unknown := unknown_words(pipe.text_encoder, make_world(args.world).words):
         parser.error(f"--world {args.world}: the model's text encoder does not know {unknown}; it was "
                      "trained on another world")  # fmt: skip
     with limit_threads(1):

@@ -37,9 +37,11 @@ from benchmarks.pixel_metrics import SHAPE_SATURATION, summary
 from benchmarks.true_reference import mean_and_error, true_reference
 from models.bundled import BUNDLED, VIDRD_FRAMES, VIDRD_STEPS, load_pipeline
 from models.data.shapes import tensor_to_frames
+from models.data.worlds import make_world
 from models.files import atomic_path
 from models.flow import FlowDefaults, load_flow, read_defaults
 from models.long_pipeline import LongVideoPipeline
+from models.text import unknown_words
 from models.threads import limit_threads
 from samplers import LongVideoSampler
 from samplers.registry import PAPER, parse_strategies
@@ -155,6 +157,9 @@ def main(argv=None) -> dict:
     table, references = {}, {}
     with limit_threads(args.threads):
         pipe, defaults = load_model(args.model)
+        if defaults is None and (unknown := unknown_words(pipe.text_encoder, make_world("long").words)):
+            parser.error(f"--model {args.model}: a VidRD of another world (its text encoder does not know "
+                         f"{unknown}); this study needs a model of the long world")  # fmt: skip
         steps = args.steps or (VIDRD_STEPS if defaults is None else defaults.num_inference_steps)
         for text in compositions:
             seeds = list(range(args.seeds))

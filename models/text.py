@@ -28,7 +28,7 @@ from samplers.validation import check_int
 from .loading import DamagedCheckpointError, LocalModelMixin, check_keys, read_json
 from .seeding import seeded
 
-__all__ = ["CLIPTextEncoder", "TextEncoder", "WordEncoder", "WordTokenizer"]
+__all__ = ["CLIPTextEncoder", "TextEncoder", "WordEncoder", "WordTokenizer", "unknown_words"]
 
 PAD_ID = 0
 UNKNOWN_ID = 1
@@ -172,6 +172,12 @@ class WordEncoder(LocalModelMixin, ConfigMixin):
         """Tokenise and embed; keeps the autograd graph (the encoder is trainable): wrap in `no_grad` to
         sample."""
         return self(self.tokenizer(prompts).to(self.token_embedding.weight.device))
+
+
+def unknown_words(encoder: WordEncoder, words) -> list[str]:
+    """The `words` (e.g. a world's caption vocabulary) the encoder's tokenizer would read as "unknown",
+    sorted: a model trained on another world."""
+    return sorted(set(words) - set(encoder.tokenizer.vocabulary))
 
 
 class CLIPTextEncoder:

@@ -40,3 +40,12 @@ def test_summarise_by_hand():
     result = summarise(per_seed)["x"]
     assert result["mean"] == 3.0 and result["videos"] == 3 and result["per_seed"] == [2.0, 5.0]
     assert result["ci95"] == pytest.approx(1.96 * 2.0 / math.sqrt(3))
+
+
+def test_a_vidrd_of_another_world_is_refused_before_any_sampling(capsys):
+    from benchmarks.model_continuity import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--seeds", "1", "--captions", "1"])  # the bundled VidRD: the clip world's words
+    assert stop.value.code == 2
+    assert "does not know ['around', 'black', 'bouncing'" in capsys.readouterr().err

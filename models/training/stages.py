@@ -31,7 +31,7 @@ from ..data.worlds import WORLDS, World, make_world
 from ..files import atomic_folder
 from ..loading import load_folder
 from ..temporal_vae import TemporalVAE
-from ..text import WordEncoder
+from ..text import WordEncoder, unknown_words
 from ..tiny import TINY_SCHEDULER, TINY_UNET2D, tiny_unet2d, tiny_vae
 from ..vidrd_unet import VidRDUNet
 from .loop import LoopConfig, plot_losses, train
@@ -99,7 +99,7 @@ def recipe_world(recipe: RecipeConfig) -> World:
 def check_vocabulary(text: WordEncoder, world: World, recipe: RecipeConfig) -> None:
     """ValueError unless the stage-1 text encoder knows every word of the world's captions (a run whose
     t2i stage was trained on another world)."""
-    missing = sorted(set(world.words) - set(text.tokenizer.vocabulary))
+    missing = unknown_words(text, world.words)
     if missing:
         raise ValueError(
             f"world={recipe.world!r}: the text encoder of {recipe.out / 't2i'} does not know {missing}; it "
