@@ -8,11 +8,12 @@
   compositions beat the paper's, and the kit's default, on continuity and looping at once;
 - `where_claims_hold`: every claim's verdict on the analytic backbone (DDIM and rectified flow) and on the
   trained model, grouped into "on both", "only on the analytic backbone", "only on the trained model",
-  "on neither" (the verdict words of `benchmarks.claims.label`).
+  "on neither" and "not settled" (the verdict words of `benchmarks.claims.label`).
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ CONTINUITY, LOOPING = "velocity_jump", "mirror_correlation"  # lower is better f
 
 
 def _cell(mean: float, half: float) -> str:
-    return number(mean) + ("" if half != half else f" ± {number(half, '.2g')}")
+    return number(mean) + ("" if math.isnan(half) else f" ± {number(half, '.2g')}")
 
 
 def _apart_below(a: tuple[float, float], b: tuple[float, float]) -> bool:
