@@ -134,13 +134,12 @@ def _flat_noise(per_seed: np.ndarray, holds: bool) -> tuple[bool, tuple[int, int
     """(resolved, the pair that decides it): every pair's difference within FLAT even at its interval's
     far end (holds), or some pair's beyond FLAT even at its near end (does not)."""
     pairs = [(i, j) for i in range(len(per_seed)) for j in range(i + 1, len(per_seed))]
-    far = {p: abs(m) + h for p in pairs for m, h in [paired(per_seed, *p)]}
-    near = {p: abs(m) - h for p in pairs for m, h in [paired(per_seed, *p)]}
+    found = {p: paired(per_seed, *p) for p in pairs}  # (mean, half-width) of each pair's difference
     if holds:
-        worst = max(pairs, key=far.get)
-        return far[worst] <= FLAT, worst
-    best = max(pairs, key=near.get)
-    return near[best] > FLAT, best
+        worst = max(pairs, key=lambda p: abs(found[p][0]) + found[p][1])
+        return abs(found[worst][0]) + found[worst][1] <= FLAT, worst
+    best = max(pairs, key=lambda p: abs(found[p][0]) - found[p][1])
+    return abs(found[best][0]) - found[best][1] > FLAT, best
 
 
 def _noise(per_seed: np.ndarray, direction: int, holds: bool, symbol: str, x: np.ndarray):
@@ -162,9 +161,9 @@ def _noise(per_seed: np.ndarray, direction: int, holds: bool, symbol: str, x: np
         m, h = paired(per_seed, *decides[0])
         resolved = direction * m > h
     else:
-        decides = [(k, k + 1) for k in range(len(x) - 1)]
-        against = [p for p in decides if -direction * paired(per_seed, *p)[0] > paired(per_seed, *p)[1]]
-        resolved, decides = bool(against), against or decides
+        steps = {(k, k + 1): paired(per_seed, k, k + 1) for k in range(len(x) - 1)}
+        against = [p for p, (m, h) in steps.items() if -direction * m > h]
+        resolved, decides = bool(against), against or list(steps)
     verdict = "bear the verdict out" if resolved else "do not bear it out: it stands within the noise"
     return bool(resolved), (f" Paired 95% intervals over the {n} seeds, "
                             f"{'; '.join(shown(*p) for p in decides)}: they {verdict}.")  # fmt: skip
