@@ -40,6 +40,7 @@ setup(
     extras_require={
         "dev": [
             "pytest>=7",
+            "pytest-xdist>=3",  # README's test command runs the suite on every core (-n auto)
             "hypothesis>=6.80",
             "ruff>=0.5",
             "nbclient>=0.7",  # tests/test_notebooks.py executes notebooks/
