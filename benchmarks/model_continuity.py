@@ -35,7 +35,7 @@ from benchmarks.metrics import mirror_correlation
 from benchmarks.model_quality import all_captions, decode_clips
 from benchmarks.pixel_metrics import SHAPE_SATURATION, summary
 from benchmarks.true_reference import mean_and_error, true_reference
-from models.bundled import BUNDLED, VIDRD_FRAMES, VIDRD_STEPS, load_pipeline
+from models.bundled import BUNDLED, VIDRD_FRAMES, VIDRD_GUIDANCE, VIDRD_STEPS, load_pipeline
 from models.data.shapes import tensor_to_frames
 from models.data.worlds import make_world
 from models.files import atomic_path
@@ -45,7 +45,7 @@ from models.text import unknown_words
 from models.threads import limit_threads
 from samplers import LongVideoSampler
 from samplers.registry import PAPER, parse_strategies
-from samplers.validation import check_int
+from samplers.validation import check_int, check_real
 
 __all__ = ["COMPOSITIONS", "score_composition", "summarise"]
 
@@ -68,21 +68,22 @@ def _video_scores(frames: np.ndarray, latents: torch.Tensor, starts: list[int], 
 
 
 def long_videos(pipe, captions: list[str], sampler: LongVideoSampler, clips: int, seed: int, steps: int,
-                defaults: FlowDefaults | None) -> tuple[np.ndarray, torch.Tensor, list, list]:  # fmt: skip
+                defaults: FlowDefaults | None, guidance: float
+                ) -> tuple[np.ndarray, torch.Tensor, list, list]:  # fmt: skip
     """One long video per caption, in one batch: frames (B, L, H, W, 3) uint8, latents (B, C, L', h, w),
-    the clips' pixel and latent starts. `pipe` is a VidRDPipeline (8-frame clips, guidance 7.5) or a
-    LongVideoPipeline of a flow bundle with its `defaults` (captions embedded by the pipeline's own
-    `encode_prompt` and passed as one batch of prompt embeddings)."""
+    the clips' pixel and latent starts. `pipe` is a VidRDPipeline (8-frame clips) or a LongVideoPipeline
+    of a flow bundle with its `defaults` (captions embedded by the pipeline's own `encode_prompt` and
+    passed as one batch of prompt embeddings); `guidance` is the classifier-free guidance scale."""
     generator = torch.Generator().manual_seed(seed)
     if defaults is None:
-        video = pipe.sample_batch(captions, generator, sampler, VIDRD_FRAMES, clips, steps)
+        video = pipe.sample_batch(captions, generator, sampler, VIDRD_FRAMES, clips, steps, guidance)
         frames = tensor_to_frames(decode_clips(pipe, video.latents, video.clip_starts))
         return frames, video.latents, list(video.clip_starts), list(video.clip_starts)
     positive, negative = pipe.pipe.encode_prompt(
         captions, do_classifier_free_guidance=True, device=pipe.family.device, max_sequence_length=512)
     size = {"num_frames": defaults.num_frames, "height": defaults.height, "width": defaults.width}
     out = pipe(prompt_embeds=positive, negative_prompt_embeds=negative, sampler=sampler, num_clips=clips,
-               generator=generator, num_inference_steps=steps, guidance_scale=defaults.guidance_scale,
+               generator=generator, num_inference_steps=steps, guidance_scale=guidance,
                **size)  # fmt: skip
     frames = np.round(out.frames * 255).astype(np.uint8)
     return frames, out.latents, out.clip_starts, out.latent_clip_starts
@@ -91,14 +92,17 @@ def long_videos(pipe, captions: list[str], sampler: LongVideoSampler, clips: int
 @torch.no_grad()
 def score_composition(pipe, strategies: str, captions: list[str], seeds: list[int], clips: int,
                       steps: int = 25, references: dict | None = None,
-                      defaults: FlowDefaults | None = None) -> list[list[dict]]:  # fmt: skip
-    """Per seed, per caption: the scores of one long video (see the module docstring)."""
+                      defaults: FlowDefaults | None = None,
+                      guidance: float | None = None) -> list[list[dict]]:  # fmt: skip
+    """Per seed, per caption: the scores of one long video (see the module docstring). `guidance`:
+    default the bundle's (VidRD: `VIDRD_GUIDANCE`, a flow bundle: its `defaults`)."""
+    guidance = default_guidance(defaults) if guidance is None else guidance
     sampler = LongVideoSampler(parse_strategies(strategies), PROMPT_FRAMES, progress=False)
     references = {} if references is None else references  # (caption, length, starts) -> true_reference
     per_seed = []
     for seed in seeds:
         frames, latents, starts, latent_starts = long_videos(pipe, captions, sampler, clips, seed, steps,
-                                                             defaults)  # fmt: skip
+                                                             defaults, guidance)  # fmt: skip
         length, rows = frames.shape[1], []
         for i, caption in enumerate(captions):
             key = (caption, length, tuple(starts))
@@ -108,6 +112,11 @@ def score_composition(pipe, strategies: str, captions: list[str], seeds: list[in
             rows.append(_video_scores(frames[i], latents[i].float(), starts, true, latent_starts))
         per_seed.append(rows)
     return per_seed
+
+
+def default_guidance(defaults: FlowDefaults | None) -> float:
+    """The guidance scale a bundle generates with: `VIDRD_GUIDANCE` for a VidRD, a flow bundle's own."""
+    return VIDRD_GUIDANCE if defaults is None else defaults.guidance_scale
 
 
 def load_model(folder: Path) -> tuple[Any, FlowDefaults | None]:
@@ -140,6 +149,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--captions", type=int, default=16)
     parser.add_argument("--clips", type=int, default=8)
     parser.add_argument("--steps", type=int, default=None, help="default 25, or the flow bundle's")
+    parser.add_argument("--guidance", type=float, default=None,
+                        help=f"guidance scale (default {VIDRD_GUIDANCE}, or the flow bundle's)")  # fmt: skip
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, help="write the table here as JSON")
     args = parser.parse_args(argv)
@@ -147,6 +158,8 @@ def main(argv=None) -> dict:
         check_int(name, getattr(args, name), 1)
     if args.steps is not None:
         check_int("steps", args.steps, 1, 1000)
+    if args.guidance is not None:
+        check_real("guidance", args.guidance, 0.0, 1e3)
     check_int("captions", args.captions, 1, len(all_captions(1, "long")))
     check_int("clips", args.clips, 2)
     compositions = args.compositions.split(";") if args.compositions else list(COMPOSITIONS)
@@ -161,10 +174,11 @@ def main(argv=None) -> dict:
             parser.error(f"--model {args.model}: a VidRD of another world (its text encoder does not know "
                          f"{unknown}); this study needs a model of the long world")  # fmt: skip
         steps = args.steps or (VIDRD_STEPS if defaults is None else defaults.num_inference_steps)
+        guidance = default_guidance(defaults) if args.guidance is None else args.guidance
         for text in compositions:
             seeds = list(range(args.seeds))
             per_seed = score_composition(pipe, text, captions, seeds, args.clips, steps, references,
-                                         defaults)  # fmt: skip
+                                         defaults, guidance)  # fmt: skip
             table[text] = summarise(per_seed)
             row = table[text]
             print(f"{text:<22} " + "  ".join(
@@ -172,7 +186,8 @@ def main(argv=None) -> dict:
                 for k in ("jump_excess", "reversal_excess", "mirror_correlation")), flush=True)  # fmt: skip
     if args.out is not None:
         with atomic_path(args.out) as tmp:
-            found = {"model": str(args.model), "steps": steps, "prompt_frames": PROMPT_FRAMES,
+            found = {"model": str(args.model), "steps": steps, "guidance": guidance,
+                     "prompt_frames": PROMPT_FRAMES,
                      "captions": captions, "seeds": args.seeds, "clips": args.clips,
                      "table": table}  # fmt: skip
             tmp.write_text(json.dumps(found, indent=2) + "\n")

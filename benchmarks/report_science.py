@@ -74,6 +74,12 @@ def _beats(found: dict[str, Any], name: str, other: str) -> bool:
                for m in ("jump_excess", "mirror_correlation"))  # fmt: skip
 
 
+def _guidance(data: dict) -> str:
+    """", guidance G" where the JSON records its guidance scale (files written before it was an option
+    hold none: the bundle's own)."""
+    return f", guidance {data['guidance']:g}" if isinstance(data.get("guidance"), (int, float)) else ""
+
+
 def continuity_section(source: Path | None, folder: Path) -> list[Block]:
     """Section 2c from a model_continuity JSON (copied into the report as continuity.json); nothing
     without one."""
@@ -93,7 +99,8 @@ def continuity_section(source: Path | None, folder: Path) -> list[Block]:
         Heading(2, f"2c. Continuity and looping on `{Path(data['model']).name}`, with error bars"),
         Paragraph(f"`benchmarks.model_continuity` (its JSON is `continuity.json`): model "
                   f"`{data['model']}`, {data['seeds']} seeds x {len(data['captions'])} captions of the long "
-                  f"world, {data['clips']} clips each, M={data['prompt_frames']}, {data['steps']} steps; "
+                  f"world, {data['clips']} clips each, M={data['prompt_frames']}, {data['steps']} steps"
+                  f"{_guidance(data)}; "
                   "each video is scored against true long videos of its caption cut at the same clip "
                   "starts. Means over the videos ± 95% intervals (1.96 standard errors over the videos)."),
         Table(("composition", *CONTINUITY_SHOWN.values()),

@@ -49,3 +49,24 @@ def test_a_vidrd_of_another_world_is_refused_before_any_sampling(capsys):
         main(["--seeds", "1", "--captions", "1"])  # the bundled VidRD: the clip world's words
     assert stop.value.code == 2
     assert "does not know ['around', 'black', 'bouncing'" in capsys.readouterr().err
+
+
+def test_the_guidance_scale_reaches_the_sampler():
+    pipe, captions = tiny_pipeline(seed=0), ["a red circle bouncing around over black"]
+    sampler = LongVideoSampler(parse_strategies("pns:4"), 2, progress=False)
+    mirrors = {}
+    for guidance in (2.0, 7.5):
+        video = pipe.sample_batch(captions, torch.Generator().manual_seed(3), sampler, 8, 3, 2, guidance)
+        mirrors[guidance] = mirror_correlation(video.latents.float(), list(video.clip_starts), skip=2)
+    assert mirrors[2.0] != pytest.approx(mirrors[7.5], rel=1e-3)  # the scale changes the video
+    given = score_composition(pipe, "pns:4", captions, [3], clips=3, steps=2, guidance=2.0)
+    default = score_composition(pipe, "pns:4", captions, [3], clips=3, steps=2)  # VIDRD_GUIDANCE = 7.5
+    assert given[0][0]["mirror_correlation"] == pytest.approx(mirrors[2.0], rel=1e-9)
+    assert default[0][0]["mirror_correlation"] == pytest.approx(mirrors[7.5], rel=1e-9)
+
+
+def test_a_negative_guidance_is_refused_before_any_work():
+    from benchmarks.model_continuity import main
+
+    with pytest.raises(ValueError, match=r"guidance must be .*-1"):
+        main(["--guidance", "-1", "--model", "/nonexistent"])

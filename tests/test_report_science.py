@@ -224,6 +224,15 @@ def test_the_continuity_section_names_what_beats_the_paper(tmp_path):
     assert f"The kit's default composition (`{KIT_DEFAULT}`)" in markdown
     assert (tmp_path / "report" / "continuity.json").read_text() == source.read_text()
     assert continuity_section(None, tmp_path) == []
+    assert "8 clips each, M=2, 25 steps; each video" in markdown  # no guidance recorded: none named
+
+
+def test_the_continuity_section_names_a_recorded_guidance_scale(tmp_path):
+    source = continuity_json(tmp_path / "c.json", {PAPER: (4.0, 0.6, 0.27, 0.06)})
+    source.write_text(json.dumps({**json.loads(source.read_text()), "guidance": 4.0}))
+    (tmp_path / "report").mkdir()
+    markdown = to_markdown(continuity_section(source, tmp_path / "report"))
+    assert "8 clips each, M=2, 25 steps, guidance 4; each video" in markdown
 
 
 def test_a_damaged_continuity_file_is_refused_by_name(tmp_path):
