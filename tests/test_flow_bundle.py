@@ -181,16 +181,17 @@ def test_quality_windows_cut_each_clip_into_classifier_length_pieces_with_its_ca
 
 
 def test_continuity_runs_a_flow_bundle_in_one_batch_with_pixel_and_latent_starts(untrained, tmp_path):
-    from benchmarks.model_continuity import load_model, long_videos
+    from benchmarks.model_continuity import default_guidance, load_model, long_videos
     from samplers import LongVideoSampler
     from samplers.registry import parse_strategies
 
     folder = save_flow(untrained, tmp_path / "bundle")
     pipe, defaults = load_model(folder)
-    assert defaults == FLOW_DEFAULTS
+    assert defaults == FLOW_DEFAULTS and default_guidance(defaults) == FLOW_DEFAULTS.guidance_scale
     sampler = LongVideoSampler(parse_strategies("fnr,pns:4"), prompt_frames=2, progress=False)
     captions = [CAPTION, "a blue square bouncing vertically over black"]
-    frames, latents, starts, latent_starts = long_videos(pipe, captions, sampler, 2, 0, 2, defaults)
+    frames, latents, starts, latent_starts = long_videos(pipe, captions, sampler, 2, 0, 2, defaults,
+                                                         default_guidance(defaults))  # fmt: skip
     # two clips of 5 latent frames each, kept whole: 10 latent frames, 1 + 9 * 2 = 19 pixel frames
     assert frames.shape == (2, 19, 32, 32, 3) and frames.dtype == np.uint8
     assert latents.shape == (2, 4, 10, 8, 8) and starts == [0, 9] and latent_starts == [0, 5]
