@@ -136,10 +136,12 @@ def _flat_noise(per_seed: np.ndarray, holds: bool) -> tuple[bool, tuple[int, int
     pairs = [(i, j) for i in range(len(per_seed)) for j in range(i + 1, len(per_seed))]
     found = {p: paired(per_seed, *p) for p in pairs}  # (mean, half-width) of each pair's difference
     if holds:
-        worst = max(pairs, key=lambda p: abs(found[p][0]) + found[p][1])
-        return abs(found[worst][0]) + found[worst][1] <= FLAT, worst
-    best = max(pairs, key=lambda p: abs(found[p][0]) - found[p][1])
-    return abs(found[best][0]) - found[best][1] > FLAT, best
+        far = {p: abs(m) + h for p, (m, h) in found.items()}
+        worst = max(pairs, key=far.get)
+        return far[worst] <= FLAT, worst
+    near = {p: abs(m) - h for p, (m, h) in found.items()}
+    best = max(pairs, key=near.get)
+    return near[best] > FLAT, best
 
 
 def _noise(per_seed: np.ndarray, direction: int, holds: bool, symbol: str, x: np.ndarray):

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,9 @@ def read_continuity(path: Path) -> dict[str, Any]:
                 and all(isinstance(cell.get(k), (int, float)) for k in ("mean", "ci95"))
             ):
                 raise ValueError(f"{wanted} (its row {name!r} lacks {metric} with a mean and a ci95)")
+    guidance = found.get("guidance")  # absent from files written before --guidance: the bundle's own
+    if guidance is not None and not (isinstance(guidance, (int, float)) and 0 <= guidance < math.inf):
+        raise ValueError(f"{wanted} (its guidance must be a finite number >= 0; got {guidance!r})")
     return found
 
 

@@ -77,7 +77,7 @@ def _beats(found: dict[str, Any], name: str, other: str) -> bool:
 def _guidance(data: dict) -> str:
     """", guidance G" where the JSON records its guidance scale (files written before it was an option
     hold none: the bundle's own)."""
-    return f", guidance {data['guidance']:g}" if isinstance(data.get("guidance"), (int, float)) else ""
+    return "" if data.get("guidance") is None else f", guidance {data['guidance']:g}"
 
 
 def continuity_section(source: Path | None, folder: Path) -> list[Block]:

@@ -67,9 +67,10 @@ def regenerate_commands(config: ReportConfig) -> str:
     if config.sweep_model_json is not None:
         lines.insert(2, "python -m benchmarks.sweep --backbone model --out out/sweep-model   # section 2b")
     if config.continuity_json is not None:
-        model = read_continuity(config.continuity_json)["model"]
-        lines.insert(3, f"python -m benchmarks.model_continuity --model {_shown(model)} --out "
-                        f"{_shown(config.continuity_json)}   # section 2c")  # fmt: skip
+        study = read_continuity(config.continuity_json)
+        guidance = "" if study.get("guidance") is None else f" --guidance {study['guidance']:g}"
+        lines.insert(3, f"python -m benchmarks.model_continuity --model {_shown(study['model'])}{guidance} "
+                        f"--out {_shown(config.continuity_json)}   # section 2c")  # fmt: skip
     for k, composition in enumerate(s.compositions):
         lines.append(
             f'vidrd generate "{s.caption}" --clips {s.clips} --frames {s.frames} --prompt-frames '

@@ -14,6 +14,7 @@ from benchmarks.document import to_markdown
 from benchmarks.report import ReportConfig
 from benchmarks.report_config import read_continuity
 from benchmarks.report_science import continuity_section, interval_table, where_claims_hold
+from benchmarks.report_sections import regenerate_commands
 from benchmarks.sweep_grid import PAPER_TEMPLATE, Ablation, SweepConfig
 from benchmarks.sweep_model import ModelBackbone
 from samplers.registry import KIT_DEFAULT, PAPER
@@ -233,6 +234,11 @@ def test_the_continuity_section_names_a_recorded_guidance_scale(tmp_path):
     (tmp_path / "report").mkdir()
     markdown = to_markdown(continuity_section(source, tmp_path / "report"))
     assert "8 clips each, M=2, 25 steps, guidance 4; each video" in markdown
+    # the page's regenerate command reruns the study at the scale it was run at, not the bundle's
+    commands = regenerate_commands(ReportConfig(continuity_json=source)).splitlines()
+    assert [c for c in commands if "model_continuity" in c] == [
+        f"python -m benchmarks.model_continuity --model models/weights/tiny-wan --guidance 4 --out {source}"
+        "   # section 2c"]  # fmt: skip
 
 
 def test_a_damaged_continuity_file_is_refused_by_name(tmp_path):
@@ -248,5 +254,10 @@ def test_a_damaged_continuity_file_is_refused_by_name(tmp_path):
     source.write_text(json.dumps(found))
     with pytest.raises(ValueError, match="row 'fnr' lacks mirror_correlation with a mean and a ci95"):
         read_continuity(source)
+    found["table"]["fnr"]["mirror_correlation"]["ci95"] = 0.05
+    for guidance in ("4", -1.0):
+        source.write_text(json.dumps({**found, "guidance": guidance}))
+        with pytest.raises(ValueError, match=f"guidance must be a finite number >= 0; got {guidance!r}"):
+            read_continuity(source)
     with pytest.raises(ValueError, match=r"missing\.json"):
         ReportConfig(continuity_json=tmp_path / "missing.json").check_inputs(tmp_path / "out")
