@@ -52,10 +52,11 @@ __all__ = ["COMPOSITIONS", "score_composition", "summarise"]
 # The paper's strategies alone and together, and the kit's candidates.
 COMPOSITIONS = ("independent", "fnr", "pns:4", "dsg:0.4", "fnr,pns:4", PAPER, "overlap", "overlap,recon:10")
 PROMPT_FRAMES = 2  # M for the bundled model's 8-frame clips
+STUDY_SIZE = {"seeds": 3, "captions": 16, "clips": 8}  # the default study: videos per composition, clips each
 
 
 def _video_scores(frames: np.ndarray, latents: torch.Tensor, starts: list[int], true: dict,
-                  latent_starts: list[int]) -> dict:  # fmt: skip
+                  latent_starts: list[int], prompt_frames: int) -> dict:  # fmt: skip
     pixel = summary(frames, starts, saturation=SHAPE_SATURATION)
     reference = true["pixel_metrics"]
     return {
@@ -63,7 +64,7 @@ def _video_scores(frames: np.ndarray, latents: torch.Tensor, starts: list[int], 
         "velocity_jump": pixel["mean_velocity_jump"],
         "reversal_excess": pixel["reversals_per_seam"] - reference["reversals_per_seam"],
         "speed_inside": pixel["mean_speed_inside"],
-        "mirror_correlation": mirror_correlation(latents[None], latent_starts, skip=PROMPT_FRAMES),
+        "mirror_correlation": mirror_correlation(latents[None], latent_starts, skip=prompt_frames),
     }
 
 
@@ -93,11 +94,13 @@ def long_videos(pipe, captions: list[str], sampler: LongVideoSampler, clips: int
 def score_composition(pipe, strategies: str, captions: list[str], seeds: list[int], clips: int,
                       steps: int = 25, references: dict | None = None,
                       defaults: FlowDefaults | None = None,
-                      guidance: float | None = None) -> list[list[dict]]:  # fmt: skip
+                      guidance: float | None = None,
+                      prompt_frames: int = PROMPT_FRAMES) -> list[list[dict]]:  # fmt: skip
     """Per seed, per caption: the scores of one long video (see the module docstring). `guidance`:
-    default the bundle's (VidRD: `VIDRD_GUIDANCE`, a flow bundle: its `defaults`)."""
+    default the bundle's (VidRD: `VIDRD_GUIDANCE`, a flow bundle: its `defaults`); `prompt_frames`: M,
+    in latent frames (the mirror correlation skips them)."""
     guidance = default_guidance(defaults) if guidance is None else guidance
-    sampler = LongVideoSampler(parse_strategies(strategies), PROMPT_FRAMES, progress=False)
+    sampler = LongVideoSampler(parse_strategies(strategies), prompt_frames, progress=False)
     references = {} if references is None else references  # (caption, length, starts) -> true_reference
     per_seed = []
     for seed in seeds:
@@ -109,7 +112,8 @@ def score_composition(pipe, strategies: str, captions: list[str], seeds: list[in
             if key not in references:
                 references[key] = true_reference(caption, length, starts)
             true = references[key]
-            rows.append(_video_scores(frames[i], latents[i].float(), starts, true, latent_starts))
+            rows.append(_video_scores(frames[i], latents[i].float(), starts, true, latent_starts,
+                                      prompt_frames))  # fmt: skip
         per_seed.append(rows)
     return per_seed
 
@@ -117,6 +121,12 @@ def score_composition(pipe, strategies: str, captions: list[str], seeds: list[in
 def default_guidance(defaults: FlowDefaults | None) -> float:
     """The guidance scale a bundle generates with: `VIDRD_GUIDANCE` for a VidRD, a flow bundle's own."""
     return VIDRD_GUIDANCE if defaults is None else defaults.guidance_scale
+
+
+def latent_clip_frames(defaults: FlowDefaults | None) -> int:
+    """Latent frames of one clip: `VIDRD_FRAMES` for a VidRD; a flow bundle's num_frames through its VAE's
+    2x in time (2k + 1 pixel frames are k + 1 latent frames)."""
+    return VIDRD_FRAMES if defaults is None else (defaults.num_frames - 1) // 2 + 1
 
 
 def load_model(folder: Path) -> tuple[Any, FlowDefaults | None]:
@@ -139,22 +149,38 @@ def summarise(per_seed: list[list[dict]]) -> dict:
     return out
 
 
+def regenerate_flags(study: dict) -> str:
+    """The flags that rerun the study a `--out` JSON records (`--model` and `--out` aside): its steps, and
+    its guidance, M, size and compositions where they were recorded and are not the defaults."""
+    flags = [f"--steps {study['steps']}"]
+    if study.get("guidance") is not None:  # files written before --guidance: the bundle's own
+        flags.append(f"--guidance {study['guidance']:g}")
+    if study["prompt_frames"] != PROMPT_FRAMES:
+        flags.append(f"--prompt-frames {study['prompt_frames']}")
+    found = {"seeds": study["seeds"], "captions": len(study["captions"]), "clips": study["clips"]}
+    flags += [f"--{name} {value}" for name, value in found.items() if value != STUDY_SIZE[name]]
+    if tuple(study["table"]) != COMPOSITIONS:
+        flags.append(f"--compositions '{';'.join(study['table'])}'")
+    return " ".join(flags)
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", type=Path, default=BUNDLED)
     parser.add_argument("--compositions", help=f"';'-separated (default: {'; '.join(COMPOSITIONS)})")
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--captions", type=int, default=16)
-    parser.add_argument("--clips", type=int, default=8)
+    for name, value in STUDY_SIZE.items():
+        parser.add_argument(f"--{name}", type=int, default=value)
     parser.add_argument("--steps", type=int, default=None, help="default 25, or the flow bundle's")
     parser.add_argument("--guidance", type=float, default=None,
                         help=f"guidance scale (default {VIDRD_GUIDANCE}, or the flow bundle's)")  # fmt: skip
+    parser.add_argument("--prompt-frames", type=int, default=PROMPT_FRAMES,
+                        help=f"M, in latent frames (default {PROMPT_FRAMES})")  # fmt: skip
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, help="write the table here as JSON")
     args = parser.parse_args(argv)
-    for name in ("seeds", "threads"):
+    for name in ("seeds", "threads", "prompt_frames"):
         check_int(name, getattr(args, name), 1)
     if args.steps is not None:
         check_int("steps", args.steps, 1, 1000)
@@ -173,12 +199,15 @@ def main(argv=None) -> dict:
         if defaults is None and (unknown := unknown_words(pipe.text_encoder, make_world("long").words)):
             parser.error(f"--model {args.model}: a VidRD of another world (its text encoder does not know "
                          f"{unknown}); this study needs a model of the long world")  # fmt: skip
+        for text in compositions:  # M against the model's clip, before any work
+            sampler = LongVideoSampler(parse_strategies(text), args.prompt_frames)
+            sampler.check_clip(latent_clip_frames(defaults))
         steps = args.steps or (VIDRD_STEPS if defaults is None else defaults.num_inference_steps)
         guidance = default_guidance(defaults) if args.guidance is None else args.guidance
         for text in compositions:
             seeds = list(range(args.seeds))
             per_seed = score_composition(pipe, text, captions, seeds, args.clips, steps, references,
-                                         defaults, guidance)  # fmt: skip
+                                         defaults, guidance, args.prompt_frames)  # fmt: skip
             table[text] = summarise(per_seed)
             row = table[text]
             print(f"{text:<22} " + "  ".join(
@@ -187,7 +216,7 @@ def main(argv=None) -> dict:
     if args.out is not None:
         with atomic_path(args.out) as tmp:
             found = {"model": str(args.model), "steps": steps, "guidance": guidance,
-                     "prompt_frames": PROMPT_FRAMES,
+                     "prompt_frames": args.prompt_frames,
                      "captions": captions, "seeds": args.seeds, "clips": args.clips,
                      "table": table}  # fmt: skip
             tmp.write_text(json.dumps(found, indent=2) + "\n")

@@ -102,6 +102,12 @@ def read_continuity(path: Path) -> dict[str, Any]:
     missing = [key for key in CONTINUITY_KEYS if not isinstance(found, dict) or key not in found]
     if missing or not isinstance(found["table"], dict) or not found["table"]:
         raise ValueError(f"{wanted} (it lacks {missing or ['table entries']})")
+    counts = [key for key in ("steps", "prompt_frames", "seeds", "clips")
+              if not (isinstance(found[key], int) and not isinstance(found[key], bool) and found[key] >= 1)]
+    if counts or not (isinstance(found["captions"], list) and found["captions"]
+                      and all(isinstance(c, str) for c in found["captions"])):  # fmt: skip
+        raise ValueError(f"{wanted} ({', '.join(counts) or 'captions'} must be "
+                         f"{'integers >= 1' if counts else 'a list of strings'})")  # fmt: skip
     for name, row in found["table"].items():
         for metric in CONTINUITY_METRICS:
             cell = row.get(metric) if isinstance(row, dict) else None

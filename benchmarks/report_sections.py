@@ -21,6 +21,7 @@ from benchmarks.claims import CHECKS, MODEL_CHECKS, claims, label
 from benchmarks.compare import CompareConfig
 from benchmarks.document import Block, Code, Heading, Image, Paragraph, Table, number
 from benchmarks.figures import save_figure
+from benchmarks.model_continuity import regenerate_flags
 from benchmarks.number_lists import format_numbers
 from benchmarks.report_config import REPORT_PATHSPEC, ROOT, TITLE, PerfConfig, ReportConfig, read_continuity
 from benchmarks.report_science import interval_table
@@ -68,9 +69,9 @@ def regenerate_commands(config: ReportConfig) -> str:
         lines.insert(2, "python -m benchmarks.sweep --backbone model --out out/sweep-model   # section 2b")
     if config.continuity_json is not None:
         study = read_continuity(config.continuity_json)
-        guidance = "" if study.get("guidance") is None else f" --guidance {study['guidance']:g}"
-        lines.insert(3, f"python -m benchmarks.model_continuity --model {_shown(study['model'])}{guidance} "
-                        f"--out {_shown(config.continuity_json)}   # section 2c")  # fmt: skip
+        flags = f"{regenerate_flags(study)} --out {_shown(config.continuity_json)}"
+        lines.insert(3, f"python -m benchmarks.model_continuity --model {_shown(study['model'])} {flags}"
+                        "   # section 2c")  # fmt: skip
     for k, composition in enumerate(s.compositions):
         lines.append(
             f'vidrd generate "{s.caption}" --clips {s.clips} --frames {s.frames} --prompt-frames '

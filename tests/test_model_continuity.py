@@ -70,3 +70,31 @@ def test_a_negative_guidance_is_refused_before_any_work():
 
     with pytest.raises(ValueError, match=r"guidance must be .*-1"):
         main(["--guidance", "-1", "--model", "/nonexistent"])
+
+
+def test_prompt_frames_reach_the_sampler_and_the_mirror_skip():
+    pipe, captions = tiny_pipeline(seed=0), ["a red circle bouncing around over black"]
+    sampler = LongVideoSampler(parse_strategies("overlap"), 3, progress=False)
+    video = pipe.sample_batch(captions, torch.Generator().manual_seed(4), sampler, 8, 3, 2)
+    starts = list(video.clip_starts)
+    assert starts == [0, 8, 13]  # overlap drops the M = 3 prompt frames of each later clip: 8 + 5 + 5
+    row = score_composition(pipe, "overlap", captions, [4], clips=3, steps=2, prompt_frames=3)[0][0]
+    mirror = mirror_correlation(video.latents.float(), starts, skip=3)
+    assert row["mirror_correlation"] == pytest.approx(mirror, rel=1e-9)
+    assert mirror != pytest.approx(mirror_correlation(video.latents.float(), starts, skip=2), rel=1e-3)
+
+
+def test_latent_clip_frames_by_hand():
+    from benchmarks.model_continuity import latent_clip_frames
+    from models.flow import FlowDefaults
+
+    assert latent_clip_frames(None) == 8  # a VidRD's 8-frame clips
+    assert latent_clip_frames(FlowDefaults(num_frames=9)) == 5  # 2k + 1 pixel frames: k + 1 latent
+    assert latent_clip_frames(FlowDefaults(num_frames=17)) == 9
+
+
+def test_prompt_frames_below_one_are_refused_before_any_work():
+    from benchmarks.model_continuity import main
+
+    with pytest.raises(ValueError, match=r"prompt_frames must be .*got 0"):
+        main(["--prompt-frames", "0", "--model", "/nonexistent"])
