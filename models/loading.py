@@ -25,7 +25,9 @@ bundle) in `folder/manifest.json`, `verify_manifest` checks them before anything
      "files": {"unet/config.json": {"sha256": "<64 hex digits>", "size": 1946}, ...}}
 
 Paths are relative to the folder, with `/`, sorted; hidden files (`.name`) and the manifest itself are
-not listed. An unlisted file with a model-file suffix (`MODEL_SUFFIXES`) is an error too.
+not listed. An unlisted file with a model-file suffix (`MODEL_SUFFIXES`) is an error too. A manifest also
+says what wrote it (`"made_with"`: torch, diffusers, Python, machine, CPU kernel level; older ones do
+not), because a training run repeats bit for bit only on the same; the check reads only the files.
 """
 
 from __future__ import annotations
@@ -35,10 +37,12 @@ import inspect
 import json
 import os
 import pickle
+import platform
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
+import diffusers
 import torch
 from diffusers import ModelMixin
 from safetensors.torch import load_file
@@ -274,10 +278,25 @@ def folder_files(folder: Path) -> dict[str, Path]:
     return files
 
 
+def made_with() -> dict[str, str]:
+    """What wrote a manifest: torch, diffusers and Python versions, the machine and torch's CPU kernel
+    level. A training run repeats bit for bit only where these are the same (float reductions differ
+    between builds and between AVX2 and AVX-512 kernels), so a bundle records them."""
+    return {
+        "torch": torch.__version__,
+        "diffusers": diffusers.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+    }
+
+
 def manifest_text(files: Mapping[str, str | os.PathLike]) -> str:
-    """The manifest of `files` ({name in the folder: where its bytes are now}), as JSON text."""
+    """The manifest of `files` ({name in the folder: where its bytes are now}), as JSON text, with
+    `made_with()` (readers check "format" and "files" only)."""
     records = {name: file_record(files[name]) for name in sorted(files)}
-    return json.dumps({"format": MANIFEST_FORMAT, "files": records}, indent=2) + "\n"
+    found = {"format": MANIFEST_FORMAT, "files": records, "made_with": made_with()}
+    return json.dumps(found, indent=2) + "\n"
 
 
 def write_manifest(path: str | os.PathLike) -> Path:

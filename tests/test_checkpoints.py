@@ -32,20 +32,26 @@ def files_of(folder: Path) -> dict[str, bytes]:
     }
 
 
-def check_manifest(folder: Path) -> None:
-    """manifest.json lists exactly the folder's other files, with their sha256 and size."""
+def check_manifest(folder: Path, written_here: bool = True) -> None:
+    """manifest.json lists exactly the folder's other files, with their sha256 and size (and, where this
+    session wrote it, this session's torch build and CPU kernel level)."""
     manifest = json.loads((folder / "manifest.json").read_text())
     files = {k: v for k, v in files_of(folder).items() if k != "manifest.json"}
     assert manifest["files"] == {
         name: {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)} for name, data in files.items()
     }
+    if not written_here:
+        return
+    # what wrote it: a retrained bundle repeats bit for bit only with the same torch build and CPU kernels
+    assert manifest["made_with"]["torch"] == torch.__version__
+    assert manifest["made_with"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
 
 
 # --- manifests ------------------------------------------------------------------------------------------
 
 
 def test_the_committed_bundle_has_a_manifest_of_its_files():
-    check_manifest(BUNDLED)
+    check_manifest(BUNDLED, written_here=False)  # written before manifests said what wrote them
 
 
 @pytest.fixture
