@@ -25,11 +25,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import shlex
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 import torch
+from einops import rearrange
 
 from benchmarks.metrics import mirror_correlation
 from benchmarks.model_quality import all_captions, decode_clips
@@ -39,7 +43,7 @@ from models.bundled import BUNDLED, VIDRD_FRAMES, VIDRD_GUIDANCE, VIDRD_STEPS, l
 from models.data.shapes import tensor_to_frames
 from models.data.worlds import make_world
 from models.files import atomic_path
-from models.flow import FlowDefaults, load_flow, read_defaults
+from models.flow import FLOW_VAE, FlowDefaults, load_flow, read_defaults
 from models.long_pipeline import LongVideoPipeline
 from models.text import unknown_words
 from models.threads import limit_threads
@@ -52,7 +56,11 @@ __all__ = ["COMPOSITIONS", "score_composition", "summarise"]
 # The paper's strategies alone and together, and the kit's candidates.
 COMPOSITIONS = ("independent", "fnr", "pns:4", "dsg:0.4", "fnr,pns:4", PAPER, "overlap", "overlap,recon:10")
 PROMPT_FRAMES = 2  # M for the bundled model's 8-frame clips
-STUDY_SIZE = {"seeds": 3, "captions": 16, "clips": 8}  # the default study: videos per composition, clips each
+STUDY_SIZE = MappingProxyType({"seeds": 3, "captions": 16, "clips": 8})  # the default study's size
+# [low, high] of each count main runs (captions: the long world's 36; at least 2 clips to have a seam)
+COUNT_RANGES = MappingProxyType({
+    "seeds": (1, math.inf), "captions": (1, len(all_captions(1, "long"))), "clips": (2, math.inf),
+    "steps": (1, 1000), "prompt_frames": (1, math.inf)})  # fmt: skip
 
 
 def _video_scores(frames: np.ndarray, latents: torch.Tensor, starts: list[int], true: dict,
@@ -87,6 +95,8 @@ def long_videos(pipe, captions: list[str], sampler: LongVideoSampler, clips: int
                generator=generator, num_inference_steps=steps, guidance_scale=guidance,
                **size)  # fmt: skip
     frames = np.round(out.frames * 255).astype(np.uint8)
+    if len(captions) == 1:  # the pipeline returns one video without its batch axis
+        frames = rearrange(frames, "l h w c -> 1 l h w c")
     return frames, out.latents, out.clip_starts, out.latent_clip_starts
 
 
@@ -124,9 +134,10 @@ def default_guidance(defaults: FlowDefaults | None) -> float:
 
 
 def latent_clip_frames(defaults: FlowDefaults | None) -> int:
-    """Latent frames of one clip: `VIDRD_FRAMES` for a VidRD; a flow bundle's num_frames through its VAE's
-    2x in time (2k + 1 pixel frames are k + 1 latent frames)."""
-    return VIDRD_FRAMES if defaults is None else (defaults.num_frames - 1) // 2 + 1
+    """Latent frames of one clip (what M is counted in): `VIDRD_FRAMES` for a VidRD; a flow bundle's
+    num_frames through its VAE's compression t in time (t k + 1 pixel frames are k + 1 latent frames)."""
+    temporal = FLOW_VAE["scale_factor_temporal"]
+    return VIDRD_FRAMES if defaults is None else (defaults.num_frames - 1) // temporal + 1
 
 
 def load_model(folder: Path) -> tuple[Any, FlowDefaults | None]:
@@ -149,22 +160,30 @@ def summarise(per_seed: list[list[dict]]) -> dict:
     return out
 
 
+def check_counts(counts: dict[str, int]) -> None:
+    """TypeError/ValueError naming the count, its value and the range `main` runs (`COUNT_RANGES`), for
+    each of `counts` ({"seeds": 3, "captions": 16, ...}); `read_continuity` checks a JSON with it."""
+    for name, value in counts.items():
+        check_int(name, value, *COUNT_RANGES[name])
+
+
 def regenerate_flags(study: dict) -> str:
-    """The flags that rerun the study a `--out` JSON records (`--model` and `--out` aside): its steps, and
-    its guidance, M, size and compositions where they were recorded and are not the defaults."""
+    """The flags that rerun the study a `--out` JSON records (`--model` and `--out` aside): always its
+    steps and, where recorded, its guidance (both defaults depend on the bundle); M, size and
+    compositions where they are not the defaults. Values exact (repr), compositions shell-quoted."""
     flags = [f"--steps {study['steps']}"]
     if study.get("guidance") is not None:  # files written before --guidance: the bundle's own
-        flags.append(f"--guidance {study['guidance']:g}")
+        flags.append(f"--guidance {float(study['guidance'])!r}")
     if study["prompt_frames"] != PROMPT_FRAMES:
         flags.append(f"--prompt-frames {study['prompt_frames']}")
     found = {"seeds": study["seeds"], "captions": len(study["captions"]), "clips": study["clips"]}
     flags += [f"--{name} {value}" for name, value in found.items() if value != STUDY_SIZE[name]]
     if tuple(study["table"]) != COMPOSITIONS:
-        flags.append(f"--compositions '{';'.join(study['table'])}'")
+        flags.append(f"--compositions {shlex.quote(';'.join(study['table']))}")
     return " ".join(flags)
 
 
-def main(argv=None) -> dict:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -179,18 +198,32 @@ def main(argv=None) -> dict:
                         help=f"M, in latent frames (default {PROMPT_FRAMES})")  # fmt: skip
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, help="write the table here as JSON")
+    return parser
+
+
+def _checked(parser: argparse.ArgumentParser, argv) -> tuple[argparse.Namespace, list[str]]:
+    """The arguments and compositions, every value checked against the model's clip before any work."""
     args = parser.parse_args(argv)
-    for name in ("seeds", "threads", "prompt_frames"):
-        check_int(name, getattr(args, name), 1)
-    if args.steps is not None:
-        check_int("steps", args.steps, 1, 1000)
+    check_int("threads", args.threads, 1)
+    names = ("seeds", "captions", "clips", "prompt_frames") + (("steps",) if args.steps is not None else ())
+    check_counts({name: getattr(args, name) for name in names})
     if args.guidance is not None:
         check_real("guidance", args.guidance, 0.0, 1e3)
-    check_int("captions", args.captions, 1, len(all_captions(1, "long")))
-    check_int("clips", args.clips, 2)
     compositions = args.compositions.split(";") if args.compositions else list(COMPOSITIONS)
-    for text in compositions:
-        parse_strategies(text)  # every name checked before any work
+    frames = latent_clip_frames(read_defaults(args.model))  # the bundle's small JSON, not its weights
+    for text in compositions:  # every name, and M against the model's clip
+        sampler = LongVideoSampler(parse_strategies(text), args.prompt_frames)
+        try:
+            sampler.check_clip(frames)
+        except ValueError as error:
+            raise ValueError(f"--prompt-frames counts latent frames; --model {args.model}: {error}") \
+                from error
+    return args, compositions
+
+
+def main(argv=None) -> dict:
+    parser = build_parser()
+    args, compositions = _checked(parser, argv)
     captions = all_captions(1, "long")
     captions = [captions[round(i * len(captions) / args.captions)] for i in range(args.captions)]
     table, references = {}, {}
@@ -199,9 +232,6 @@ def main(argv=None) -> dict:
         if defaults is None and (unknown := unknown_words(pipe.text_encoder, make_world("long").words)):
             parser.error(f"--model {args.model}: a VidRD of another world (its text encoder does not know "
                          f"{unknown}); this study needs a model of the long world")  # fmt: skip
-        for text in compositions:  # M against the model's clip, before any work
-            sampler = LongVideoSampler(parse_strategies(text), args.prompt_frames)
-            sampler.check_clip(latent_clip_frames(defaults))
         steps = args.steps or (VIDRD_STEPS if defaults is None else defaults.num_inference_steps)
         guidance = default_guidance(defaults) if args.guidance is None else args.guidance
         for text in compositions:

@@ -11,6 +11,7 @@ from typing import Any
 
 from benchmarks import perf, seams, sweep, sweep_grid, tradeoff
 from benchmarks.compare import CompareConfig
+from benchmarks.model_continuity import check_counts
 from benchmarks.sweep_model import ModelBackbone
 from models.bundled import missing_files
 from samplers.validation import check_int
@@ -102,12 +103,14 @@ def read_continuity(path: Path) -> dict[str, Any]:
     missing = [key for key in CONTINUITY_KEYS if not isinstance(found, dict) or key not in found]
     if missing or not isinstance(found["table"], dict) or not found["table"]:
         raise ValueError(f"{wanted} (it lacks {missing or ['table entries']})")
-    counts = [key for key in ("steps", "prompt_frames", "seeds", "clips")
-              if not (isinstance(found[key], int) and not isinstance(found[key], bool) and found[key] >= 1)]
-    if counts or not (isinstance(found["captions"], list) and found["captions"]
-                      and all(isinstance(c, str) for c in found["captions"])):  # fmt: skip
-        raise ValueError(f"{wanted} ({', '.join(counts) or 'captions'} must be "
-                         f"{'integers >= 1' if counts else 'a list of strings'})")  # fmt: skip
+    captions = found["captions"]
+    if not (isinstance(captions, list) and all(isinstance(c, str) for c in captions)):
+        raise ValueError(f"{wanted} (its captions must be a list of strings; got {captions!r})")
+    try:  # the ranges the study itself runs, so that its regenerate command runs
+        check_counts({"captions": len(captions), **{k: found[k] for k in ("steps", "prompt_frames", "seeds",
+                                                                        "clips")}})  # fmt: skip
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{wanted} (its {error})") from error
     for name, row in found["table"].items():
         for metric in CONTINUITY_METRICS:
             cell = row.get(metric) if isinstance(row, dict) else None

@@ -8,6 +8,7 @@ import hashlib
 import math
 import os
 import platform
+import shlex
 import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
@@ -69,9 +70,9 @@ def regenerate_commands(config: ReportConfig) -> str:
         lines.insert(2, "python -m benchmarks.sweep --backbone model --out out/sweep-model   # section 2b")
     if config.continuity_json is not None:
         study = read_continuity(config.continuity_json)
-        flags = f"{regenerate_flags(study)} --out {_shown(config.continuity_json)}"
-        lines.insert(3, f"python -m benchmarks.model_continuity --model {_shown(study['model'])} {flags}"
-                        "   # section 2c")  # fmt: skip
+        model, out = (shlex.quote(_shown(path)) for path in (study["model"], config.continuity_json))
+        flags = f"--model {model} {regenerate_flags(study)} --out {out}"
+        lines.insert(3, f"python -m benchmarks.model_continuity {flags}   # section 2c")
     for k, composition in enumerate(s.compositions):
         lines.append(
             f'vidrd generate "{s.caption}" --clips {s.clips} --frames {s.frames} --prompt-frames '

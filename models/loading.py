@@ -26,7 +26,7 @@ bundle) in `folder/manifest.json`, `verify_manifest` checks them before anything
 
 Paths are relative to the folder, with `/`, sorted; hidden files (`.name`) and the manifest itself are
 not listed. An unlisted file with a model-file suffix (`MODEL_SUFFIXES`) is an error too. A manifest also
-says what wrote it (`"made_with"`: torch, diffusers, Python, machine, CPU kernel level; older ones do
+says what wrote it (`"made_with"`: torch, diffusers, Python, machine, CPU kernels, CUDA; older ones do
 not), because a training run repeats bit for bit only on the same; the check reads only the files.
 """
 
@@ -279,15 +279,16 @@ def folder_files(folder: Path) -> dict[str, Path]:
 
 
 def made_with() -> dict[str, str]:
-    """What wrote a manifest: torch, diffusers and Python versions, the machine and torch's CPU kernel
-    level. A training run repeats bit for bit only where these are the same (float reductions differ
-    between builds and between AVX2 and AVX-512 kernels), so a bundle records them."""
+    """What wrote a manifest: torch, diffusers and Python versions, the machine, torch's CPU kernel level
+    and its CUDA version. A training run repeats bit for bit only where these are the same (float
+    reductions differ between builds and between AVX2 and AVX-512 kernels), so a bundle records them."""
     return {
         "torch": torch.__version__,
         "diffusers": diffusers.__version__,
         "python": platform.python_version(),
         "machine": platform.machine(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cuda": str(torch.version.cuda),  # the build's CUDA ("None" for a CPU build): what --device cuda ran
     }
 
 

@@ -7,6 +7,7 @@ import re
 import shutil
 from pathlib import Path
 
+import diffusers
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -45,6 +46,8 @@ def check_manifest(folder: Path, written_here: bool = True) -> None:
     # what wrote it: a retrained bundle repeats bit for bit only with the same torch build and CPU kernels
     assert manifest["made_with"]["torch"] == torch.__version__
     assert manifest["made_with"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert manifest["made_with"]["cuda"] == str(torch.version.cuda)
+    assert manifest["made_with"]["diffusers"] == diffusers.__version__
 
 
 # --- manifests ------------------------------------------------------------------------------------------

@@ -98,3 +98,36 @@ def test_prompt_frames_below_one_are_refused_before_any_work():
 
     with pytest.raises(ValueError, match=r"prompt_frames must be .*got 0"):
         main(["--prompt-frames", "0", "--model", "/nonexistent"])
+
+
+def test_a_study_records_what_it_ran_and_its_report_command_reruns_it(tmp_path):
+    import json
+    import shlex
+
+    from benchmarks.model_continuity import build_parser, main, regenerate_flags
+    from benchmarks.report_config import read_continuity
+    from models.flow import read_defaults
+
+    tiny_wan = "models/weights/tiny-wan"
+    argv = ["--model", tiny_wan, "--seeds", "1", "--captions", "1", "--clips", "2", "--steps", "1",
+            "--compositions", "independent", "--prompt-frames", "1",
+            "--out", str(tmp_path / "s.json")]  # fmt: skip
+    main(argv)
+    study = read_continuity(tmp_path / "s.json")
+    assert (study["prompt_frames"], study["steps"], study["seeds"], study["clips"]) == (1, 1, 1, 2)
+    assert study["guidance"] == read_defaults(tiny_wan).guidance_scale  # the flow bundle's own
+    again = build_parser().parse_args(["--model", tiny_wan, *shlex.split(regenerate_flags(study))])
+    first = build_parser().parse_args(argv)
+    for name in ("prompt_frames", "steps", "seeds", "captions", "clips", "compositions"):
+        assert getattr(again, name) == getattr(first, name), name
+    assert json.loads((tmp_path / "s.json").read_text())["table"]["independent"]["mirror_correlation"]
+
+
+def test_prompt_frames_past_the_models_clip_are_refused_before_loading_it(monkeypatch):
+    import benchmarks.model_continuity as study
+
+    monkeypatch.setattr(study, "load_model", lambda folder: pytest.fail("loaded the model"))
+    with pytest.raises(ValueError, match=r"--prompt-frames counts latent frames.*N=5 frames; got 5"):
+        study.main(["--model", "models/weights/tiny-wan", "--prompt-frames", "5"])  # its clips: 5 latent
+    with pytest.raises(ValueError, match=r"N=8 frames; got 8"):
+        study.main(["--prompt-frames", "8"])  # a VidRD's 8-frame clips

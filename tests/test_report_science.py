@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import asdict
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from benchmarks.claims import CHECKS, MODEL_CHECKS, Claim, claims, label
 from benchmarks.compare import REFERENCE
 from benchmarks.document import to_markdown
-from benchmarks.model_continuity import COMPOSITIONS, regenerate_flags
+from benchmarks.model_continuity import COMPOSITIONS, build_parser, regenerate_flags
 from benchmarks.report import ReportConfig
 from benchmarks.report_config import read_continuity
 from benchmarks.report_science import continuity_section, interval_table, where_claims_hold
@@ -238,19 +239,24 @@ def test_the_continuity_section_names_a_recorded_guidance_scale(tmp_path):
     # the page's regenerate command reruns the study at the scale it was run at, not the bundle's
     commands = regenerate_commands(ReportConfig(continuity_json=source)).splitlines()
     assert [c for c in commands if "model_continuity" in c] == [
-        "python -m benchmarks.model_continuity --model models/weights/tiny-wan --steps 25 --guidance 4 "
-        f"--compositions '{PAPER}' --out {source}   # section 2c"]  # fmt: skip
+        "python -m benchmarks.model_continuity --model models/weights/tiny-wan --steps 25 --guidance 4.0 "
+        f"--compositions {PAPER} --out {source}   # section 2c"]  # fmt: skip
 
 
 def test_the_regenerate_flags_carry_what_the_study_changed(tmp_path):
     table = {name: {} for name in COMPOSITIONS}
     study = {"steps": 25, "prompt_frames": 2, "captions": ["a"] * 16, "seeds": 3, "clips": 8, "table": table}
     assert regenerate_flags(study) == "--steps 25"  # the defaults, and files written before --guidance
-    changed = {**study, "steps": 50, "guidance": 4.0, "prompt_frames": 3, "captions": ["a"] * 4, "seeds": 1,
-               "clips": 6, "table": {"fnr": {}, PAPER: {}}}  # fmt: skip
-    assert regenerate_flags(changed) == (
-        "--steps 50 --guidance 4 --prompt-frames 3 --seeds 1 --captions 4 --clips 6 "
-        f"--compositions 'fnr;{PAPER}'")
+    changed = {**study, "steps": 50, "guidance": 4.123456789, "prompt_frames": 3, "captions": ["a"] * 4,
+               "seeds": 1, "clips": 6, "table": {"fnr": {}, PAPER: {}}}  # fmt: skip
+    flags = regenerate_flags(changed)
+    assert flags == ("--steps 50 --guidance 4.123456789 --prompt-frames 3 --seeds 1 --captions 4 --clips 6 "
+                     f"--compositions 'fnr;{PAPER}'")  # fmt: skip
+    # and they parse back, through the study's own command line, to what was run
+    args = build_parser().parse_args(shlex.split(flags))
+    assert (args.steps, args.guidance, args.prompt_frames, args.seeds, args.captions, args.clips) == (
+        50, 4.123456789, 3, 1, 4, 6)
+    assert args.compositions.split(";") == ["fnr", PAPER]
 
 
 def test_a_damaged_continuity_file_is_refused_by_name(tmp_path):
@@ -271,9 +277,11 @@ def test_a_damaged_continuity_file_is_refused_by_name(tmp_path):
         source.write_text(json.dumps({**found, "guidance": guidance}))
         with pytest.raises(ValueError, match=f"guidance must be a finite number >= 0; got {guidance!r}"):
             read_continuity(source)
-    for key, value in (("seeds", 2.5), ("clips", 0), ("steps", True), ("captions", "abc"), ("captions", [])):
+    bad = (("seeds", 2.5), ("clips", 1), ("steps", True), ("steps", 1001), ("prompt_frames", 0),
+           ("captions", "abc"), ("captions", [1]), ("captions", []), ("captions", ["a"] * 37))  # fmt: skip
+    for key, value in bad:  # what the study itself would refuse to run
         source.write_text(json.dumps({**found, key: value}))
-        with pytest.raises(ValueError, match=f"{key} must be"):
+        with pytest.raises(ValueError, match=f"its {key} must be .*got "):
             read_continuity(source)
     with pytest.raises(ValueError, match=r"missing\.json"):
         ReportConfig(continuity_json=tmp_path / "missing.json").check_inputs(tmp_path / "out")
