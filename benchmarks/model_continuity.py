@@ -43,7 +43,7 @@ from models.bundled import BUNDLED, VIDRD_FRAMES, VIDRD_GUIDANCE, VIDRD_STEPS, l
 from models.data.shapes import tensor_to_frames
 from models.data.worlds import make_world
 from models.files import atomic_path
-from models.flow import FLOW_VAE, FlowDefaults, load_flow, read_defaults
+from models.flow import FlowDefaults, load_flow, read_defaults
 from models.long_pipeline import LongVideoPipeline
 from models.text import unknown_words
 from models.threads import limit_threads
@@ -133,11 +133,20 @@ def default_guidance(defaults: FlowDefaults | None) -> float:
     return VIDRD_GUIDANCE if defaults is None else defaults.guidance_scale
 
 
-def latent_clip_frames(defaults: FlowDefaults | None) -> int:
-    """Latent frames of one clip (what M is counted in): `VIDRD_FRAMES` for a VidRD; a flow bundle's
-    num_frames through its VAE's compression t in time (t k + 1 pixel frames are k + 1 latent frames)."""
-    temporal = FLOW_VAE["scale_factor_temporal"]
-    return VIDRD_FRAMES if defaults is None else (defaults.num_frames - 1) // temporal + 1
+def latent_clip_frames(pipe, defaults: FlowDefaults | None) -> int:
+    """Latent frames of one clip of a loaded model (what M is counted in): `VIDRD_FRAMES` for a VidRD; a
+    flow bundle's num_frames through its family's own count (`VideoFamily.latent_frames`)."""
+    return VIDRD_FRAMES if defaults is None else pipe.family.latent_frames(defaults.num_frames)
+
+
+def check_prompt_frames(compositions: list[str], prompt_frames: int, latent_frames: int, model) -> None:
+    """ValueError, before any sampling, unless every composition takes M = `prompt_frames` on clips of
+    `latent_frames` (the sampler's own check), naming the model and that M counts latent frames."""
+    for text in compositions:
+        try:
+            LongVideoSampler(parse_strategies(text), prompt_frames).check_clip(latent_frames)
+        except ValueError as error:
+            raise ValueError(f"--prompt-frames counts latent frames; --model {model}: {error}") from error
 
 
 def load_model(folder: Path) -> tuple[Any, FlowDefaults | None]:
@@ -202,7 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _checked(parser: argparse.ArgumentParser, argv) -> tuple[argparse.Namespace, list[str]]:
-    """The arguments and compositions, every value checked against the model's clip before any work."""
+    """The arguments and compositions, every value checked before the model loads (M against its clip:
+    `check_prompt_frames`, once it has)."""
     args = parser.parse_args(argv)
     check_int("threads", args.threads, 1)
     names = ("seeds", "captions", "clips", "prompt_frames") + (("steps",) if args.steps is not None else ())
@@ -210,14 +220,8 @@ def _checked(parser: argparse.ArgumentParser, argv) -> tuple[argparse.Namespace,
     if args.guidance is not None:
         check_real("guidance", args.guidance, 0.0, 1e3)
     compositions = args.compositions.split(";") if args.compositions else list(COMPOSITIONS)
-    frames = latent_clip_frames(read_defaults(args.model))  # the bundle's small JSON, not its weights
-    for text in compositions:  # every name, and M against the model's clip
-        sampler = LongVideoSampler(parse_strategies(text), args.prompt_frames)
-        try:
-            sampler.check_clip(frames)
-        except ValueError as error:
-            raise ValueError(f"--prompt-frames counts latent frames; --model {args.model}: {error}") \
-                from error
+    for text in compositions:
+        parse_strategies(text)  # every name checked before the model loads
     return args, compositions
 
 
@@ -232,6 +236,7 @@ def main(argv=None) -> dict:
         if defaults is None and (unknown := unknown_words(pipe.text_encoder, make_world("long").words)):
             parser.error(f"--model {args.model}: a VidRD of another world (its text encoder does not know "
                          f"{unknown}); this study needs a model of the long world")  # fmt: skip
+        check_prompt_frames(compositions, args.prompt_frames, latent_clip_frames(pipe, defaults), args.model)
         steps = args.steps or (VIDRD_STEPS if defaults is None else defaults.num_inference_steps)
         guidance = default_guidance(defaults) if args.guidance is None else args.guidance
         for text in compositions:

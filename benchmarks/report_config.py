@@ -106,9 +106,9 @@ def read_continuity(path: Path) -> dict[str, Any]:
     captions = found["captions"]
     if not (isinstance(captions, list) and all(isinstance(c, str) for c in captions)):
         raise ValueError(f"{wanted} (its captions must be a list of strings; got {captions!r})")
+    counts = {key: found[key] for key in ("steps", "prompt_frames", "seeds", "clips")}
     try:  # the ranges the study itself runs, so that its regenerate command runs
-        check_counts({"captions": len(captions), **{k: found[k] for k in ("steps", "prompt_frames", "seeds",
-                                                                        "clips")}})  # fmt: skip
+        check_counts({**counts, "captions": len(captions)})
     except (TypeError, ValueError) as error:
         raise ValueError(f"{wanted} (its {error})") from error
     for name, row in found["table"].items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -85,12 +86,13 @@ def test_prompt_frames_reach_the_sampler_and_the_mirror_skip():
 
 
 def test_latent_clip_frames_by_hand():
-    from benchmarks.model_continuity import latent_clip_frames
+    from benchmarks.model_continuity import latent_clip_frames, load_model
     from models.flow import FlowDefaults
 
-    assert latent_clip_frames(None) == 8  # a VidRD's 8-frame clips
-    assert latent_clip_frames(FlowDefaults(num_frames=9)) == 5  # 2k + 1 pixel frames: k + 1 latent
-    assert latent_clip_frames(FlowDefaults(num_frames=17)) == 9
+    assert latent_clip_frames(None, None) == 8  # a VidRD's 8-frame clips
+    pipe, defaults = load_model(Path("models/weights/tiny-wan"))  # its VAE: 2x in time
+    assert latent_clip_frames(pipe, defaults) == 5  # its 9 pixel frames: 2k + 1 -> k + 1 latent
+    assert latent_clip_frames(pipe, FlowDefaults(num_frames=17)) == 9
 
 
 def test_prompt_frames_below_one_are_refused_before_any_work():
@@ -123,11 +125,12 @@ def test_a_study_records_what_it_ran_and_its_report_command_reruns_it(tmp_path):
     assert json.loads((tmp_path / "s.json").read_text())["table"]["independent"]["mirror_correlation"]
 
 
-def test_prompt_frames_past_the_models_clip_are_refused_before_loading_it(monkeypatch):
+def test_prompt_frames_past_the_models_clip_are_refused_before_any_sampling(monkeypatch):
     import benchmarks.model_continuity as study
 
-    monkeypatch.setattr(study, "load_model", lambda folder: pytest.fail("loaded the model"))
+    monkeypatch.setattr(study, "score_composition", lambda *a, **k: pytest.fail("sampled"))
     with pytest.raises(ValueError, match=r"--prompt-frames counts latent frames.*N=5 frames; got 5"):
         study.main(["--model", "models/weights/tiny-wan", "--prompt-frames", "5"])  # its clips: 5 latent
-    with pytest.raises(ValueError, match=r"N=8 frames; got 8"):
-        study.main(["--prompt-frames", "8"])  # a VidRD's 8-frame clips
+    with pytest.raises(ValueError, match=r"N=5 frames; got 5"):
+        study.check_prompt_frames(["overlap"], 5, 5, "m")
+    study.check_prompt_frames(["overlap", "fnr"], 4, 5, "m")  # M = N - 1 is the largest allowed
