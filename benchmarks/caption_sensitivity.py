@@ -42,7 +42,7 @@ from models.threads import limit_threads
 from models.training.stages import training_target
 from samplers.validation import check_generator, check_int
 
-__all__ = ["ATTRIBUTES", "TIMESTEPS", "losses", "sensitivity", "swapped", "true_clips"]
+__all__ = ["ATTRIBUTES", "TIMESTEPS", "first_and_others", "losses", "sensitivity", "swapped", "true_clips"]
 
 ATTRIBUTES = {
     "shapes": {"colour": tuple(COLOURS), "shape": SHAPES, "direction": tuple(DIRECTIONS)},
@@ -51,7 +51,7 @@ ATTRIBUTES = {
 TIMESTEPS = (100, 300, 500, 700, 900)  # spread over the 1000 training steps
 
 
-def _first_and_others(spec) -> tuple[Any, tuple[str, ...]]:
+def first_and_others(spec) -> tuple[Any, tuple[str, ...]]:
     """The first shape's spec and the colours of the others."""
     if isinstance(spec, WorldSpec):
         return spec.movers[0], tuple(m.colour for m in spec.movers[1:])
@@ -64,7 +64,7 @@ def swapped(spec, attribute: str):
     world = "long" if isinstance(spec, WorldSpec) else "shapes"
     if attribute not in ATTRIBUTES[world]:
         raise ValueError(f"attribute must be one of {tuple(ATTRIBUTES[world])}; got {attribute!r}")
-    first, taken = _first_and_others(spec)
+    first, taken = first_and_others(spec)
     names = ATTRIBUTES[world][attribute]
     start = names.index(getattr(first, attribute))
     value = next(n for k in range(1, len(names)) if (n := names[(start + k) % len(names)]) not in taken)
