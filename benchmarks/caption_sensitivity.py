@@ -42,7 +42,8 @@ from models.threads import limit_threads
 from models.training.stages import training_target
 from samplers.validation import check_generator, check_int
 
-__all__ = ["ATTRIBUTES", "TIMESTEPS", "first_and_others", "losses", "sensitivity", "swapped", "true_clips"]
+__all__ = ["ATTRIBUTES", "TIMESTEPS", "clip_caption", "first_and_others", "losses", "sensitivity", "swapped",
+           "true_clips"]  # fmt: skip
 
 ATTRIBUTES = {
     "shapes": {"colour": tuple(COLOURS), "shape": SHAPES, "direction": tuple(DIRECTIONS)},
@@ -74,7 +75,8 @@ def swapped(spec, attribute: str):
     return changed
 
 
-def _caption(spec) -> str:
+def clip_caption(spec) -> str:
+    """The caption of a spec of either world."""
     return world_caption(spec) if isinstance(spec, WorldSpec) else caption(spec)
 
 
@@ -117,9 +119,9 @@ def sensitivity(pipe, world: str, clips: int = 64, timesteps=TIMESTEPS, seed: in
     generator = torch.Generator().manual_seed(seed)
     frames, specs = true_clips(world, clips, generator)
     latents = pipe.vae.encode(frames_to_tensor(frames))
-    variants = {"right": [_caption(s) for s in specs], "empty": [""] * clips}
+    variants = {"right": [clip_caption(s) for s in specs], "empty": [""] * clips}
     for attribute in ATTRIBUTES[world]:
-        variants[attribute] = [_caption(swapped(s, attribute)) for s in specs]
+        variants[attribute] = [clip_caption(swapped(s, attribute)) for s in specs]
     rows = []
     for timestep in timesteps:
         found = losses(pipe, latents, variants, timestep, generator)

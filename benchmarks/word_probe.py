@@ -12,10 +12,19 @@ scores the held-out clips at each of `PROBE_TIMESTEPS`: accuracy, and cross-entr
 The held-out cross-entropy of any classifier is at least the word's entropy given x_t, so
 log K - cross-entropy (K names of the attribute, drawn uniformly by the world) is a lower bound on the
 information x_t carries about the word, I(word; x_t), up to the sampling noise of the held-out set.
-Where it is near log K the noisy clip already shows the word, so a caption adds nothing a denoiser
-needs; where it is near 0 the word is not yet decided by x_t, and only there can a model's caption
-change what it draws. The attribute is the first shape's (as in `caption_sensitivity`). VidRD bundles
-only; `--out` writes the rows as JSON.
+Where it is near its clean value the noisy clip already shows the word, so a caption adds nothing a
+denoiser needs; where it is near 0 the word is not yet decided by x_t.
+
+What the word is worth to a denoiser follows (the I-MMSE relation of Guo, Shamai and Verdu): with
+snr = alpha_bar / (1 - alpha_bar), the Bayes denoiser's squared error in x_0, summed over a clip's latent,
+is lower with the word than without by exactly 2 dI(word; x_t)/dsnr. `word_gains` estimates it from the
+probe's information by a centred difference, per latent element and in the units of the model's training
+target ("word's gain"), and the table sets it beside the model's own loss with the right captions on the
+same held-out clips ("model's loss", as in `caption_sensitivity`). Their ratio is about how much the
+word can lower the model's loss at that noise level: the signal a model must find to learn the word.
+The probe's information is a lower bound, so the gain is an estimate, not a bound. The attribute is the
+first shape's (as in `caption_sensitivity`). VidRD bundles only, whose text encoder knows the world's
+words; `--out` writes the rows as JSON.
 """
 
 from __future__ import annotations
@@ -32,14 +41,16 @@ from torch import nn
 
 from models.bundled import BUNDLED, BUNDLED_WORLD, load_pipeline
 from models.data.shapes import frames_to_tensor
+from models.data.worlds import make_world
 from models.files import atomic_path
 from models.loading import DamagedCheckpointError
+from models.text import unknown_words
 from models.threads import limit_threads
 from samplers.validation import check_generator, check_int
 
-from .caption_sensitivity import ATTRIBUTES, first_and_others, true_clips
+from .caption_sensitivity import ATTRIBUTES, clip_caption, first_and_others, losses, true_clips
 
-__all__ = ["PROBE_TIMESTEPS", "Probe", "evaluate", "labels", "probe_rows", "train_probe"]
+__all__ = ["PROBE_TIMESTEPS", "Probe", "evaluate", "labels", "probe_rows", "snr", "train_probe", "word_gains"]
 
 PROBE_TIMESTEPS = (0, 100, 300, 500, 600, 700, 800, 900, 999)  # denser where the motion word is decided
 TEST_CLIPS = 1024  # held-out clips scored at every timestep
@@ -110,8 +121,39 @@ def evaluate(probe: Probe, latents: torch.Tensor, targets: torch.Tensor, schedul
         logits = probe(_noised(latents, t, scheduler, generator), t)
         entropy = F.cross_entropy(logits, targets).item()
         rows.append({"timestep": timestep, "accuracy": (logits.argmax(1) == targets).float().mean().item(),
-                     "cross_entropy": entropy, "information": math.log(classes) - entropy})  # fmt: skip
+                     "cross_entropy": entropy, "information": math.log(classes) - entropy,
+                     "snr": snr(scheduler, timestep)})  # fmt: skip
     return rows
+
+
+def snr(scheduler, timestep: int) -> float:
+    """alpha_bar / (1 - alpha_bar) at `timestep`: x_t / sqrt(1 - alpha_bar) = sqrt(snr) x_0 + unit noise."""
+    alpha_bar = scheduler.alphas_cumprod[timestep].item()
+    return alpha_bar / (1.0 - alpha_bar)
+
+
+def _target_units(scheduler, timestep: int) -> float:
+    """Squared error of the scheduler's training target per squared error of x_0 at `timestep` (a =
+    alpha_bar): 1 / (1 - a) for v, snr for epsilon, since x_0 = (x_t - sqrt(1 - a) eps) / sqrt(a) =
+    sqrt(a) x_t - sqrt(1 - a) v."""
+    alpha_bar = scheduler.alphas_cumprod[timestep].item()
+    kind = scheduler.config.prediction_type
+    if kind not in ("epsilon", "v_prediction"):
+        raise ValueError(f"prediction_type must be epsilon or v_prediction; got {kind!r}")
+    return snr(scheduler, timestep) if kind == "epsilon" else 1.0 / (1.0 - alpha_bar)
+
+
+def word_gains(rows: list[dict], scheduler, elements: int) -> list[dict]:
+    """Each row with `gain`: by the I-MMSE relation, the Bayes denoiser's summed x_0 squared error is lower
+    with the word than without by 2 dI(word; x_t)/dsnr; estimated with the probe's information by a centred
+    difference over the neighbouring rows, per latent element (`elements` per clip), in the units of the
+    scheduler's training target. None at the first and last row, which have one neighbour."""
+    found = [dict(row, gain=None) for row in rows]
+    for k in range(1, len(rows) - 1):
+        before, after = rows[k - 1], rows[k + 1]
+        slope = (after["information"] - before["information"]) / (after["snr"] - before["snr"])
+        found[k]["gain"] = 2.0 * slope / elements * _target_units(scheduler, rows[k]["timestep"])
+    return found
 
 
 def probe_rows(pipe, world: str, attribute: str, clips: int, steps: int, seed: int = 0,
@@ -125,18 +167,32 @@ def probe_rows(pipe, world: str, attribute: str, clips: int, steps: int, seed: i
             latents = torch.cat(
                 [pipe.vae.encode(frames_to_tensor(frames[i : i + 256])) for i in range(0, n, 256)]
             )
-        data.append((latents, labels(specs, world, attribute)))
+        data.append((latents, labels(specs, world, attribute), [clip_caption(spec) for spec in specs]))
     classes = len(ATTRIBUTES[world][attribute])
-    probe = train_probe(*data[0], classes, pipe.scheduler, steps, generator)
-    return evaluate(probe, *data[1], pipe.scheduler, PROBE_TIMESTEPS, generator)
+    probe = train_probe(*data[0][:2], classes, pipe.scheduler, steps, generator)
+    latents, targets, captions = data[1]
+    rows = word_gains(evaluate(probe, latents, targets, pipe.scheduler, PROBE_TIMESTEPS, generator),
+                      pipe.scheduler, latents[0].numel())  # fmt: skip
+    noise = torch.Generator().manual_seed(seed + 1)  # the model's loss: its own draws, the probe's unchanged
+    for row in rows:
+        row["model_loss"] = losses(pipe, latents, {"right": captions}, row["timestep"], noise)["right"]
+        row["share"] = None if row["gain"] is None else row["gain"] / row["model_loss"]
+    return rows
+
+
+def _cell(value: float | None, spec: str) -> str:
+    return "—" if value is None else format(value, spec)
 
 
 def format_rows(rows: list[dict], classes: int) -> str:
-    lines = [f"{'t':>5} {'accuracy':>9} {'cross-entropy':>14} {'information >=':>15}",
-             f"{'':>5} {1 / classes:>9.3f} {math.log(classes):>14.3f} {0:>15.3f}   (chance)"]  # fmt: skip
+    head = ("t", "accuracy", "cross-entropy", "information >=", "word's gain", "model's loss", "gain/loss")
+    lines = [" ".join(f"{h:>14}" for h in head),
+             f"{'(chance)':>14} {1 / classes:>14.3f} {math.log(classes):>14.3f} {0:>14.3f}"]  # fmt: skip
     for row in rows:
-        lines.append(f"{row['timestep']:>5} {row['accuracy']:>9.3f} {row['cross_entropy']:>14.3f} "
-                     f"{row['information']:>15.3f}")  # fmt: skip
+        cells = (f"{row['accuracy']:.3f}", f"{row['cross_entropy']:.3f}", f"{row['information']:.3f}",
+                 _cell(row["gain"], ".5f"), f"{row['model_loss']:.5f}",
+                 _cell(row["share"], ".2%"))  # fmt: skip
+        lines.append(" ".join(f"{c:>14}" for c in (str(row["timestep"]), *cells)))
     return "\n".join(lines)
 
 
@@ -176,6 +232,9 @@ def main(argv=None) -> None:
         pipe = load_pipeline(args.model)
     except (FileNotFoundError, DamagedCheckpointError) as err:
         parser.error(f"--model: {err}")
+    if unknown := unknown_words(pipe.text_encoder, make_world(args.world).words):
+        parser.error(f"--world {args.world}: the model's text encoder does not know {unknown}; it was "
+                     "trained on another world")  # fmt: skip
     with limit_threads(1):
         rows = probe_rows(pipe, args.world, attribute, args.clips, args.steps, args.seed, args.test_clips)
     print(f"the {attribute} word of {args.test_clips} held-out true clips of the {args.world} world, read "

@@ -34,6 +34,7 @@ from .reconstruction import ReconstructionGuidance
 
 PAPER = "fnr,pns:4,dsg:0.4"  # the paper's composition (VidRD: FNR, PNS alpha 4, DSG beta 0.4)
 KIT_DEFAULT = PAPER  # the kit's default composition (vidrd generate)
+PAPER_STRATEGIES = frozenset({"fnr", "pns", "dsg"})  # VidRD's own strategies, alone or composed
 
 STRATEGIES: dict[str, type] = {
     "independent": IndependentNoise,
@@ -102,6 +103,19 @@ def parse_strategies(text: str) -> list[Any]:
     for message in _prompt_frame_warnings(items):
         warnings.warn(message, CompositionWarning, stacklevel=2)
     return [item.strategy for item in items]
+
+
+def strategy_names(text: str) -> list[str]:
+    """The names a composition's items begin with, in order ("fnr,pns:4" -> ["fnr", "pns"]), as written:
+    nothing is checked, so that a table holding peers outside this registry can still be read."""
+    return [item.split(":")[0].strip() for item in filter(None, (part.strip() for part in text.split(",")))]
+
+
+def is_paper_strategy(text: str) -> bool:
+    """True for a composition of the paper's strategies alone (`PAPER_STRATEGIES`: "fnr", "pns:4,dsg:0.4"),
+    False for one with any other ("independent", "fnr,recon:10") or none."""
+    names = strategy_names(text)
+    return bool(names) and set(names) <= PAPER_STRATEGIES
 
 
 def _parse_item(item: str) -> _Item:

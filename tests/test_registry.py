@@ -13,7 +13,7 @@ from samplers import (
     PYoCoProgressive,
     ReconstructionGuidance,
 )
-from samplers.registry import STRATEGIES, parse_strategies
+from samplers.registry import PAPER, STRATEGIES, is_paper_strategy, parse_strategies, strategy_names
 
 
 def test_every_name_with_its_defaults():
@@ -74,3 +74,12 @@ def test_values_take_the_parameters_type():
 def test_errors_name_the_item(text, match):
     with pytest.raises(ValueError, match=match):
         parse_strategies(text)
+
+
+def test_strategy_names_and_which_compositions_are_the_papers():
+    assert strategy_names("fnr, pns:4,dsg:beta=0.4") == ["fnr", "pns", "dsg"]
+    assert strategy_names("overlap,recon:30") == ["overlap", "recon"]
+    for text in ("fnr", "pns:4", "dsg:0.4", "fnr,pns:4", PAPER):
+        assert is_paper_strategy(text), text
+    for text in ("independent", "overlap", "fnr,recon:10", "pyoco-mixed,fnr", "", "fnr,windows:pyramid"):
+        assert not is_paper_strategy(text), text

@@ -230,6 +230,23 @@ def test_the_continuity_section_names_what_beats_the_paper(tmp_path):
     assert "8 clips each, M=2, 25 steps; each video" in markdown  # no guidance recorded: none named
 
 
+def test_the_continuity_section_checks_against_every_paper_strategy(tmp_path):
+    # fnr: jump 1.0 ± 0.1, mirror 0.9 ± 0.05; dsg:0.4: jump 4.0 ± 0.5, mirror 0.2 ± 0.05.
+    rows = {"fnr": (1.0, 0.1, 0.9, 0.05), "dsg:0.4": (4.0, 0.5, 0.2, 0.05),
+            "overlap": (0.5, 0.1, 0.5, 0.05),  # below fnr on both, below dsg on the jump only
+            "windows:pyramid": (0.5, 0.1, 0.1, 0.02),  # below both on both
+            "independent": (4.0, 0.5, 0.0, 0.02)}  # fmt: skip
+    source = continuity_json(tmp_path / "c.json", rows)
+    (tmp_path / "report").mkdir()
+    markdown = to_markdown(continuity_section(source, tmp_path / "report"))
+    assert ("Beat every paper strategy in the table (`fnr`, `dsg:0.4`) on continuity and on looping at once, "
+            "with the intervals apart: `windows:pyramid`. Where the others fall short: `overlap` not "
+            "`dsg:0.4` (looping); `independent` not `fnr` (continuity), `dsg:0.4` (continuity).") in markdown
+    only_others = continuity_json(tmp_path / "d.json", {"overlap": rows["overlap"]})
+    assert "has no composition of the paper's strategies alone" in to_markdown(
+        continuity_section(only_others, tmp_path / "report"))
+
+
 def test_the_continuity_section_names_a_recorded_guidance_scale(tmp_path):
     source = continuity_json(tmp_path / "c.json", {PAPER: (4.0, 0.6, 0.27, 0.06)})
     source.write_text(json.dumps({**json.loads(source.read_text()), "guidance": 4.0}))

@@ -11,9 +11,11 @@ import torch.nn.functional as F
 from diffusers import DDIMScheduler
 from torch import nn
 
-from benchmarks.word_probe import PROBE_TIMESTEPS, Probe, evaluate, labels, main, train_probe
+from benchmarks.caption_sensitivity import clip_caption, losses, true_clips
+from benchmarks.word_probe import PROBE_TIMESTEPS, Probe, evaluate, labels, main, snr, train_probe, word_gains
+from models.bundled import load_pipeline
 from models.data.long_world import Mover, WorldSpec
-from models.data.shapes import ShapeSpec
+from models.data.shapes import ShapeSpec, frames_to_tensor
 
 
 def _mover(colour: str, motion: str) -> Mover:
@@ -65,6 +67,24 @@ def test_scores_are_of_the_schedulers_noising_with_fresh_noise_per_timestep():
     assert rows[0]["cross_entropy"] != rows[1]["cross_entropy"]
 
 
+def test_the_words_gain_is_twice_the_slope_of_the_information_in_snr_in_the_targets_units():
+    # I-MMSE: summed x0 error falls by 2 dI/dsnr; per element, times 1/(1 - a) for v and a/(1 - a) for eps.
+    for kind in ("v_prediction", "epsilon"):
+        scheduler = DDIMScheduler(prediction_type=kind)
+        a = scheduler.alphas_cumprod
+        assert snr(scheduler, 700) == pytest.approx((a[700] / (1 - a[700])).item(), rel=1e-6)
+        rows = [{"timestep": t, "information": i, "snr": snr(scheduler, t)}
+                for t, i in ((900, 0.0), (700, 0.2), (500, 0.6), (300, 0.7))]  # fmt: skip
+        found = word_gains(rows, scheduler, elements=10)
+        assert [row["gain"] is None for row in found] == [True, False, False, True]
+        slope = 0.6 / (rows[2]["snr"] - rows[0]["snr"])  # centred: the rows either side of t = 700
+        unit = 1 / (1 - a[700]).item() if kind == "v_prediction" else rows[1]["snr"]
+        assert found[1]["gain"] == pytest.approx(2 * slope / 10 * unit, rel=1e-6)
+        assert found[1]["information"] == 0.2 and "gain" not in rows[1]  # rows are copied, not changed
+    with pytest.raises(ValueError, match="prediction_type must be epsilon or v_prediction; got 'sample'"):
+        word_gains(rows, DDIMScheduler(prediction_type="sample"), elements=10)
+
+
 def test_a_probe_reads_a_word_written_in_the_latents_and_loses_it_to_the_noise():
     # Class k shifts channel 0 by 2k - 2: plain to read from clean latents, drowned at t = 999.
     g = torch.Generator().manual_seed(0)
@@ -96,11 +116,29 @@ def test_the_command_refuses_bad_arguments_before_any_work(tmp_path, capsys):
         assert stop.value.code == 2 and message in capsys.readouterr().err
 
 
-def test_the_command_writes_a_row_per_timestep(model, tmp_path, capsys):
+def test_the_command_writes_a_row_per_timestep_with_the_models_loss(model, tmp_path, capsys):
     out = tmp_path / "probe.json"
-    main(["--model", str(model), "--world", "long", "--clips", "4", "--test-clips", "3", "--steps", "2",
-          "--out", str(out)])  # fmt: skip
+    main(["--model", str(model), "--clips", "4", "--test-clips", "3", "--steps", "2", "--out", str(out)])
     found = json.loads(out.read_text())
-    assert found["attribute"] == "motion" and found["test_clips"] == 3
-    assert [row["timestep"] for row in found["rows"]] == list(PROBE_TIMESTEPS)
+    assert found["attribute"] == "direction" and found["test_clips"] == 3
+    rows = found["rows"]
+    assert [row["timestep"] for row in rows] == list(PROBE_TIMESTEPS)
+    assert rows[0]["gain"] is None and rows[-1]["share"] is None
+    assert all(row["share"] == row["gain"] / row["model_loss"] for row in rows[1:-1])
+    # the model's loss is caption_sensitivity's on the same held-out clips, with their own captions
+    g = torch.Generator().manual_seed(0)
+    true_clips("shapes", 4, g)
+    frames, specs = true_clips("shapes", 3, g)
+    pipe = load_pipeline(model)
+    latents = pipe.vae.encode(frames_to_tensor(frames))
+    right = {"right": [clip_caption(spec) for spec in specs]}
+    noise = torch.Generator().manual_seed(1)  # seed + 1, one draw per timestep in order
+    expected = [losses(pipe, latents, right, t, noise)["right"] for t in PROBE_TIMESTEPS[:2]]
+    assert [row["model_loss"] for row in rows[:2]] == pytest.approx(expected, rel=1e-5)
     assert "(chance)" in capsys.readouterr().out
+
+
+def test_the_command_refuses_a_model_of_another_world(model, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["--model", str(model), "--world", "long", "--clips", "4", "--steps", "2"])
+    assert stop.value.code == 2 and "does not know ['around', " in capsys.readouterr().err
