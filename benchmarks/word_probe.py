@@ -9,22 +9,23 @@ the model's VAE, and trains a small 3-D convolutional classifier p(word | x_t, t
 at timesteps drawn uniformly from the scheduler's training range (`Probe`, `train_probe`). Then it
 scores the held-out clips at each of `PROBE_TIMESTEPS`: accuracy, and cross-entropy in nats.
 
-The held-out cross-entropy of any classifier is at least the word's entropy given x_t, so
-log K - cross-entropy (K names of the attribute, drawn uniformly by the world) is a lower bound on the
-information x_t carries about the word, I(word; x_t), up to the sampling noise of the held-out set.
-Where it is near its clean value the noisy clip already shows the word, so a caption adds nothing a
-denoiser needs; where it is near 0 the word is not yet decided by x_t.
+The world draws the word uniformly, so its entropy is log K (K names of the attribute); the held-out
+cross-entropy of any classifier is at least the word's entropy given x_t, so log K - cross-entropy is a
+lower bound on the information x_t carries about the word, I(word; x_t), up to the sampling noise of the
+held-out set. Where the true information is near its clean value the noisy clip already shows the word,
+so a caption adds nothing a denoiser needs; where it is near 0 the word is not yet decided by x_t.
 
 What the word is worth to a denoiser follows (the I-MMSE relation of Guo, Shamai and Verdu): with
 snr = alpha_bar / (1 - alpha_bar), the Bayes denoiser's squared error in x_0, summed over a clip's latent,
 is lower with the word than without by exactly 2 dI(word; x_t)/dsnr. `word_gains` estimates it from the
-probe's information by a centred difference, per latent element and in the units of the model's training
-target ("word's gain"), and the table sets it beside the model's own loss with the right captions on the
-same held-out clips ("model's loss", as in `caption_sensitivity`). Their ratio is about how much the
-word can lower the model's loss at that noise level: the signal a model must find to learn the word.
-The probe's information is a lower bound, so the gain is an estimate, not a bound. The attribute is the
-first shape's (as in `caption_sensitivity`). VidRD bundles only, whose text encoder knows the world's
-words; `--out` writes the rows as JSON.
+probe's information curve, per latent element and in the units of the model's training target ("word's
+gain"), and the table sets it beside the model's own loss with the right captions on the same held-out
+clips ("model's loss", as in `caption_sensitivity`). Their ratio ("gain/loss") is about how much higher
+a model's loss would be at that noise level without the word than with it. Two caveats: the probe's
+information is a lower bound, so the gain is an estimate, not a bound; and it is the word's information
+alone, while the model also reads the caption's other words (I(word; x_t | the others) may differ). The
+attribute is the first shape's (as in `caption_sensitivity`). VidRD bundles only, whose text encoder
+knows the world's words; `--out` writes the rows as JSON.
 """
 
 from __future__ import annotations
@@ -46,13 +47,16 @@ from models.files import atomic_path
 from models.loading import DamagedCheckpointError
 from models.text import unknown_words
 from models.threads import limit_threads
+from samplers.noise_level import NoiseLevel, output_from_x0
 from samplers.validation import check_generator, check_int
 
 from .caption_sensitivity import ATTRIBUTES, clip_caption, first_and_others, losses, true_clips
 
-__all__ = ["PROBE_TIMESTEPS", "Probe", "evaluate", "labels", "probe_rows", "snr", "train_probe", "word_gains"]
+__all__ = ["PROBE_TIMESTEPS", "Probe", "evaluate", "labels", "probe_rows", "snr", "target_units",
+           "train_probe", "word_gains"]  # fmt: skip
 
-PROBE_TIMESTEPS = (0, 100, 300, 500, 600, 700, 800, 900, 999)  # denser where the motion word is decided
+# Denser where the long world's motion word is decided (t 500-850); neighbours give each row's slope.
+PROBE_TIMESTEPS = (0, 100, 200, 300, 400, 500, 550, 600, 650, 700, 750, 800, 850, 900, 950, 999)
 TEST_CLIPS = 1024  # held-out clips scored at every timestep
 BATCH = 64
 
@@ -87,10 +91,6 @@ class Probe(nn.Module):
         return self.head(self.features(torch.cat([noisy, time], dim=1)).mean(dim=(2, 3, 4)))
 
 
-def _noised(latents: torch.Tensor, t: torch.Tensor, scheduler, generator: torch.Generator) -> torch.Tensor:
-    return scheduler.add_noise(latents, torch.randn(latents.shape, generator=generator), t)
-
-
 def train_probe(latents: torch.Tensor, targets: torch.Tensor, classes: int, scheduler, steps: int,
                 generator: torch.Generator) -> Probe:  # fmt: skip
     """A `Probe` trained for `steps` Adam steps on batches of `latents` noised at uniform timesteps."""
@@ -102,7 +102,8 @@ def train_probe(latents: torch.Tensor, targets: torch.Tensor, classes: int, sche
     for _ in range(steps):
         pick = torch.randint(len(latents), (BATCH,), generator=generator)
         t = torch.randint(0, train_steps, (BATCH,), generator=generator)
-        loss = F.cross_entropy(probe(_noised(latents[pick], t, scheduler, generator), t), targets[pick])
+        noisy = scheduler.add_noise(latents[pick], torch.randn(latents[pick].shape, generator=generator), t)
+        loss = F.cross_entropy(probe(noisy, t), targets[pick])
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
@@ -112,14 +113,19 @@ def train_probe(latents: torch.Tensor, targets: torch.Tensor, classes: int, sche
 @torch.no_grad()
 def evaluate(probe: Probe, latents: torch.Tensor, targets: torch.Tensor, scheduler, timesteps,
              generator: torch.Generator) -> list[dict]:  # fmt: skip
-    """Per timestep: the accuracy and cross-entropy (nats) on `latents` noised there (fresh noise from
-    `generator` per timestep), and the information bound log K - cross-entropy (module docstring)."""
+    """Per timestep: the accuracy and cross-entropy (nats) on `latents` noised there, one noise draw from
+    `generator` for every timestep (so that neighbouring rows differ by the noise level alone), the
+    information bound log K - cross-entropy (module docstring) and the snr. FloatingPointError naming the
+    timestep where the cross-entropy is not finite (a diverged probe)."""
     classes = probe.head.out_features
+    noise = torch.randn(latents.shape, generator=generator)
     rows = []
     for timestep in timesteps:
         t = torch.full((len(latents),), timestep, dtype=torch.long)
-        logits = probe(_noised(latents, t, scheduler, generator), t)
+        logits = probe(scheduler.add_noise(latents, noise, t), t)
         entropy = F.cross_entropy(logits, targets).item()
+        if not math.isfinite(entropy):
+            raise FloatingPointError(f"the probe's cross-entropy at t = {timestep} is {entropy}: it diverged")
         rows.append({"timestep": timestep, "accuracy": (logits.argmax(1) == targets).float().mean().item(),
                      "cross_entropy": entropy, "information": math.log(classes) - entropy,
                      "snr": snr(scheduler, timestep)})  # fmt: skip
@@ -127,38 +133,62 @@ def evaluate(probe: Probe, latents: torch.Tensor, targets: torch.Tensor, schedul
 
 
 def snr(scheduler, timestep: int) -> float:
-    """alpha_bar / (1 - alpha_bar) at `timestep`: x_t / sqrt(1 - alpha_bar) = sqrt(snr) x_0 + unit noise."""
-    alpha_bar = scheduler.alphas_cumprod[timestep].item()
-    return alpha_bar / (1.0 - alpha_bar)
+    """a^2 / s^2 of x_t = a x_0 + s eps at `timestep` (alpha_bar / (1 - alpha_bar)): x_t / s = sqrt(snr) x_0
+    + unit noise, the Gaussian channel of the I-MMSE relation. 0 where a schedule ends at zero snr."""
+    level = NoiseLevel.vp(scheduler.alphas_cumprod[timestep].item())
+    return level.signal**2 / level.noise**2
 
 
-def _target_units(scheduler, timestep: int) -> float:
-    """Squared error of the scheduler's training target per squared error of x_0 at `timestep` (a =
-    alpha_bar): 1 / (1 - a) for v, snr for epsilon, since x_0 = (x_t - sqrt(1 - a) eps) / sqrt(a) =
-    sqrt(a) x_t - sqrt(1 - a) v."""
-    alpha_bar = scheduler.alphas_cumprod[timestep].item()
+def target_units(scheduler, timestep: int) -> float:
+    """Squared error of the scheduler's training target per squared error of x_0 at `timestep`, with x_t
+    held: the square of d(output)/d(x_0) in `output_from_x0` (1 / (1 - alpha_bar) for v, snr for
+    epsilon, 1 for sample). ValueError for a prediction type the kit does not know."""
+    level = NoiseLevel.vp(scheduler.alphas_cumprod[timestep].item())
     kind = scheduler.config.prediction_type
-    if kind not in ("epsilon", "v_prediction"):
-        raise ValueError(f"prediction_type must be epsilon or v_prediction; got {kind!r}")
-    return snr(scheduler, timestep) if kind == "epsilon" else 1.0 / (1.0 - alpha_bar)
+    zero, one = (output_from_x0(torch.tensor(x), torch.tensor(0.0), level, kind).item() for x in (0.0, 1.0))
+    return (one - zero) ** 2
+
+
+def _ln_slope(rows: list[dict], k: int) -> float:
+    """dI/d(ln snr) at row k: the three-point formula for unequal spacing over rows k-1, k, k+1."""
+    (x0, f0), (x1, f1), (x2, f2) = ((math.log(r["snr"]), r["information"]) for r in rows[k - 1 : k + 2])
+    h0, h1 = x1 - x0, x2 - x1
+    return -h1 / (h0 * (h0 + h1)) * f0 + (h1 - h0) / (h0 * h1) * f1 + h0 / (h1 * (h0 + h1)) * f2
 
 
 def word_gains(rows: list[dict], scheduler, elements: int) -> list[dict]:
-    """Each row with `gain`: by the I-MMSE relation, the Bayes denoiser's summed x_0 squared error is lower
-    with the word than without by 2 dI(word; x_t)/dsnr; estimated with the probe's information by a centred
-    difference over the neighbouring rows, per latent element (`elements` per clip), in the units of the
-    scheduler's training target. None at the first and last row, which have one neighbour."""
+    """Each row (in order of timestep) with `gain`: by the I-MMSE relation, the Bayes denoiser's summed
+    x_0 squared error is lower with the word than without by 2 dI(word; x_t)/dsnr. Estimated from the
+    probe's information, dI/dsnr = dI/d(ln snr) / snr by a three-point difference, per latent element
+    (`elements` per clip), in the units of the scheduler's training target (`target_units`). None at the
+    first and last row, and where the row or a neighbour has zero snr (no logarithm)."""
     found = [dict(row, gain=None) for row in rows]
     for k in range(1, len(rows) - 1):
-        before, after = rows[k - 1], rows[k + 1]
-        slope = (after["information"] - before["information"]) / (after["snr"] - before["snr"])
-        found[k]["gain"] = 2.0 * slope / elements * _target_units(scheduler, rows[k]["timestep"])
+        if min(r["snr"] for r in rows[k - 1 : k + 2]) > 0:
+            slope = _ln_slope(rows, k) / rows[k]["snr"]
+            found[k]["gain"] = 2.0 * slope / elements * target_units(scheduler, rows[k]["timestep"])
     return found
+
+
+def check_probe_inputs(world: str, attribute: str, clips: int, test_clips: int, seed: int, scheduler) -> None:
+    """ValueError/TypeError before any work: the world, its attribute, the counts, the seed, and a
+    scheduler whose training target `target_units` can convert."""
+    if world not in ATTRIBUTES:
+        raise ValueError(f"world must be one of {tuple(ATTRIBUTES)}; got {world!r}")
+    if attribute not in ATTRIBUTES[world]:
+        raise ValueError(f"attribute must be one of {tuple(ATTRIBUTES[world])} in the {world} world; "
+                         f"got {attribute!r}")  # fmt: skip
+    check_int("clips", clips, 1)
+    check_int("test_clips", test_clips, 1)
+    check_int("seed", seed, 0)
+    target_units(scheduler, PROBE_TIMESTEPS[1])
 
 
 def probe_rows(pipe, world: str, attribute: str, clips: int, steps: int, seed: int = 0,
                test_clips: int = TEST_CLIPS) -> list[dict]:  # fmt: skip
     """Train a probe on `clips` true clips of `world` and score `test_clips` others (module docstring)."""
+    check_probe_inputs(world, attribute, clips, test_clips, seed, pipe.scheduler)
+    check_int("steps", steps, 1)
     generator = torch.Generator().manual_seed(seed)
     data = []
     for n in (clips, test_clips):
@@ -173,8 +203,8 @@ def probe_rows(pipe, world: str, attribute: str, clips: int, steps: int, seed: i
     latents, targets, captions = data[1]
     rows = word_gains(evaluate(probe, latents, targets, pipe.scheduler, PROBE_TIMESTEPS, generator),
                       pipe.scheduler, latents[0].numel())  # fmt: skip
-    noise = torch.Generator().manual_seed(seed + 1)  # the model's loss: its own draws, the probe's unchanged
-    for row in rows:
+    for row in rows:  # the model's loss: one noise draw of its own for every timestep
+        noise = torch.Generator().manual_seed(seed + 1)
         row["model_loss"] = losses(pipe, latents, {"right": captions}, row["timestep"], noise)["right"]
         row["share"] = None if row["gain"] is None else row["gain"] / row["model_loss"]
     return rows
@@ -216,21 +246,22 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     names = ATTRIBUTES[args.world]
     attribute = args.attribute or ("motion" if args.world == "long" else "direction")
+    if attribute not in names:
+        parser.error(f"--attribute must be one of {tuple(names)} in the {args.world} world; "
+                     f"got {attribute!r}")  # fmt: skip
     try:
         check_int("clips", args.clips, 1)
         check_int("test_clips", args.test_clips, 1)
         check_int("steps", args.steps, 1)
         check_int("seed", args.seed, 0)
-        if attribute not in names:
-            raise ValueError(f"--attribute must be one of {tuple(names)} in the {args.world} world; "
-                             f"got {attribute!r}")  # fmt: skip
     except ValueError as err:
         parser.error(str(err))
-    if args.out is not None and args.out.is_dir():
-        parser.error(f"--out must be a file path; {args.out} is a folder")
+    if args.out is not None and (args.out.is_dir() or not args.out.parent.is_dir()):
+        parser.error(f"--out must be a file path in an existing folder; got {args.out}")
     try:
         pipe = load_pipeline(args.model)
-    except (FileNotFoundError, DamagedCheckpointError) as err:
+        target_units(pipe.scheduler, PROBE_TIMESTEPS[1])
+    except (FileNotFoundError, DamagedCheckpointError, ValueError) as err:
         parser.error(f"--model: {err}")
     if unknown := unknown_words(pipe.text_encoder, make_world(args.world).words):
         parser.error(f"--world {args.world}: the model's text encoder does not know {unknown}; it was "
@@ -246,7 +277,7 @@ def main(argv=None) -> None:
             record = {"model": str(args.model), "world": args.world, "attribute": attribute,
                       "clips": args.clips, "test_clips": args.test_clips, "steps": args.steps,
                       "seed": args.seed, "rows": rows}  # fmt: skip
-            tmp.write_text(json.dumps(record, indent=1))
+            tmp.write_text(json.dumps(record, indent=1, allow_nan=False))
 
 
 if __name__ == "__main__":

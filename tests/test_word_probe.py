@@ -12,7 +12,17 @@ from diffusers import DDIMScheduler
 from torch import nn
 
 from benchmarks.caption_sensitivity import clip_caption, losses, true_clips
-from benchmarks.word_probe import PROBE_TIMESTEPS, Probe, evaluate, labels, main, snr, train_probe, word_gains
+from benchmarks.word_probe import (
+    PROBE_TIMESTEPS,
+    Probe,
+    evaluate,
+    labels,
+    main,
+    snr,
+    target_units,
+    train_probe,
+    word_gains,
+)
 from models.bundled import load_pipeline
 from models.data.long_world import Mover, WorldSpec
 from models.data.shapes import ShapeSpec, frames_to_tensor
@@ -44,45 +54,77 @@ class _Mean(Probe):
         return torch.stack([mean, -mean, torch.zeros_like(mean)], dim=1)
 
 
-def test_scores_are_of_the_schedulers_noising_with_fresh_noise_per_timestep():
+def test_scores_are_of_the_schedulers_noising_with_one_noise_draw_for_every_timestep():
     scheduler = DDIMScheduler()
     latents = torch.randn((6, 4, 2, 3, 3), generator=torch.Generator().manual_seed(1)) + 0.5
     targets = torch.tensor([0, 1, 2, 0, 0, 1])
-    rows = evaluate(
-        _Mean(4, 3, 1000), latents, targets, scheduler, (0, 900), torch.Generator().manual_seed(2)
-    )
     draws = torch.Generator().manual_seed(2)
+    rows = evaluate(_Mean(4, 3, 1000), latents, targets, scheduler, (0, 900), draws)
+    noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(2))
     for row, step in zip(rows, (0, 900), strict=True):
         alpha_bar = scheduler.alphas_cumprod[step]
-        noisy = alpha_bar.sqrt() * latents + (1 - alpha_bar).sqrt() * torch.randn(
-            latents.shape, generator=draws
-        )
-        mean = noisy.mean(dim=(1, 2, 3, 4))
+        mean = (alpha_bar.sqrt() * latents + (1 - alpha_bar).sqrt() * noise).mean(dim=(1, 2, 3, 4))
         logits = torch.stack([mean, -mean, torch.zeros_like(mean)], dim=1)
         entropy = F.cross_entropy(logits, targets).item()
         assert row["timestep"] == step
         assert row["cross_entropy"] == pytest.approx(entropy, rel=1e-6)
         assert row["information"] == pytest.approx(math.log(3) - entropy, rel=1e-6)
         assert row["accuracy"] == (logits.argmax(1) == targets).float().mean().item()
-    assert rows[0]["cross_entropy"] != rows[1]["cross_entropy"]
+        assert row["snr"] == pytest.approx((alpha_bar / (1 - alpha_bar)).item(), rel=1e-6)
+
+
+def test_a_diverged_probe_is_named_at_its_timestep():
+    class Diverged(_Mean):
+        def forward(self, noisy, t):
+            return super().forward(noisy, t) * float("nan")
+
+    with pytest.raises(FloatingPointError, match="at t = 0 is nan"):
+        evaluate(Diverged(4, 3, 1000), torch.zeros((2, 4, 1, 1, 1)), torch.tensor([0, 1]), DDIMScheduler(),
+                 (0,), torch.Generator())  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["v_prediction", "epsilon"])
+def test_target_units_are_the_targets_squared_error_per_squared_x0_error(kind):
+    # Independently of the kit's formulas: move x0 with x_t held, and see diffusers' own target move.
+    scheduler = DDIMScheduler(prediction_type=kind)
+    t = torch.tensor([700])
+    g = torch.Generator().manual_seed(0)
+    x0, eps, delta = (torch.randn((1, 4, 2, 3, 3), generator=g) for _ in range(3))
+    noisy = scheduler.add_noise(x0, eps, t)
+    alpha_bar = scheduler.alphas_cumprod[700]
+    moved_eps = (noisy - alpha_bar.sqrt() * (x0 + delta)) / (1 - alpha_bar).sqrt()
+    if kind == "epsilon":
+        before, after = eps, moved_eps
+    else:
+        before, after = scheduler.get_velocity(x0, eps, t), scheduler.get_velocity(x0 + delta, moved_eps, t)
+    ratio = ((after - before) ** 2).sum() / (delta**2).sum()
+    assert target_units(scheduler, 700) == pytest.approx(ratio.item(), rel=1e-4)
 
 
 def test_the_words_gain_is_twice_the_slope_of_the_information_in_snr_in_the_targets_units():
-    # I-MMSE: summed x0 error falls by 2 dI/dsnr; per element, times 1/(1 - a) for v and a/(1 - a) for eps.
-    for kind in ("v_prediction", "epsilon"):
-        scheduler = DDIMScheduler(prediction_type=kind)
-        a = scheduler.alphas_cumprod
-        assert snr(scheduler, 700) == pytest.approx((a[700] / (1 - a[700])).item(), rel=1e-6)
-        rows = [{"timestep": t, "information": i, "snr": snr(scheduler, t)}
-                for t, i in ((900, 0.0), (700, 0.2), (500, 0.6), (300, 0.7))]  # fmt: skip
-        found = word_gains(rows, scheduler, elements=10)
-        assert [row["gain"] is None for row in found] == [True, False, False, True]
-        slope = 0.6 / (rows[2]["snr"] - rows[0]["snr"])  # centred: the rows either side of t = 700
-        unit = 1 / (1 - a[700]).item() if kind == "v_prediction" else rows[1]["snr"]
-        assert found[1]["gain"] == pytest.approx(2 * slope / 10 * unit, rel=1e-6)
-        assert found[1]["information"] == 0.2 and "gain" not in rows[1]  # rows are copied, not changed
-    with pytest.raises(ValueError, match="prediction_type must be epsilon or v_prediction; got 'sample'"):
-        word_gains(rows, DDIMScheduler(prediction_type="sample"), elements=10)
+    # I-MMSE: the summed x0 error falls by 2 dI/dsnr. With I quadratic in ln snr the three-point formula
+    # is exact, so every interior row can be checked against the derivative by hand.
+    scheduler = DDIMScheduler(prediction_type="v_prediction")
+    steps = (900, 800, 650, 600, 300, 100)  # unequal spacing in ln snr
+    info = lambda x: 0.3 * x + 0.05 * x * x  # noqa: E731  x = ln snr
+    rows = [{"timestep": t, "information": info(math.log(snr(scheduler, t))), "snr": snr(scheduler, t)}
+            for t in steps]  # fmt: skip
+    found = word_gains(rows, scheduler, elements=10)
+    assert found[0]["gain"] is None and found[-1]["gain"] is None
+    for row, step in zip(found[1:-1], steps[1:-1], strict=True):
+        x = math.log(row["snr"])
+        expected = 2 * (0.3 + 0.1 * x) / row["snr"] / 10 * target_units(scheduler, step)
+        assert row["gain"] == pytest.approx(expected, rel=1e-6)
+    assert "gain" not in rows[1]  # rows are copied, not changed
+
+
+def test_no_gain_is_taken_across_zero_snr():
+    scheduler = DDIMScheduler(rescale_betas_zero_snr=True)  # snr is exactly 0 at t = 999
+    rows = [{"timestep": t, "information": 0.1, "snr": snr(scheduler, t)} for t in (500, 900, 950, 999)]
+    assert rows[-1]["snr"] == 0.0
+    gains = [row["gain"] for row in word_gains(rows, scheduler, elements=4)]
+    assert [gain is None for gain in gains] == [True, False, True, True]
+    assert gains[1] == pytest.approx(0.0, abs=1e-9)  # a flat information curve is worth nothing
 
 
 def test_a_probe_reads_a_word_written_in_the_latents_and_loses_it_to_the_noise():
@@ -110,7 +152,8 @@ def test_the_command_refuses_bad_arguments_before_any_work(tmp_path, capsys):
     for argv, message in ((["--clips", "0"], "clips must be"), (["--steps", "0"], "steps must be"),
                           (["--test-clips", "0"], "test_clips must be"),
                           (["--attribute", "motion"], wrong_word), (["--model", str(tmp_path)], "--model: "),
-                          (["--out", str(tmp_path)], "is a folder")):  # fmt: skip
+                          (["--out", str(tmp_path)], "--out must be a file path in an existing folder"),
+                          (["--out", str(tmp_path / "no" / "p.json")], "in an existing folder")):  # fmt: skip
         with pytest.raises(SystemExit) as stop:
             main(argv)
         assert stop.value.code == 2 and message in capsys.readouterr().err
@@ -123,18 +166,23 @@ def test_the_command_writes_a_row_per_timestep_with_the_models_loss(model, tmp_p
     assert found["attribute"] == "direction" and found["test_clips"] == 3
     rows = found["rows"]
     assert [row["timestep"] for row in rows] == list(PROBE_TIMESTEPS)
-    assert rows[0]["gain"] is None and rows[-1]["share"] is None
-    assert all(row["share"] == row["gain"] / row["model_loss"] for row in rows[1:-1])
-    # the model's loss is caption_sensitivity's on the same held-out clips, with their own captions
+    assert all(math.isfinite(row[k]) for row in rows for k in ("accuracy", "information", "model_loss"))
+    # the model's loss is caption_sensitivity's on the same held-out clips, with their own captions and
+    # one noise draw (seed + 1) for every timestep
     g = torch.Generator().manual_seed(0)
     true_clips("shapes", 4, g)
     frames, specs = true_clips("shapes", 3, g)
     pipe = load_pipeline(model)
     latents = pipe.vae.encode(frames_to_tensor(frames))
     right = {"right": [clip_caption(spec) for spec in specs]}
-    noise = torch.Generator().manual_seed(1)  # seed + 1, one draw per timestep in order
-    expected = [losses(pipe, latents, right, t, noise)["right"] for t in PROBE_TIMESTEPS[:2]]
-    assert [row["model_loss"] for row in rows[:2]] == pytest.approx(expected, rel=1e-5)
+    for row in rows[:3]:
+        expected = losses(pipe, latents, right, row["timestep"], torch.Generator().manual_seed(1))["right"]
+        assert row["model_loss"] == pytest.approx(expected, rel=1e-5)
+    # gains per element of one clip's latent (4 x 8 x 4 x 4 here), as a share of the model's loss
+    plain = [{k: row[k] for k in ("timestep", "information", "snr")} for row in rows]
+    gains = [row["gain"] for row in word_gains(plain, pipe.scheduler, latents[0].numel())]
+    assert [row["gain"] for row in rows] == gains and latents[0].numel() != latents.numel()
+    assert rows[1]["share"] == pytest.approx(gains[1] / rows[1]["model_loss"])
     assert "(chance)" in capsys.readouterr().out
 
 
