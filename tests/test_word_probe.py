@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from diffusers import DDIMScheduler
+from einops import rearrange
 from torch import nn
 
 from benchmarks.caption_sensitivity import clip_caption, losses, true_clips
@@ -132,7 +133,7 @@ def test_a_probe_reads_a_word_written_in_the_latents_and_loses_it_to_the_noise()
     g = torch.Generator().manual_seed(0)
     targets = torch.randint(3, (512,), generator=g)
     latents = torch.randn((512, 2, 2, 2, 2), generator=g)
-    latents[:, 0] += (2.0 * targets - 2.0)[:, None, None, None]
+    latents[:, 0] += rearrange(2.0 * targets - 2.0, "b -> b 1 1 1")
     scheduler = DDIMScheduler()
     probe = train_probe(latents, targets, 3, scheduler, 300, torch.Generator().manual_seed(1))
     clean, noisy = evaluate(probe, latents, targets, scheduler, (0, 999), torch.Generator().manual_seed(2))
