@@ -3,12 +3,16 @@
     python -m benchmarks.report --out benchmarks/report
     python -m benchmarks.report --sweep out/sweep/sweep.json      # reuse a sweep instead of running it
     python -m benchmarks.report --sweep-model out/sweep-model/sweep.json   # add section 2b
+    python -m benchmarks.report --continuity out/continuity-flow/continuity.json   # add section 2c
 
 Sections: (1) strategy combinations on the analytic backbone (compare's metrics, the reference process
 first); (2) the Figure-6 ablations of the sweep with the paper's claims checked on its numbers; (2b, with
---sweep-model) the same ablations and claims on the bundled model, read from a sweep of it; (3) the
-reconstruction-guidance weight's trade-off and the best composition in the acceptance band; (4) the
-bundled model's frames at every seam with its pixel metrics; (5) performance measured in this run.
+--sweep-model) the same ablations and claims on the bundled model, read from a sweep of it; (2c, with
+--continuity) a model_continuity study's continuity and looping with intervals, and which compositions
+beat the paper's, and every paper strategy, at once; (3) the reconstruction-guidance weight's trade-off
+and the best composition in the acceptance band; (4) the bundled model's frames at every seam with its
+pixel metrics; (5) performance measured in this run; (6) the claims under rectified flow; (7) where each
+claim holds.
 Everything is computed in this process on one thread and written into a temporary folder beside --out;
 its files replace those of --out only once all of them exist (the page last), so a failure midway
 leaves a previous report as it was. Files of the report's own names that this run did not write (e.g.

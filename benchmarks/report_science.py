@@ -74,6 +74,7 @@ COUNTS = {"jump_excess": "continuity", "mirror_correlation": "looping"}  # what 
 
 def _not_below(found: dict[str, Any], name: str, other: str) -> list[str]:
     """The counts (`COUNTS`) on which `name`'s interval does not lie wholly below `other`'s."""
+
     def interval(composition: str, metric: str) -> tuple[float, float]:
         return found[composition][metric]["mean"], found[composition][metric]["ci95"]
 
@@ -86,7 +87,7 @@ def _beats(found: dict[str, Any], name: str, other: str) -> bool:
 
 
 def _against_every_paper_strategy(table: dict[str, Any]) -> str:
-    """Which compositions beat every paper strategy in the table at once (the issue's test), and for each
+    """Which compositions beat every paper strategy in the table at once, and for each
     other one that is not a paper strategy, the paper strategies it does not beat and on which counts."""
     paper = [name for name in table if is_paper_strategy(name)]
     if not paper:

@@ -20,12 +20,12 @@ snr = alpha_bar / (1 - alpha_bar), the Bayes denoiser's squared error in x_0, su
 is lower with the word than without by exactly 2 dI(word; x_t)/dsnr. `word_gains` estimates it from the
 probe's information curve, per latent element and in the units of the model's training target ("word's
 gain"), and the table sets it beside the model's own loss with the right captions on the same held-out
-clips ("model's loss", as in `caption_sensitivity`). Their ratio ("gain/loss") is about how much higher
-a model's loss would be at that noise level without the word than with it. Two caveats: the probe's
-information is a lower bound, so the gain is an estimate, not a bound; and it is the word's information
-alone, while the model also reads the caption's other words (I(word; x_t | the others) may differ). The
-attribute is the first shape's (as in `caption_sensitivity`). VidRD bundles only, whose text encoder
-knows the world's words; `--out` writes the rows as JSON.
+clips ("model's loss", as in `caption_sensitivity`). Their ratio ("gain/loss") is the Bayes-optimal gap
+as a share of this model's loss: about how much a model that had learnt the word could lose without it.
+Two caveats: the probe's information is a lower bound, so the gain is an estimate, not a bound; and it
+is the word's information alone, while the model also reads the caption's other words (I(word; x_t |
+the others) may differ). The attribute is the first shape's (as in `caption_sensitivity`). VidRD bundles
+only, whose text encoder knows the world's words; `--out` writes the rows as JSON.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 from pathlib import Path
 
 import torch
@@ -52,8 +53,8 @@ from samplers.validation import check_generator, check_int
 
 from .caption_sensitivity import ATTRIBUTES, clip_caption, first_and_others, losses, true_clips
 
-__all__ = ["PROBE_TIMESTEPS", "Probe", "evaluate", "labels", "probe_rows", "snr", "target_units",
-           "train_probe", "word_gains"]  # fmt: skip
+__all__ = ["PROBE_TIMESTEPS", "Probe", "check_probe_inputs", "evaluate", "labels", "probe_rows", "snr",
+           "target_units", "train_probe", "word_gains"]  # fmt: skip
 
 # Denser where the long world's motion word is decided (t 500-850); neighbours give each row's slope.
 PROBE_TIMESTEPS = (0, 100, 200, 300, 400, 500, 550, 600, 650, 700, 750, 800, 850, 900, 950, 999)
@@ -256,8 +257,8 @@ def main(argv=None) -> None:
         check_int("seed", args.seed, 0)
     except ValueError as err:
         parser.error(str(err))
-    if args.out is not None and (args.out.is_dir() or not args.out.parent.is_dir()):
-        parser.error(f"--out must be a file path in an existing folder; got {args.out}")
+    if args.out is not None and (args.out.is_dir() or not os.access(args.out.parent, os.W_OK)):
+        parser.error(f"--out must be a file path in an existing, writable folder; got {args.out}")
     try:
         pipe = load_pipeline(args.model)
         target_units(pipe.scheduler, PROBE_TIMESTEPS[1])

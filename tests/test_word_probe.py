@@ -19,6 +19,7 @@ from benchmarks.word_probe import (
     evaluate,
     labels,
     main,
+    probe_rows,
     snr,
     target_units,
     train_probe,
@@ -48,11 +49,12 @@ def test_labels_index_the_first_shapes_word_among_the_worlds_names():
 
 
 class _Mean(Probe):
-    """Logits (mean, -mean, 0) of the noisy latents: a probe whose scores can be computed by hand."""
+    """Logits (mean, -mean, 0, ...) of the noisy latents: a probe whose scores can be computed by hand."""
 
     def forward(self, noisy, t):
         mean = noisy.mean(dim=(1, 2, 3, 4))
-        return torch.stack([mean, -mean, torch.zeros_like(mean)], dim=1)
+        zeros = [torch.zeros_like(mean)] * (self.head.out_features - 2)
+        return torch.stack([mean, -mean, *zeros], dim=1)
 
 
 def test_scores_are_of_the_schedulers_noising_with_one_noise_draw_for_every_timestep():
@@ -153,8 +155,8 @@ def test_the_command_refuses_bad_arguments_before_any_work(tmp_path, capsys):
     for argv, message in ((["--clips", "0"], "clips must be"), (["--steps", "0"], "steps must be"),
                           (["--test-clips", "0"], "test_clips must be"),
                           (["--attribute", "motion"], wrong_word), (["--model", str(tmp_path)], "--model: "),
-                          (["--out", str(tmp_path)], "--out must be a file path in an existing folder"),
-                          (["--out", str(tmp_path / "no" / "p.json")], "in an existing folder")):  # fmt: skip
+                          (["--out", str(tmp_path)], "--out must be a file path in an existing, writable"),
+                          (["--out", str(tmp_path / "no" / "p.json")], "writable folder")):  # fmt: skip
         with pytest.raises(SystemExit) as stop:
             main(argv)
         assert stop.value.code == 2 and message in capsys.readouterr().err
@@ -191,3 +193,21 @@ def test_the_command_refuses_a_model_of_another_world(model, capsys):
     with pytest.raises(SystemExit) as stop:
         main(["--model", str(model), "--world", "long", "--clips", "4", "--steps", "2"])
     assert stop.value.code == 2 and "does not know ['around', " in capsys.readouterr().err
+
+
+def test_probe_rows_score_the_held_out_clips_on_the_asked_word(model, monkeypatch):
+    # A fixed probe in place of the trained one: the rows must be its scores on the held-out clips (drawn
+    # after the training clips) against their direction labels, with the noise drawn next.
+    monkeypatch.setattr("benchmarks.word_probe.train_probe", lambda *args: _Mean(4, 4, 1000))
+    pipe = load_pipeline(model)
+    rows = probe_rows(pipe, "shapes", "direction", clips=4, steps=1, test_clips=5)
+    g = torch.Generator().manual_seed(0)
+    true_clips("shapes", 4, g)
+    frames, specs = true_clips("shapes", 5, g)
+    latents = pipe.vae.encode(frames_to_tensor(frames))
+    expected = evaluate(_Mean(4, 4, 1000), latents, labels(specs, "shapes", "direction"), pipe.scheduler,
+                        PROBE_TIMESTEPS, g)  # fmt: skip
+    assert [row["cross_entropy"] for row in rows] == pytest.approx([r["cross_entropy"] for r in expected])
+    assert [row["accuracy"] for row in rows] == [r["accuracy"] for r in expected]
+    with pytest.raises(ValueError, match=r"attribute must be one of .* in the shapes world; got 'motion'"):
+        probe_rows(pipe, "shapes", "motion", clips=4, steps=1)
