@@ -53,8 +53,8 @@ from samplers.validation import check_generator, check_int
 
 from .caption_sensitivity import ATTRIBUTES, clip_caption, first_and_others, losses, true_clips
 
-__all__ = ["PROBE_TIMESTEPS", "Probe", "check_probe_inputs", "evaluate", "labels", "probe_rows", "snr",
-           "target_units", "train_probe", "word_gains"]  # fmt: skip
+__all__ = ["PROBE_TIMESTEPS", "Probe", "check_probe_inputs", "check_word", "evaluate", "labels", "probe_rows",
+           "snr", "target_units", "train_probe", "word_gains"]  # fmt: skip
 
 # Denser where the long world's motion word is decided (t 500-850); neighbours give each row's slope.
 PROBE_TIMESTEPS = (0, 100, 200, 300, 400, 500, 550, 600, 650, 700, 750, 800, 850, 900, 950, 999)
@@ -62,12 +62,18 @@ TEST_CLIPS = 1024  # held-out clips scored at every timestep
 BATCH = 64
 
 
-def labels(specs, world: str, attribute: str) -> torch.Tensor:
-    """The index of each spec's first-shape `attribute` among `world`'s names of it (long tensor)."""
+def check_word(world: str, attribute: str) -> None:
+    """ValueError unless `world` is one of the kit's worlds and `attribute` one its captions name."""
     if world not in ATTRIBUTES:
         raise ValueError(f"world must be one of {tuple(ATTRIBUTES)}; got {world!r}")
     if attribute not in ATTRIBUTES[world]:
-        raise ValueError(f"attribute must be one of {tuple(ATTRIBUTES[world])}; got {attribute!r}")
+        raise ValueError(f"attribute must be one of {tuple(ATTRIBUTES[world])} in the {world} world; "
+                         f"got {attribute!r}")  # fmt: skip
+
+
+def labels(specs, world: str, attribute: str) -> torch.Tensor:
+    """The index of each spec's first-shape `attribute` among `world`'s names of it (long tensor)."""
+    check_word(world, attribute)
     names = ATTRIBUTES[world][attribute]
     return torch.tensor([names.index(getattr(first_and_others(s)[0], attribute)) for s in specs])
 
@@ -171,25 +177,21 @@ def word_gains(rows: list[dict], scheduler, elements: int) -> list[dict]:
     return found
 
 
-def check_probe_inputs(world: str, attribute: str, clips: int, test_clips: int, seed: int, scheduler) -> None:
-    """ValueError/TypeError before any work: the world, its attribute, the counts, the seed, and a
-    scheduler whose training target `target_units` can convert."""
-    if world not in ATTRIBUTES:
-        raise ValueError(f"world must be one of {tuple(ATTRIBUTES)}; got {world!r}")
-    if attribute not in ATTRIBUTES[world]:
-        raise ValueError(f"attribute must be one of {tuple(ATTRIBUTES[world])} in the {world} world; "
-                         f"got {attribute!r}")  # fmt: skip
-    check_int("clips", clips, 1)
-    check_int("test_clips", test_clips, 1)
+def check_probe_inputs(world: str, attribute: str, clips: int, test_clips: int, steps: int,
+                       seed: int) -> None:  # fmt: skip
+    """ValueError/TypeError naming the parameter before any work: the world, its word, the counts, the
+    seed. (The scheduler's training target is checked by `target_units` once a model has loaded.)"""
+    check_word(world, attribute)
+    for name, value in (("clips", clips), ("test_clips", test_clips), ("steps", steps)):
+        check_int(name, value, 1)
     check_int("seed", seed, 0)
-    target_units(scheduler, PROBE_TIMESTEPS[1])
 
 
 def probe_rows(pipe, world: str, attribute: str, clips: int, steps: int, seed: int = 0,
                test_clips: int = TEST_CLIPS) -> list[dict]:  # fmt: skip
     """Train a probe on `clips` true clips of `world` and score `test_clips` others (module docstring)."""
-    check_probe_inputs(world, attribute, clips, test_clips, seed, pipe.scheduler)
-    check_int("steps", steps, 1)
+    check_probe_inputs(world, attribute, clips, test_clips, steps, seed)
+    target_units(pipe.scheduler, PROBE_TIMESTEPS[1])  # a training target it can convert
     generator = torch.Generator().manual_seed(seed)
     data = []
     for n in (clips, test_clips):
@@ -245,17 +247,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
-    names = ATTRIBUTES[args.world]
     attribute = args.attribute or ("motion" if args.world == "long" else "direction")
-    if attribute not in names:
-        parser.error(f"--attribute must be one of {tuple(names)} in the {args.world} world; "
-                     f"got {attribute!r}")  # fmt: skip
     try:
-        check_int("clips", args.clips, 1)
-        check_int("test_clips", args.test_clips, 1)
-        check_int("steps", args.steps, 1)
-        check_int("seed", args.seed, 0)
-    except ValueError as err:
+        check_probe_inputs(args.world, attribute, args.clips, args.test_clips, args.steps, args.seed)
+    except (TypeError, ValueError) as err:
         parser.error(str(err))
     if args.out is not None and (args.out.is_dir() or not os.access(args.out.parent, os.W_OK)):
         parser.error(f"--out must be a file path in an existing, writable folder; got {args.out}")
@@ -272,7 +267,7 @@ def main(argv=None) -> None:
     print(f"the {attribute} word of {args.test_clips} held-out true clips of the {args.world} world, read "
           f"from their latents (model {args.model}) noised at t; probe trained on {args.clips} clips, "
           f"{args.steps} steps; information in nats")  # fmt: skip
-    print(format_rows(rows, len(names[attribute])))
+    print(format_rows(rows, len(ATTRIBUTES[args.world][attribute])))
     if args.out is not None:
         with atomic_path(args.out) as tmp:
             record = {"model": str(args.model), "world": args.world, "attribute": attribute,

@@ -97,7 +97,7 @@ _REPLACES_LATER_NOISE = {
 
 def parse_strategies(text: str) -> list[Any]:
     """Comma-separated `name[:value][:key=value...]` items (see the module docstring)."""
-    items = [_parse_item(item) for item in filter(None, (part.strip() for part in text.split(",")))]
+    items = [_parse_item(item) for item in _items(text)]
     _check_duplicates(items)
     _check_lost_noise(items)
     for message in _prompt_frame_warnings(items):
@@ -105,10 +105,15 @@ def parse_strategies(text: str) -> list[Any]:
     return [item.strategy for item in items]
 
 
+def _items(text: str) -> list[str]:
+    """A composition's comma-separated items, stripped, empty ones dropped."""
+    return [item for item in (part.strip() for part in text.split(",")) if item]
+
+
 def strategy_names(text: str) -> list[str]:
     """The names a composition's items begin with, in order ("fnr,pns:4" -> ["fnr", "pns"]), as written:
     nothing is checked, so that a table holding peers outside this registry can still be read."""
-    return [item.split(":")[0].strip() for item in filter(None, (part.strip() for part in text.split(",")))]
+    return [item.split(":")[0].strip() for item in _items(text)]
 
 
 def is_paper_strategy(text: str) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import types
 
 import pytest
 import torch
@@ -42,7 +43,7 @@ def test_labels_index_the_first_shapes_word_among_the_worlds_names():
     clip = [ShapeSpec("square", "green", d, 2.0, 4.0, 10.0, 10.0, "black") for d in ("up", "left")]
     assert labels(clip, "shapes", "direction").tolist() == [2, 0]  # left, right, up, down
     assert labels(clip, "shapes", "shape").tolist() == [1, 1]
-    with pytest.raises(ValueError, match=r"attribute must be one of .*got 'motion'"):
+    with pytest.raises(ValueError, match=r"attribute must be one of .* in the shapes world; got 'motion'"):
         labels(clip, "shapes", "motion")
     with pytest.raises(ValueError, match="world must be one of"):
         labels(clip, "moon", "shape")
@@ -151,7 +152,7 @@ def test_the_probe_sees_the_timestep():
 
 
 def test_the_command_refuses_bad_arguments_before_any_work(tmp_path, capsys):
-    wrong_word = "--attribute must be one of ('colour', 'shape', 'direction') in the shapes world"
+    wrong_word = "attribute must be one of ('colour', 'shape', 'direction') in the shapes world; got 'motion'"
     for argv, message in ((["--clips", "0"], "clips must be"), (["--steps", "0"], "steps must be"),
                           (["--test-clips", "0"], "test_clips must be"),
                           (["--attribute", "motion"], wrong_word), (["--model", str(tmp_path)], "--model: "),
@@ -211,3 +212,11 @@ def test_probe_rows_score_the_held_out_clips_on_the_asked_word(model, monkeypatc
     assert [row["accuracy"] for row in rows] == [r["accuracy"] for r in expected]
     with pytest.raises(ValueError, match=r"attribute must be one of .* in the shapes world; got 'motion'"):
         probe_rows(pipe, "shapes", "motion", clips=4, steps=1)
+
+
+def test_a_training_target_the_kit_cannot_convert_is_refused():
+    scheduler = types.SimpleNamespace(alphas_cumprod=DDIMScheduler().alphas_cumprod,
+                                      config=types.SimpleNamespace(prediction_type="noise"))  # fmt: skip
+    with pytest.raises(ValueError, match=r"prediction_type must be one of .*got 'noise'"):
+        target_units(scheduler, 500)
+    assert target_units(DDIMScheduler(prediction_type="sample"), 500) == 1.0  # x0 itself
